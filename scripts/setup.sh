@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates .venv (once) with everything the demo and the tests need; safe to re-run.
+# torch is installed first and on its own: the pinned CPU build must be in place before
+# anything that depends on torch is resolved, or pip pulls the CUDA build (GBs).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SURGICALAI_VENV:-$root/.venv}"
+py="${PYTHON:-python3}"
+stamp="$venv/.surgicalai-installed"
+want="$(sha256sum "$root/pyproject.toml" | cut -c1-16)"
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[setup] creating virtual environment in $venv"
+  "$py" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing dependencies (a few minutes on a fresh machine)"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q "torch==2.13.0"
+  "$venv/bin/python" -m pip install -q -e "$root[dev]"
+  echo "$want" > "$stamp"
+fi
+
+# Headless rendering: VTK renders offscreen through EGL (Mesa). Install Mesa's EGL where missing.
+export VTK_DEFAULT_OPENGL_WINDOW="${VTK_DEFAULT_OPENGL_WINDOW:-vtkEGLRenderWindow}"
+if ! "$venv/bin/python" "$root/scripts/check_render.py" >/dev/null 2>&1; then
+  echo "[setup] offscreen rendering unavailable; installing Mesa EGL"
+  if command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6) >/dev/null
+  fi
+  "$venv/bin/python" "$root/scripts/check_render.py"
+fi
+echo "[setup] ready: $venv"

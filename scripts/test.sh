@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh machine, then runs the whole test suite.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+source "$root/scripts/env.sh"
+cd "$root"
+exec "$root/.venv/bin/python" -m pytest -q "$@"

@@ -1,0 +1,1 @@
+"""Command line and demo of SlicerSurgicalAI (``surgicalai``); the work is done by the module Libs."""
