@@ -1,0 +1,199 @@
+"""Initial camera-to-CT pose: from a tracker, from paired landmarks, or from a global search.
+
+All poses are 4x4 matrices mapping camera-frame points (OpenCV, mm) to CT RAS.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from SegmentationAILib.errors import InputError
+
+from .icp import TargetTensors, check_cloud, cpu_threads, icp_batch, rotation_matrix
+from .registration_target import RegistrationTarget
+
+
+def _matrix(m, what: str) -> np.ndarray:
+    a = np.asarray(m, dtype=np.float64)
+    if a.shape != (4, 4) or not np.all(np.isfinite(a)):
+        raise InputError(f"The {what} must be a finite 4x4 matrix.")
+    if abs(np.linalg.det(a[:3, :3])) < 1e-9 or not np.allclose(a[3], [0, 0, 0, 1]):
+        raise InputError(f"The {what} is not an invertible affine transform.")
+    return a
+
+
+def init_from_tracking(tracker_to_ras: np.ndarray, camera_to_tracker: Optional[np.ndarray] = None) -> np.ndarray:
+    """Camera-to-RAS from a tracked endoscope: the tracker's marker-to-RAS transform composed with the
+    hand-eye calibration (camera-to-marker); identity calibration when none is given."""
+    pose = _matrix(tracker_to_ras, "tracking transform")
+    if camera_to_tracker is not None:
+        pose = pose @ _matrix(camera_to_tracker, "hand-eye calibration")
+    return pose
+
+
+def transform_node_to_world(node) -> np.ndarray:
+    """The 4x4 to-world matrix of a linear transform node (e.g. a tracked endoscope's)."""
+    import vtk
+
+    if node is None:
+        raise InputError("No tracking transform was chosen.")
+    if not node.IsTransformToWorldLinear():
+        raise InputError(f"Transform '{node.GetName()}' is not linear; a tracked pose must be a linear transform.")
+    m = vtk.vtkMatrix4x4()
+    node.GetMatrixTransformToWorld(m)
+    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def landmark_transform(source: np.ndarray, target: np.ndarray, scale: bool = False) -> np.ndarray:
+    """Least-squares (Umeyama) 4x4 mapping paired ``source`` points onto ``target`` points.
+
+    Rigid by default; ``scale=True`` adds one uniform scale. Fewer than 3 pairs, unequal counts,
+    non-finite or collinear points are an InputError."""
+    src = np.asarray(source, dtype=np.float64)
+    dst = np.asarray(target, dtype=np.float64)
+    if src.ndim != 2 or dst.ndim != 2 or src.shape[1] != 3 or dst.shape[1] != 3:
+        raise InputError("Landmarks must be lists of 3-D points.")
+    if len(src) != len(dst):
+        raise InputError(f"Landmarks must be paired: {len(src)} on the video/cloud but {len(dst)} on the CT.")
+    if len(src) < 3:
+        raise InputError(f"At least 3 landmark pairs are needed, got {len(src)}.")
+    if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
+        raise InputError("Landmarks contain non-finite coordinates.")
+    for pts, where in ((src, "video/cloud"), (dst, "CT")):
+        sv = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False)
+        if sv[0] < 1e-9 or sv[1] / sv[0] < 1e-3:
+            raise InputError(f"The {where} landmarks are collinear (or coincide); pick at least 3 points "
+                             "not on one line.")
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    U, S, Vt = np.linalg.svd(cov)
+    D = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        D[2, 2] = -1.0
+    R = U @ D @ Vt
+    s = float(np.trace(np.diag(S) @ D) / (xs ** 2).sum(axis=1).mean()) if scale else 1.0
+    m = np.eye(4)
+    m[:3, :3] = s * R
+    m[:3, 3] = mu_d - s * R @ mu_s
+    return m
+
+
+def points_from_pixels(pixels_uv: np.ndarray, depth_mm: np.ndarray, camera) -> np.ndarray:
+    """Camera-frame points (N, 3) of landmarks picked on a depth map at pixels (u, v), using the depth
+    at the nearest pixel; a pick without depth is an InputError."""
+    uv = np.asarray(pixels_uv, dtype=np.float64).reshape(-1, 2)
+    depth = np.asarray(depth_mm, dtype=np.float64)
+    camera.check_frame(depth.shape[1], depth.shape[0])
+    cols, rows = np.rint(uv[:, 0]).astype(int), np.rint(uv[:, 1]).astype(int)
+    inside = (cols >= 0) & (cols < depth.shape[1]) & (rows >= 0) & (rows < depth.shape[0])
+    if not inside.all():
+        raise InputError(f"Landmark pixel {tuple(uv[~inside][0])} is outside the {depth.shape[1]}x{depth.shape[0]} frame.")
+    z = depth[rows, cols]
+    if not np.all(np.isfinite(z) & (z > 0)):
+        raise InputError(f"Landmark pixel {tuple(uv[~(np.isfinite(z) & (z > 0))][0])} has no depth; pick on the tissue.")
+    return np.stack([(uv[:, 0] - camera.cx) / camera.fx * z, (uv[:, 1] - camera.cy) / camera.fy * z, z], axis=1)
+
+
+def random_rotations(n: int, max_angle_deg: Optional[float], rng: np.random.Generator) -> np.ndarray:
+    """(n, 3, 3) rotations: uniform on SO(3) (``max_angle_deg`` None) or with angles uniform up to it
+    about uniformly random axes. The first one is the identity."""
+    if max_angle_deg is None:
+        q = rng.normal(size=(n, 4))
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        w, x, y, z = q.T
+        R = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+                      2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+                      2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1).reshape(n, 3, 3)
+    else:
+        axis = rng.normal(size=(n, 3))
+        axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+        angle = np.radians(max_angle_deg) * np.cbrt(rng.random(n))
+        R = rotation_matrix(torch.as_tensor(axis * angle[:, None])).numpy()
+    R[0] = np.eye(3)
+    return R
+
+
+@dataclass
+class GlobalInitResult:
+    matrix: np.ndarray
+    inlier_fraction: float   # share of the subsampled cloud within the acceptance distance
+    rms_mm: float
+    candidates: int          # initial poses tried
+    seconds: float
+
+
+def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[np.ndarray] = None, *,
+                rotation_range_deg: Optional[float] = 35.0, translation_range_mm: float = 25.0,
+                budget_s: float = 1.0, scale: bool = False, n_points: int = 400, batch: int = 64,
+                iterations: int = 12, accept_mm: float = 2.5, seed: int = 0,
+                device: Optional[str] = "cpu") -> GlobalInitResult:
+    """Coarse multi-start search: batches of sampled poses, each refined by a short ICP on a
+    subsample of the cloud; the pose with the most points within ``accept_mm`` of the surface wins.
+
+    With a ``prior`` pose (e.g. the tracker's or the last good one) rotations are sampled within
+    ``rotation_range_deg`` about the cloud centre and shifts within ``translation_range_mm``;
+    without one, rotations cover all of SO(3) and the cloud centre is placed at surface samples.
+    Stops after ``budget_s`` seconds (at least one batch). The search keeps the prior's scale (a free
+    scale on a few hundred points from a rough start can shrink the cloud onto any patch); with
+    ``scale`` the caller's final ICP estimates it."""
+    from SegmentationAILib.device import select_device
+
+    start = time.perf_counter()
+    pts = check_cloud(cloud)
+    rng = np.random.default_rng(seed)
+    sub = pts[rng.choice(len(pts), min(n_points, len(pts)), replace=False)]
+    dev = select_device(device)
+    tt = TargetTensors.of(target, dev)
+    src = torch.as_tensor(sub, dtype=torch.float64, device=dev)
+    centre = sub.mean(axis=0)
+    base = np.eye(4) if prior is None else np.asarray(prior, np.float64)
+    if prior is None:
+        rotation_range_deg = None
+        anchors = target.points[rng.choice(len(target.points), 4096)]
+    best = (-1.0, np.inf, base)
+    tried = 0
+    with cpu_threads(dev):
+        while True:
+            R = random_rotations(batch, rotation_range_deg, rng)
+            if prior is None:
+                # cloud centre lands on the surface; the camera-side offset is left to ICP
+                dest = anchors[rng.integers(len(anchors), size=batch)]
+            else:
+                c_world = base[:3, :3] @ centre + base[:3, 3]
+                shift = rng.uniform(-translation_range_mm, translation_range_mm, size=(batch, 3))
+                shift[0] = 0.0
+                dest = c_world + shift
+            Rw = R @ base[:3, :3] if prior is not None else R
+            init = np.tile(np.eye(4), (batch, 1, 1))
+            init[:, :3, :3] = Rw
+            init[:, :3, 3] = dest - Rw @ centre
+            # the scale stays the prior's here: a free scale on a few hundred points and a rough
+            # start can shrink the cloud onto any surface patch; the final ICP refines it
+            M, w, res, _, _, _, _ = icp_batch(src, tt, torch.as_tensor(init, device=dev), scale=False,
+                                              iterations=iterations, gate_mm=max(2 * translation_range_mm, 10.0))
+            p = src @ M[:, :3, :3].transpose(1, 2) + M[:, None, :3, 3]
+            d = torch.linalg.norm(p - tt.points[tt.lookup(p)], dim=-1)
+            close = d <= accept_mm
+            frac = close.double().mean(-1)
+            rms = torch.sqrt((torch.where(close, d, torch.zeros_like(d)) ** 2).sum(-1) / close.sum(-1).clamp_min(1))
+            score = frac - 1e-3 * rms  # more support first, then a tighter fit
+            k = int(torch.argmax(score))
+            tried += batch
+            if float(frac[k]) > best[0] or (float(frac[k]) == best[0] and float(rms[k]) < best[1]):
+                best = (float(frac[k]), float(rms[k]), M[k].cpu().numpy())
+            if time.perf_counter() - start >= budget_s or best[0] >= 0.98:
+                break
+    return GlobalInitResult(best[2], best[0], best[1], tried, time.perf_counter() - start)
+
+
+def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
+    ra = a[:3, :3] / np.cbrt(np.linalg.det(a[:3, :3]))
+    rb = b[:3, :3] / np.cbrt(np.linalg.det(b[:3, :3]))
+    c = (np.trace(ra @ rb.T) - 1) / 2
+    return math.degrees(math.acos(float(np.clip(c, -1, 1))))
