@@ -47,6 +47,10 @@ def test_cmakelists_lists_every_python_file(module):
     wanted = {str(p.relative_to(ROOT / module)) for p in (ROOT / module).rglob("*.py") if "Testing" not in p.parts}
     missing = sorted(wanted - listed)
     assert not missing, f"{module}/CMakeLists.txt does not list: {missing}"
+    resources = {str(p.relative_to(ROOT / module)) for p in (ROOT / module / "Resources").rglob("*")
+                 if p.suffix in (".ui", ".png")}
+    listed_resources = {r.replace("${MODULE_NAME}", module) for r in re.findall(r"(Resources/[\w/${}]+\.(?:ui|png))", cmake)}
+    assert resources <= listed_resources, f"{module}/CMakeLists.txt does not list: {sorted(resources - listed_resources)}"
     stale = sorted(p for p in listed if not (ROOT / module / p).exists())
     assert not stale, f"{module}/CMakeLists.txt lists files that do not exist: {stale}"
 

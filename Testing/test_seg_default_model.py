@@ -45,8 +45,8 @@ def test_default_model_reproduces_its_training_case(model, sample_ct_path):
     names = {e["value"]: e["name"] for e in model.labels}
     by_name = {names[v]: d for v, d in dice.items()}
     # requirements for a model that saw this case: the large organs must be found well
-    assert by_name["liver"] > 0.85 and by_name["vertebrae"] > 0.7, by_name
-    assert np.mean([by_name[n] for n in REQUIRED]) > 0.6, by_name
+    assert by_name["liver"] > 0.85 and min(by_name[n] for n in REQUIRED) > 0.5, by_name
+    assert np.mean([by_name[n] for n in REQUIRED]) > 0.75, by_name
     # the card's numbers are what this code measures (same pipeline, same settings)
     card = json.loads((default_model_path() / "model.json").read_text())
     for name, value in card["metrics"]["dice_on_training_case"].items():
@@ -63,7 +63,8 @@ def test_demo_step_writes_results_and_hands_over_nodes(scene, tmp_path):
     run_demo_step(ctx)
     for name in ("segmentation.seg.nrrd", "segmentation_labels.nii.gz", "segmentation_statistics.csv",
                  "segmentation_axial.png", "segmentation_coronal.png", "segmentation_3d.png"):
-        assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 1000, name
+        assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 200, name
+        assert (tmp_path / name).stat().st_mode & 0o044, f"{name} is not readable by others"
     # the 3-D picture shows something: not a blank white image
     picture = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "segmentation_3d.png")))
     assert picture.std() > 10 and (picture[..., :3] < 200).mean() > 0.02

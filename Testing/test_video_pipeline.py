@@ -191,3 +191,15 @@ def test_cli_depth(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Depth model folder not found" in err and "Input not found" in err
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_field_stop_mask_is_cached_and_refreshed():
+    full = np.full((64, 80, 3), 120, np.uint8)  # no field stop: a microscope or a cropped endoscope
+    scope = scope_frame(0)
+    proc = FrameProcessor(BrightnessDepth(), None, max_points=None, mask_every=3)
+    zero_outside = []
+    for i, rgb in enumerate([full, full, scope, scope, scope, scope]):
+        depth = proc.process(Frame(i, i / 30, rgb, f"f{i}")).depth_mm
+        zero_outside.append(bool(np.all(depth[scope.max(axis=2) == 0] == 0)))
+    # the cached full-frame mask is kept for at most mask_every frames, then the field stop is found
+    assert zero_outside == [False, False, False, True, True, True]

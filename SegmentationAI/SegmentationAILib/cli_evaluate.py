@@ -7,7 +7,6 @@ labels by value, or by name through ``--class`` mappings (as in ``surgicalai tra
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 HELP = "evaluate a segmentation model (or ensemble) against labelled cases: Dice, IoU, HD95, ASD, volume"

@@ -76,6 +76,15 @@ def _first_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
+def publish(tmp: Union[str, Path], path: Union[str, Path]) -> Path:
+    """Move a finished temporary file into place with normal file permissions (temp files are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+    return Path(path)
+
+
 def check_output_path(path: Union[str, Path], suffixes=None) -> Path:
     """Refuse an output whose folder is missing or not writable, or with an unknown suffix."""
     if path is None or not str(path).strip():
@@ -100,7 +109,7 @@ def write_image(image: sitk.Image, path: Union[str, Path], compress: bool = True
     tmp = tmp_dir / ("image" + suffix)
     try:
         sitk.WriteImage(image, str(tmp), compress)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except RuntimeError as error:
         raise InputError(f"Cannot write {path}: {_first_line(error)}") from None
     finally:

@@ -198,7 +198,9 @@ def export_seg_nrrd(node, path: Union[str, Path]) -> Path:
         storage.SetUseCompression(1)
         if not storage.WriteData(node):
             raise InputError(f"Writing the segmentation to {path} failed.")
-        os.replace(tmp, path)
+        from .image_io import publish
+
+        publish(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -55,7 +55,9 @@ def write_statistics_csv(rows: List[Dict], path: Union[str, Path]) -> Path:
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: (f"{row[k]:.3f}" if k == "volume_ml" else row[k]) for k in COLUMNS})
-        os.replace(tmp, path)
+        from .image_io import publish
+
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

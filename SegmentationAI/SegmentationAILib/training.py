@@ -11,7 +11,6 @@ model folder ``<output>`` is written only at the end (atomically, never over an 
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
 import math
@@ -307,6 +306,10 @@ def write_curves(history: Sequence[dict], path: Path, class_names: Sequence[str]
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation Dice")
     ax2.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
 
     def save(p: Path) -> None:

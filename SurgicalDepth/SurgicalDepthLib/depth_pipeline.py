@@ -21,7 +21,7 @@ from SegmentationAILib.errors import InputError, ModelError
 from SegmentationAILib.progress import CancelToken, Progress
 
 from .camera import CameraIntrinsics
-from .frame_prep import fit_camera, prepare_frame
+from .frame_prep import field_stop_mask, fit_camera, prepare_frame
 from .frame_sources import Frame, FrameSource, open_source
 from .pointcloud import PointCloud, depth_to_pointcloud, polydata_from_cloud, write_ply
 
@@ -62,12 +62,16 @@ class DepthResult:
 
 
 class FrameProcessor:
-    """Frame -> masks -> depth -> point cloud. Stateless apart from its settings, so one instance can
-    be swapped for another between frames (live switching of model or camera)."""
+    """Frame -> masks -> depth -> point cloud. Holds its settings and a cached field-of-view mask
+    only, so one instance can be swapped for another between frames (live switching of model or camera).
+
+    The field stop of an endoscope does not move between frames: its mask is found again every
+    ``mask_every`` frames (and whenever the frame size changes), not for every frame.
+    """
 
     def __init__(self, model: DepthEstimator, camera: Optional[CameraIntrinsics] = None,
                  max_points: Optional[int] = 20000, auto_mask: bool = True, mask_specular: bool = True,
-                 undistort: bool = True, build_polydata: bool = True):
+                 undistort: bool = True, build_polydata: bool = True, mask_every: int = 15):
         if model is None or not hasattr(model, "predict"):
             raise ModelError("No depth model was given; load one (the bundled model or a model folder).")
         if max_points is not None and max_points < 1:
@@ -79,6 +83,17 @@ class FrameProcessor:
         self.mask_specular = mask_specular
         self.undistort = undistort
         self.build_polydata = build_polydata
+        self.mask_every = max(1, int(mask_every))
+        self._fov_cache = None  # (shape, frames since computed, mask)
+
+    def _field_of_view(self, rgb: np.ndarray) -> np.ndarray:
+        cache = self._fov_cache
+        if cache is None or cache[0] != rgb.shape or cache[1] >= self.mask_every:
+            mask = field_stop_mask(rgb)
+            self._fov_cache = (rgb.shape, 1, mask)
+            return mask
+        self._fov_cache = (cache[0], cache[1] + 1, cache[2])
+        return cache[2]
 
     def camera_for(self, width: int, height: int) -> CameraIntrinsics:
         return fit_camera(self.camera, width, height, default_fov_deg=_model_fov(self.model))
@@ -87,7 +102,9 @@ class FrameProcessor:
         start = time.perf_counter()
         rgb = frame.rgb
         camera = self.camera_for(rgb.shape[1], rgb.shape[0])
-        prepared = prepare_frame(rgb, camera, self.auto_mask, self.mask_specular)
+        prepared = prepare_frame(rgb, camera, auto_mask=False, mask_specular=self.mask_specular)
+        if self.auto_mask:
+            prepared.field_of_view = self._field_of_view(rgb)
         t_prep = time.perf_counter()
         depth = np.asarray(self.model.predict(rgb), dtype=np.float32)
         if depth.shape != rgb.shape[:2]:

@@ -178,7 +178,7 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
             M, w, res, _, _, _, _ = icp_batch(src, tt, torch.as_tensor(init, device=dev), scale=False,
                                               iterations=iterations, gate_mm=max(2 * translation_range_mm, 10.0))
             p = src @ M[:, :3, :3].transpose(1, 2) + M[:, None, :3, 3]
-            d = torch.linalg.norm(p - tt.points[tt.lookup(p)], dim=-1)
+            d = torch.linalg.norm(p - tt.gather(tt.lookup(p))[0], dim=-1)
             close = d <= accept_mm
             frac = close.double().mean(-1)
             rms = torch.sqrt((torch.where(close, d, torch.zeros_like(d)) ** 2).sum(-1) / close.sum(-1).clamp_min(1))

@@ -56,7 +56,7 @@ class FrameTracker:
 
     def _refine(self, cloud, init, iterations) -> ICPResult:
         return icp(cloud, self.target, init, scale=self.scale, max_iterations=iterations, gate_mm=self.gate_mm,
-                   exact_final=self.exact_final, tolerance_mm=1e-3, device=self.device,
+                   exact_final=self.exact_final, tolerance_mm=5e-3, device=self.device,
                    max_points=self.max_points, seed=self.frames)
 
     def _suspicious(self, result: ICPResult) -> bool:
