@@ -32,7 +32,7 @@ def test_demo_registration_step_writes_overlays_and_numbers(scene, tmp_path):
     finally:
         renderer.close()
     ctx = DemoContext(out_dir=tmp_path, scene=scene, device="cpu", quick=True)
-    ctx.shared.update(depth_frames=frames, segmentation_node=seg)
+    ctx.shared.update(depth_frames=frames, segmentation_node=seg, scene_surfaces=segment_surfaces(seg))
     run_demo_step(ctx)
     numbers = ctx.numbers["Registration"]
     assert numbers["max TRE, true depth [mm]"] < 1.0

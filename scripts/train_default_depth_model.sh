@@ -9,7 +9,9 @@
 # Data go to $WORK (default /tmp/depth_work); nothing but the model folder lands in the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh
 source scripts/env.sh
+export PATH="$PWD/.venv/bin:$PATH"
 WORK=${WORK:-/tmp/depth_work}
 OUT=${OUT:-Resources/Models/endoscopy-depth}
 FRAMES=${FRAMES:-1800}

@@ -80,12 +80,37 @@ def write_report(ctx: DemoContext, seconds: Dict[str, float]) -> Path:
     return report
 
 
+MARKER = ".surgicalai-demo"
+
+
+def prepare_output(out: Path) -> None:
+    """An empty (or new) folder, or an earlier demo's output (replaced); anything else is refused
+    before any work starts, so a user's files are never overwritten."""
+    import shutil
+
+    from SegmentationAILib.errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"Output {out} is a file, not a folder.")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise InputError(f"Output folder {out} is not empty and is not an earlier demo's output; "
+                             "choose a new or empty folder.")
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("written by 'surgicalai demo'; the next demo run may replace this folder\n")
+    except OSError as error:
+        raise InputError(f"Cannot write to {out}: {error.strerror}.") from None
+
+
 def run_demo(out_dir, device: str = "auto", quick: bool = False) -> DemoContext:
     from SegmentationAILib.scene import new_scene
     from SegmentationAILib.scene_bundle import save_scene_bundle
 
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out)
     ctx = DemoContext(out_dir=out, scene=new_scene(), device=device, quick=quick)
     seconds: Dict[str, float] = {}
     for title, module_name in STEPS:

@@ -2,7 +2,8 @@
 as a video file, with depth maps, point clouds (a sequence in the scene), pictures and numbers.
 
 Hands over to the registration step in ``ctx.shared``: ``depth_frames`` (dicts with index, rgb,
-depth_true, depth_pred, pose_true, camera), ``camera``, ``video_path``, ``pointcloud_transform_node``.
+depth_true, depth_pred, pose_true, camera), ``camera``, ``video_path``, ``pointcloud_transform_node``,
+``scene_surfaces`` (name -> RAS surface the video was rendered from).
 """
 from __future__ import annotations
 
@@ -176,6 +177,7 @@ def run_demo_step(ctx) -> None:
     ctx.file("Depth maps (.npy, mm), point clouds (.ply) and timings.csv", out / "frames")
     ctx.shared["depth_frames"] = frames
     ctx.shared["camera"] = camera
+    ctx.shared["scene_surfaces"] = {s.name: s.polydata for s in scenario.structures}
     ctx.shared["video_path"] = video
     ctx.shared["pointcloud_transform_node"] = summary.scene_nodes["transform"]
     ctx.shared["depth_browser_node"] = summary.scene_nodes["browser"]

@@ -16,26 +16,32 @@ HIDDEN_FIRST = ("pancreas", "kidney", "gallbladder", "aorta", "vena", "vein", "a
 
 
 def _target_and_surfaces(ctx):
-    """The CT target: the segmentation from the previous step if it has surfaces, else the
-    reference organ surfaces of the rendered scenario."""
+    """The registration target and the structures to overlay.
+
+    The target is the CT's organ surfaces that the endoscope sees (the sample CT's reference organs:
+    liver, stomach, bowel, ...): a laparoscopic view is mostly bowel, which the default segmentation
+    model does not segment, and registering to a surface set that lacks half of what the camera sees
+    lands in a wrong minimum. The overlay shows the hidden structures of the segmentation made in the
+    first step (pancreas, kidneys, aorta ...) when there is one, else the reference organs'.
+    """
     from SegmentationAILib.errors import InputError
 
     from .registration_target import append_polydata, segment_surfaces, target_from_polydata
+    from .synthetic_scene import load_scenario
 
+    surfaces = ctx.shared.get("scene_surfaces")  # what the video was rendered from, when the depth step says
+    if not surfaces:
+        surfaces = {s.name: s.polydata for s in load_scenario("laparoscopy").structures}
+    target = target_from_polydata(append_polydata(surfaces.values()), name="sample CT organ surfaces",
+                                  segments=surfaces)
+    overlay_from = surfaces
     node = ctx.shared.get("segmentation_node")
     if node is not None:
         try:
-            surfaces = segment_surfaces(node)
-            return target_from_polydata(append_polydata(surfaces.values()), name=node.GetName(),
-                                        segments=surfaces), surfaces, f"segmentation '{node.GetName()}'"
+            overlay_from = segment_surfaces(node)
         except InputError as error:
-            ctx.say(f"segmentation has no usable surface ({error}); using the reference organ surfaces")
-    from .synthetic_scene import load_scenario
-
-    scenario = load_scenario("laparoscopy")
-    surfaces = {s.name: s.polydata for s in scenario.structures}
-    return (target_from_polydata(append_polydata(surfaces.values()), name="laparoscopy reference", segments=surfaces),
-            surfaces, "reference organ surfaces of the bundled CT")
+            ctx.say(f"segmentation has no usable surface ({error}); overlaying the reference organs")
+    return target, surfaces, overlay_from, "CT organ surfaces the video shows"
 
 
 def _overlay_choice(surfaces: Dict[str, object]) -> Dict[str, object]:
@@ -122,7 +128,7 @@ def run_demo_step(ctx) -> None:
     out = Path(ctx.out_dir) / "registration"
     out.mkdir(parents=True, exist_ok=True)
     camera = frames[0]["camera"]
-    target, surfaces, target_what = _target_and_surfaces(ctx)
+    target, surfaces, overlay_surfaces, target_what = _target_and_surfaces(ctx)
     centroids = np.array([np.asarray(p.GetCenter()) for p in surfaces.values()])
     rng = np.random.default_rng(0)
     device = "cpu" if ctx.device in (None, "auto") else ctx.device
@@ -166,7 +172,7 @@ def run_demo_step(ctx) -> None:
         set_matrix(node, results[-1].matrix)
     follow_camera(endoscope_camera_node(ctx.scene), results[-1].matrix, camera)
 
-    structures = structures_from_surfaces(_overlay_choice(surfaces))
+    structures = structures_from_surfaces(_overlay_choice(overlay_surfaces))
     overlaid = []
     frame_dir = out / "overlay_frames"
     frame_dir.mkdir(exist_ok=True)

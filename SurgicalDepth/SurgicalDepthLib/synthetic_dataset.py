@@ -191,7 +191,10 @@ class SyntheticDepthDataset:
         except ValueError:
             raise InputError(f"Dataset {self.root}: pose of frame {r['frame']} is not a 4x4 matrix.") from None
         d = decode_depth(depth)
-        return {"rgb": np.ascontiguousarray(bgr[..., ::-1]), "depth_mm": d, "valid": d > 0, "pose": pose,
+        # depth is stored for the whole frame (exact geometry), but pixels behind the field stop are
+        # black in the image: no network can see their depth, so they are not "valid" for learning or scoring
+        seen = bgr.max(axis=2) > 0
+        return {"rgb": np.ascontiguousarray(bgr[..., ::-1]), "depth_mm": d, "valid": (d > 0) & seen, "pose": pose,
                 "frame": int(r["frame"]), "path": r["path"], "scenario": r["scenario"]}
 
     def __getitem__(self, i: int) -> dict:
