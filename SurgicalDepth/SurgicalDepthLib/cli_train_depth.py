@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", default="192x256", help="training crop HxW (multiples of 32)")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--silog-lambda", type=float, default=0.5, help="1 = fully scale invariant")
     parser.add_argument("--gradient-weight", type=float, default=0.5)
     parser.add_argument("--val-every", type=int, default=200)

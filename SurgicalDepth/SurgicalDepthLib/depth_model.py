@@ -5,7 +5,10 @@ Accepted models:
   or a TorchScript module + ``weights.sha256``); ``None`` means the bundled
   ``Resources/Models/endoscopy-depth``;
 - a bare TorchScript file: input (B, 3, H, W) float RGB in [0, 1], output (B, 1, H, W) or (B, H, W)
-  depth; it is treated as relative (not metric) unless ``metric=True``.
+  depth; it is treated as relative (not metric) unless ``metric=True``;
+- a local Hugging Face Depth Anything folder (V1 or V2, ``config.json`` + safetensors), read with the
+  optional ``transformers`` package without downloading anything (see :mod:`.depth_hf`): metric
+  models give mm, relative ones depth up to an unknown scale.
 
 Relative models are turned into millimetres with :func:`align_scale` against a reference depth
 (median ratio, the SCARED protocol, or least squares); see :meth:`DepthEstimator.predict_aligned`.
@@ -172,10 +175,15 @@ def _folder_estimator(path: Path, device: torch.device) -> DepthEstimator:
 
 def load_depth_model(path: Optional[Union[str, Path]] = None, device: str = "auto",
                      metric: Optional[bool] = None) -> DepthEstimator:
-    """Load a depth model folder, a bare TorchScript file, or (``None``) the bundled default model."""
+    """Load a depth model folder, a Hugging Face Depth Anything folder, a bare TorchScript file,
+    or (``None``) the bundled default model."""
+    from .depth_hf import is_hf_depth_folder, load_hf_depth_folder  # it imports this module
+
     dev = select_device(device)
     path = Path(path) if path is not None else default_model_path()
-    if path.is_dir():
+    if path.is_dir() and is_hf_depth_folder(path):
+        est = load_hf_depth_folder(path, dev)
+    elif path.is_dir():
         est = _folder_estimator(path, dev)
     elif path.is_file():
         try:

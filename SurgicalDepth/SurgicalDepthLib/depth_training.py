@@ -36,7 +36,7 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 8
     crop: Tuple[int, int] = (192, 256)
-    lr: float = 2e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     silog_lambda: float = 0.5
     gradient_weight: float = 0.5
