@@ -54,6 +54,12 @@ class SegmentationAIWidget(ScriptedLoadableModuleWidget):
         self.trainSection = SegmentationAITrainSection.TrainSection(self.layout, self.logic)
         self.layout.addStretch(1)
 
+    def enter(self):
+        # first time the panel is shown: offer to install missing Python packages into Slicer
+        if not getattr(self, "_dependenciesChecked", False):
+            import SegmentationAIDependencies
+            self._dependenciesChecked = SegmentationAIDependencies.ensureDependencies()
+
     def cleanup(self):
         if self.cancelToken is not None:
             self.cancelToken.cancel()

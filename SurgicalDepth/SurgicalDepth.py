@@ -71,6 +71,12 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.registrationSection = RegistrationSection(self.layout, self.logic)
 
+    def enter(self):
+        # first time the panel is shown: offer to install missing Python packages into Slicer
+        if not getattr(self, "_dependenciesChecked", False):
+            import SegmentationAIDependencies
+            self._dependenciesChecked = SegmentationAIDependencies.ensureDependencies()
+
     def cleanup(self):
         self.timer.stop()
         if self.logic is not None:

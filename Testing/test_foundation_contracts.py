@@ -88,3 +88,17 @@ def test_cli_bad_input_is_one_line_no_traceback(tmp_path):
                              "-o", str(tmp_path / "out.seg.nrrd")], capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_slicer_requirements_match_the_package_pins():
+    """The packages installed into Slicer's Python are the versions the headless package pins."""
+    import tomllib
+    from pathlib import Path
+
+    from SegmentationAILib.dependencies import SLICER_REQUIREMENTS, missing_requirements
+
+    pins = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    for spec in SLICER_REQUIREMENTS.values():
+        assert spec in pins, f"{spec} is not pinned the same way in pyproject.toml"
+    assert missing_requirements() == []  # this environment has everything
+    assert missing_requirements(lambda name: name not in ("torch", "cv2")) == ["torch", "opencv-python-headless==5.0.0.93"]

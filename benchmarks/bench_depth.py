@@ -4,10 +4,10 @@ renderer frames per second, and (optionally) accuracy of a depth model on synthe
     python benchmarks/bench_depth.py [--threads 2] [--runs 20] [--model Resources/Models/endoscopy-depth]
         [--dataset /tmp/depth_work/train --split val] [--heldout /tmp/depth_work/heldout] [--json out.json]
 
-The peer is Depth Anything V2 Small *architecture* (ViT-S/14: width 384, 12 blocks, 6 heads; DPT
-head with 64 features and [48, 96, 192, 384] reassemble channels), written here from its paper and
-published configuration, instantiated with random weights (weights do not change speed), run at the
-nearest multiple-of-14 input (252x322 for 256x320), in the same process, same threads.
+The peer is the Depth Anything V2 Small *architecture* (ViT-S/14 + DPT head, about 25 M parameters) as
+implemented by Hugging Face ``transformers`` with the published Small configuration, instantiated with
+random weights (weights do not change speed), run at the nearest multiple-of-14 input (252x322 for
+256x320), in the same process, same threads.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 for sub in ("SegmentationAI", "SurgicalDepth"):
@@ -30,101 +29,30 @@ for sub in ("SegmentationAI", "SurgicalDepth"):
 
 
 # --------------------------------------------------------------------- Depth Anything V2 Small (peer)
-class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
+def depth_anything_v2_small() -> nn.Module:
+    """The Depth Anything V2 Small architecture as implemented in Hugging Face ``transformers``
+    (DINOv2 ViT-S/14 backbone: width 384, 12 layers, 6 heads, features of layers 3/6/9/12; DPT neck
+    [48, 96, 192, 384], fusion 64, head 32), the configuration of the published
+    ``Depth-Anything-V2-Small-hf`` model, with random weights: nothing is downloaded and weights do
+    not change speed."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
-    def forward(self, x):
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+    backbone = Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
+                            patch_size=14, image_size=518, out_indices=[3, 6, 9, 12], reshape_hidden_states=False,
+                            apply_layernorm=True)
+    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=384, patch_size=14,
+                                 neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64, head_hidden_size=32,
+                                 depth_estimation_type="relative")
 
+    class Peer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = DepthAnythingForDepthEstimation(config)
 
-class ViTBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads)
-        self.ls1 = nn.Parameter(torch.ones(dim))
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, dim * mlp_ratio), nn.GELU(), nn.Linear(dim * mlp_ratio, dim))
-        self.ls2 = nn.Parameter(torch.ones(dim))
+        def forward(self, x):
+            return self.model(pixel_values=x).predicted_depth
 
-    def forward(self, x):
-        x = x + self.ls1 * self.attn(self.norm1(x))
-        return x + self.ls2 * self.mlp(self.norm2(x))
-
-
-class ResidualConvUnit(nn.Module):
-    def __init__(self, features: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
-        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
-
-    def forward(self, x):
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
-
-
-class FusionBlock(nn.Module):
-    def __init__(self, features: int, with_skip: bool):
-        super().__init__()
-        self.res1 = ResidualConvUnit(features) if with_skip else None
-        self.res2 = ResidualConvUnit(features)
-        self.out = nn.Conv2d(features, features, 1)
-
-    def forward(self, x, skip=None, size=None):
-        if skip is not None and self.res1 is not None:
-            x = x + self.res1(skip)
-        x = self.res2(x)
-        x = F.interpolate(x, size=size, scale_factor=None if size else 2.0, mode="bilinear", align_corners=True)
-        return self.out(x)
-
-
-class DepthAnythingV2Small(nn.Module):
-    """ViT-S/14 encoder + DPT decoder, the shape of Depth Anything V2 Small (about 25 M parameters)."""
-
-    def __init__(self, dim=384, depth=12, heads=6, features=64, out_channels=(48, 96, 192, 384),
-                 layers=(2, 5, 8, 11), patch=14):
-        super().__init__()
-        self.patch, self.layers = patch, layers
-        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + 37 * 37, dim))  # 518x518 grid, interpolated per input
-        self.blocks = nn.ModuleList([ViTBlock(dim, heads) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.projects = nn.ModuleList([nn.Conv2d(dim, c, 1) for c in out_channels])
-        self.resize = nn.ModuleList([nn.ConvTranspose2d(out_channels[0], out_channels[0], 4, 4),
-                                     nn.ConvTranspose2d(out_channels[1], out_channels[1], 2, 2),
-                                     nn.Identity(), nn.Conv2d(out_channels[3], out_channels[3], 3, 2, 1)])
-        self.layer_rn = nn.ModuleList([nn.Conv2d(c, features, 3, padding=1, bias=False) for c in out_channels])
-        self.refine = nn.ModuleList([FusionBlock(features, i != 3) for i in range(4)])
-        self.head1 = nn.Conv2d(features, features // 2, 3, padding=1)
-        self.head2 = nn.Sequential(nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(True), nn.Conv2d(32, 1, 1),
-                                   nn.ReLU(True))
-
-    def forward(self, x):
-        b, _, h, w = x.shape
-        ph, pw = h // self.patch, w // self.patch
-        t = self.patch_embed(x).flatten(2).transpose(1, 2)
-        pos = self.pos_embed[:, 1:].reshape(1, 37, 37, -1).permute(0, 3, 1, 2)
-        pos = F.interpolate(pos, size=(ph, pw), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
-        t = torch.cat([self.cls_token.expand(b, -1, -1) + self.pos_embed[:, :1], t + pos], dim=1)
-        feats = []
-        for i, blk in enumerate(self.blocks):
-            t = blk(t)
-            if i in self.layers:
-                feats.append(self.norm(t)[:, 1:].transpose(1, 2).reshape(b, -1, ph, pw))
-        maps = [self.layer_rn[i](self.resize[i](self.projects[i](f))) for i, f in enumerate(feats)]
-        y = self.refine[3](maps[3], size=maps[2].shape[-2:])
-        y = self.refine[2](y, maps[2], size=maps[1].shape[-2:])
-        y = self.refine[1](y, maps[1], size=maps[0].shape[-2:])
-        y = self.refine[0](y, maps[0])
-        y = F.interpolate(self.head1(y), size=(ph * self.patch, pw * self.patch), mode="bilinear", align_corners=True)
-        return self.head2(y)
+    return Peer()
 
 
 # --------------------------------------------------------------------------------- measurements
@@ -148,7 +76,7 @@ def bench_networks(threads: int, runs: int, h: int = 256, w: int = 320) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     ours = build_depth_network().eval()
-    peer = DepthAnythingV2Small().eval()
+    peer = depth_anything_v2_small().eval()
     ph, pw = round(h / 14) * 14, round(w / 14) * 14
     out = {"threads": threads, "input": [h, w], "peer_input": [ph, pw],
            "ours_params": count_parameters(ours), "peer_params": sum(p.numel() for p in peer.parameters()),

@@ -23,7 +23,7 @@ mkdir -p "$WORK"
 [ -d "$WORK/train" ] || surgicalai render laparoscopy,sinus,bronchoscopy,shapes -o "$WORK/train" \
     --frames "$FRAMES" --paths $((FRAMES / 20)) --seed 1
 surgicalai train-depth "$WORK/train" -o "$WORK/model" --steps "$STEPS" --minutes "$MINUTES" \
-    --crop 160x224 --batch-size 8 --threads 1 --val-every 250 --overwrite ${RESUME:+--resume}
+    --crop 256x320 --batch-size 8 --threads 1 --val-every 250 --overwrite ${RESUME:+--resume}
 [ -d "$WORK/heldout" ] || surgicalai render "ct:$SHARED/ct/openkbp_hn/validation/validation_pt_201_ct.nii.gz" \
     -o "$WORK/heldout" --frames 120 --paths 6 --seed 2 --val-every 1
 surgicalai eval-depth "$WORK/model" "$WORK/train" --split val -o "$WORK/eval_val" --overwrite

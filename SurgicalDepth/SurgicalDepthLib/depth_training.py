@@ -35,7 +35,9 @@ from .synthetic_dataset import SyntheticDepthDataset
 class TrainConfig:
     steps: int = 2000
     batch_size: int = 8
-    crop: Tuple[int, int] = (192, 256)
+    # whole frames by default: group norm's statistics over a crop differ from those over the whole
+    # frame the network sees at inference, which shifted the predicted scale (AbsRel 0.03 -> 0.25)
+    crop: Tuple[int, int] = (256, 320)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     silog_lambda: float = 0.5
@@ -49,6 +51,9 @@ class TrainConfig:
     threads: int = 2
     device: str = "auto"
     augment: bool = True
+    # appearance augmentation scale (1 = the full sigmas/probabilities in augment_sample); at full
+    # strength a 2.2 M-parameter network trained on CPU for an hour no longer learned metric scale
+    augment_strength: float = 0.6
 
 
 # ------------------------------------------------------------------------------- augmentation
@@ -72,35 +77,36 @@ def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: n
         img, d, v = img[::-1], d[::-1], v[::-1]
     img = np.ascontiguousarray(img)
     d, v = np.ascontiguousarray(d), np.ascontiguousarray(v)
+    k = float(strength)  # scales every appearance change: sigmas and probabilities
     # colour: per-channel gain (white balance), brightness, contrast, saturation, gamma
-    gain = np.exp(rng.normal(0, 0.12, 3)).astype(np.float32) * np.float32(np.exp(rng.normal(0, 0.3)))
+    gain = np.exp(rng.normal(0, 0.12 * k, 3)).astype(np.float32) * np.float32(np.exp(rng.normal(0, 0.3 * k)))
     img = img * gain
     grey = img.mean(axis=2, keepdims=True)
-    img = grey + (img - grey) * np.float32(np.exp(rng.normal(0, 0.25)))
-    img = np.clip(img, 0, 1) ** np.float32(np.exp(rng.normal(0, 0.2)))
-    if rng.random() < 0.4:
+    img = grey + (img - grey) * np.float32(np.exp(rng.normal(0, 0.25 * k)))
+    img = np.clip(img, 0, 1) ** np.float32(np.exp(rng.normal(0, 0.2 * k)))
+    if rng.random() < 0.4 * k:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 2.0)))
-    if rng.random() < 0.2:  # motion blur along a random direction
+    if rng.random() < 0.2 * k:  # motion blur along a random direction
         k = int(rng.integers(3, 9))
         kernel = np.zeros((k, k), np.float32)
         kernel[k // 2] = 1.0 / k
         rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), float(rng.uniform(0, 180)), 1.0)
         kernel = cv2.warpAffine(kernel, rot, (k, k))
         img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
-    if rng.random() < 0.5:  # specular blobs: saturated highlights that do not change geometry
+    if rng.random() < 0.5 * k:  # specular blobs: saturated highlights that do not change geometry
         yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
         for _ in range(int(rng.integers(1, 6))):
             cy, cx = rng.uniform(0, ch), rng.uniform(0, cw)
             ry, rx = rng.uniform(1.5, 10), rng.uniform(1.5, 10)
             blob = np.exp(-(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2))
             img = img + (blob * rng.uniform(0.6, 1.5))[..., None]
-    if rng.random() < 0.3:  # reddish fluid / blood tint in patches
+    if rng.random() < 0.3 * k:  # reddish fluid / blood tint in patches
         yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
         cy, cx, r = rng.uniform(0, ch), rng.uniform(0, cw), rng.uniform(15, 60)
         m = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None] * rng.uniform(0.3, 0.8)
         img = img * (1 - m) + m * np.array([0.35, 0.02, 0.02], np.float32) * img.mean()
-    img = img + rng.normal(0, rng.uniform(0.0, 0.03), img.shape).astype(np.float32)
-    if rng.random() < 0.3:  # a field stop of a different radius than the render's
+    img = img + rng.normal(0, rng.uniform(0.0, 0.03 * k), img.shape).astype(np.float32)
+    if rng.random() < 0.3 * k:  # a field stop of a different radius than the render's
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) / np.hypot(h / 2, w / 2)
         inside = (r < rng.uniform(0.45, 0.8))[y0:y0 + ch, x0:x0 + cw]
@@ -112,8 +118,8 @@ def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: n
 
 
 class TrainingSamples(torch.utils.data.Dataset):
-    def __init__(self, frames: SyntheticDepthDataset, crop, augment: bool, seed: int):
-        self.frames, self.crop, self.augment, self.seed = frames, crop, augment, seed
+    def __init__(self, frames: SyntheticDepthDataset, crop, augment: bool, seed: int, strength: float = 1.0):
+        self.frames, self.crop, self.augment, self.seed, self.strength = frames, crop, augment, seed, strength
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -123,7 +129,7 @@ class TrainingSamples(torch.utils.data.Dataset):
         item = self.frames[i]
         rng = np.random.default_rng((self.seed, self.epoch, i))
         img, d, v = augment_sample(item["rgb"], item["depth_mm"], item["valid"], rng, self.crop,
-                                   1.0 if self.augment else 0.0)
+                                   self.strength if self.augment else 0.0)
         mean = np.asarray(IMAGENET["mean"], np.float32)
         std = np.asarray(IMAGENET["std"], np.float32)
         x = torch.from_numpy(((img - mean) / std).transpose(2, 0, 1).copy())
@@ -277,7 +283,7 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
         history = json.loads(ckpt.get("history", "{}")) or history
         spent_minutes = float(ckpt.get("minutes", 0.0))
         log(f"resumed from step {step}")
-    samples = TrainingSamples(train_frames, tuple(cfg.crop), cfg.augment, cfg.seed)
+    samples = TrainingSamples(train_frames, tuple(cfg.crop), cfg.augment, cfg.seed, cfg.augment_strength)
     p = Progress.of(progress, cancel)
     t0 = time.time()
     rng = np.random.default_rng((cfg.seed, step))
