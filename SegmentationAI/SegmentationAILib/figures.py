@@ -87,17 +87,28 @@ def render_segmentation_3d(segmentation_node, path: Union[str, Path], size=(900,
         actor.GetProperty().SetSpecular(0.2)
         renderer.AddActor(actor)
         actors += 1
+    # RAS: looking from the front (anterior, +A) towards the back, head up
+    return save_offscreen_png(renderer, path, size, position=(0, 1, 0), focal_point=(0, 0, 0), view_up=(0, 0, 1),
+                              zoom=1.2)
+
+
+def save_offscreen_png(renderer, path: Union[str, Path], size=(900, 900), position=None, focal_point=None,
+                       view_up=(0, 0, 1), zoom: float = 1.0) -> Path:
+    """Render ``renderer`` offscreen (EGL/OSMesa, no X server) to a PNG; the camera looks from
+    ``position`` at ``focal_point`` and is then fitted to what the renderer shows."""
+    import vtk
+
     window = vtk.vtkRenderWindow()
     window.SetOffScreenRendering(1)
     window.SetSize(*size)
     window.AddRenderer(renderer)
     camera = renderer.GetActiveCamera()
-    # RAS: looking from the front (anterior, +A) towards the back, head up
-    camera.SetPosition(0, 1, 0)
-    camera.SetFocalPoint(0, 0, 0)
-    camera.SetViewUp(0, 0, 1)
+    if position is not None and focal_point is not None:
+        camera.SetPosition(*position)
+        camera.SetFocalPoint(*focal_point)
+    camera.SetViewUp(*view_up)
     renderer.ResetCamera()
-    camera.Zoom(1.2)
+    camera.Zoom(zoom)
     window.Render()
     grab = vtk.vtkWindowToImageFilter()
     grab.SetInput(window)

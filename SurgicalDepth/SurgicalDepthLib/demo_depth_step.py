@@ -96,27 +96,11 @@ def clouds_3d_picture(scenario, clouds_ras, path: Path, size=(900, 700)) -> Path
         actor.SetMapper(mapper)
         actor.GetProperty().SetPointSize(2)
         renderer.AddActor(actor)
-    window = vtk.vtkRenderWindow()
-    window.SetOffScreenRendering(1)
-    window.SetSize(*size)
-    window.AddRenderer(renderer)
-    camera = renderer.GetActiveCamera()
     centre = np.mean([c[0].mean(axis=0) for c in clouds_ras], axis=0)
-    camera.SetFocalPoint(*centre)
-    camera.SetPosition(*(centre + np.array([-150.0, 350.0, 200.0])))
-    camera.SetViewUp(0, 0, 1)
-    renderer.ResetCamera()
-    camera.Zoom(1.6)
-    window.Render()
-    grab = vtk.vtkWindowToImageFilter()
-    grab.SetInput(window)
-    grab.Update()
-    writer = vtk.vtkPNGWriter()
-    writer.SetFileName(str(path))
-    writer.SetInputConnection(grab.GetOutputPort())
-    writer.Write()
-    window.Finalize()
-    return path
+    from SegmentationAILib.figures import save_offscreen_png
+
+    eye = centre + np.array([-150.0, 350.0, 200.0])  # from the front, above and to the side
+    return save_offscreen_png(renderer, path, size, position=eye, focal_point=centre, zoom=1.6)
 
 
 def run_demo_step(ctx) -> None:

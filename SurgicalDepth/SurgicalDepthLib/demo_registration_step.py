@@ -91,27 +91,11 @@ def clouds_on_ct_picture(surfaces: Dict[str, object], clouds: List[np.ndarray], 
         actor.GetProperty().SetColor(*palette[i % len(palette)])
         actor.GetProperty().SetPointSize(2)
         renderer.AddActor(actor)
-    window = vtk.vtkRenderWindow()
-    window.SetOffScreenRendering(1)
-    window.SetSize(*size)
-    window.AddRenderer(renderer)
-    cam = renderer.GetActiveCamera()
     centre = np.vstack(clouds).mean(axis=0)
-    cam.SetFocalPoint(*centre)
-    cam.SetPosition(*(centre + np.array([-120.0, 300.0, 160.0])))
-    cam.SetViewUp(0, 0, 1)
-    renderer.ResetCamera()
-    cam.Zoom(1.5)
-    window.Render()
-    grab = vtk.vtkWindowToImageFilter()
-    grab.SetInput(window)
-    grab.Update()
-    writer = vtk.vtkPNGWriter()
-    writer.SetFileName(str(path))
-    writer.SetInputConnection(grab.GetOutputPort())
-    writer.Write()
-    window.Finalize()
-    return path
+    from SegmentationAILib.figures import save_offscreen_png
+
+    eye = centre + np.array([-120.0, 300.0, 160.0])  # from the front, above and to the side
+    return save_offscreen_png(renderer, path, size, position=eye, focal_point=centre, zoom=1.5)
 
 
 def run_demo_step(ctx) -> None:
