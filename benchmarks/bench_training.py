@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--stage", choices=["all", "train", "eval"], default="all")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--md", help="markdown report (default docs/BENCHMARKS_training_<dataset>.md)")
     args = p.parse_args()
 
     import torch
@@ -125,7 +127,44 @@ def main() -> int:
         ev.write_json(out / "evaluation.json")
         print(f"evaluated in {time.time() - t1:.1f}s")
         print(ev.summary_text())
+        md = write_markdown(args.dataset, d, ev, model_dir, Path(args.md or ROOT / "docs" / f"BENCHMARKS_training_{args.dataset}.md"))
+        print(f"wrote {md}")
     return 0
+
+
+def write_markdown(name: str, d: dict, ev, model_dir: Path, path: Path) -> Path:
+    """Per-class mean ± sd over the validation cases, per-case Dice, and how the model was trained."""
+    import platform
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    metrics = json.loads((Path(str(model_dir) + ".training") / "metrics.json").read_text())
+    card = json.loads((model_dir / "model.json").read_text())
+    s = ev.summary()
+    lines = [f"# Training benchmark: {name}", "",
+             f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
+             f"{os.cpu_count()} CPU cores (shared), no GPU; torch {__import__('torch').__version__}.",
+             f"- Command: `python benchmarks/bench_training.py {name} --minutes ...` (train on `{d['train'].relative_to(SHARED)}`,"
+             f" validate on `{d['val'].relative_to(SHARED)}` of `../shared/data`; research data, nothing ships).",
+             f"- Model: MONAI UNet {card['architecture']['channels']}, spacing {card['spacing']} mm, patch "
+             f"{card['patch_size']}; {len(metrics['epochs'])} epochs of {metrics['epochs'][0].get('step', 0)} steps, "
+             f"best epoch {metrics['best_epoch']} (validation mean Dice {metrics['best_val_mean_dice']}); "
+             f"training time {sum(e.get('time_s', 0) for e in metrics['epochs']) / 60:.0f} min on 1 CPU thread.",
+             "- Evaluation: the extension's own inference (`evaluate_model`: resample, sliding window, post-processing, "
+             "back to the original grid), no TTA; metrics per case, then mean ± sd over cases.", "",
+             "| structure | Dice | IoU | HD95 mm | ASD mm | volume diff % |", "|---|---|---|---|---|---|"]
+
+    def f(x):
+        return f"{x['mean']:.3f} ± {x['sd']:.3f}" if np.isfinite(x["mean"]) else "n/a"
+
+    for structure in ev.structures:
+        m = s[structure]
+        lines.append(f"| {structure} | {f(m['dice'])} | {f(m['iou'])} | {f(m['hd95_mm'])} | {f(m['asd_mm'])} | "
+                     f"{f(m['volume_diff_pct'])} |")
+    lines += ["", f"Mean Dice over structures: **{ev.mean_dice():.3f}**.", ""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 if __name__ == "__main__":
