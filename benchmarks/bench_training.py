@@ -152,7 +152,9 @@ def write_markdown(name: str, d: dict, ev, model_dir: Path, path: Path) -> Path:
              f"best epoch {metrics['best_epoch']} (validation mean Dice {metrics['best_val_mean_dice']}); "
              f"training time {sum(e.get('time_s', 0) for e in metrics['epochs']) / 60:.0f} min on 1 CPU thread.",
              "- Evaluation: the extension's own inference (`evaluate_model`: resample, sliding window, post-processing, "
-             "back to the original grid), no TTA; metrics per case, then mean ± sd over cases.", "",
+             "back to the original grid), no TTA; metrics per case, then mean ± sd over cases.",
+             "- Model selection: the epoch with the best validation Dice on these same validation cases (there is no "
+             "separate test set in this data), so the numbers are slightly optimistic.", "",
              "| structure | Dice | IoU | HD95 mm | ASD mm | volume diff % |", "|---|---|---|---|---|---|"]
 
     def f(x):
