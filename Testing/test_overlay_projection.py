@@ -90,6 +90,14 @@ def test_overlay_frame_blends_fill_and_outline_and_rejects_bad_input(scene, snap
     assert np.array_equal(out[~mask], frame[~mask])
     edge_or_fill = out[mask]
     assert set(map(tuple, np.unique(edge_or_fill, axis=0))) == {(50, 178, 50), (0, 255, 0)}
+    # inside an endoscope's image circle only: nothing is drawn on the black border
+    fov = np.zeros(frame.shape[:2], bool)
+    fov[:, :160] = True
+    clipped, clipped_masks = overlay_frame(frame, structures, pose, CAMERA, opacity=0.5, field_of_view=fov)
+    assert mask[:, :160].any() and mask[:, 160:].any()  # the organ straddles the edge of the field
+    assert np.array_equal(clipped_masks["organ"], mask & fov) and np.array_equal(clipped[:, 160:], frame[:, 160:])
+    with pytest.raises(InputError, match="field-of-view"):
+        overlay_frame(frame, structures, pose, CAMERA, field_of_view=fov[:10])
     snap = snapshot(scene)
     for bad, msg in [(dict(rgb=frame[:100]), "frames"), (dict(opacity=1.5), "opacity"),
                      (dict(rgb=frame[..., 0]), "RGB"), (dict(pose=np.zeros((4, 4))), "pose")]:

@@ -100,6 +100,7 @@ def clouds_on_ct_picture(surfaces: Dict[str, object], clouds: List[np.ndarray], 
 
 def run_demo_step(ctx) -> None:
     from .camera_follow import endoscope_camera_node, follow_camera
+    from .frame_prep import field_stop_mask
     from .overlay import overlay_frame, overlay_volume_node, structures_from_surfaces, write_mp4, write_png
     from .registration_init import global_init
     from .registration_scene import set_matrix
@@ -161,7 +162,8 @@ def run_demo_step(ctx) -> None:
     frame_dir = out / "overlay_frames"
     frame_dir.mkdir(exist_ok=True)
     for f, r in zip(frames, results):
-        img, _ = overlay_frame(f["rgb"], structures, r.matrix, camera, opacity=0.35, outline_px=1)
+        img, _ = overlay_frame(f["rgb"], structures, r.matrix, camera, opacity=0.35, outline_px=1,
+                               field_of_view=field_stop_mask(f["rgb"]))
         overlaid.append(img)
         write_png(frame_dir / f"overlay_{f['index']:04d}.png", img)
     overlay_volume_node(ctx.scene, overlaid[-1], "CT structures on video")

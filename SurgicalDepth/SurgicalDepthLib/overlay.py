@@ -124,18 +124,26 @@ def _outline(mask: np.ndarray, width: int) -> np.ndarray:
 
 
 def overlay_frame(rgb: np.ndarray, structures: Iterable[OverlayStructure], pose_cam_to_ras: np.ndarray,
-                  camera: CameraIntrinsics, opacity: float = 0.35, outline_px: int = 1) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-    """(overlaid RGB uint8, name -> silhouette mask). ``rgb`` must match the camera's size."""
+                  camera: CameraIntrinsics, opacity: float = 0.35, outline_px: int = 1,
+                  field_of_view: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    """(overlaid RGB uint8, name -> silhouette mask). ``rgb`` must match the camera's size.
+
+    ``field_of_view`` (H x W bool, e.g. from ``frame_prep.field_stop_mask``) keeps the overlay inside
+    the endoscope's image circle: nothing is drawn on the black border."""
     img = np.asarray(rgb)
     if img.ndim != 3 or img.shape[2] != 3:
         raise InputError(f"The video frame must be an (H, W, 3) RGB image, got shape {img.shape}.")
     camera.check_frame(img.shape[1], img.shape[0])
     if not 0.0 <= opacity <= 1.0:
         raise InputError(f"Overlay opacity must be between 0 and 1, got {opacity}.")
+    if field_of_view is not None and np.shape(field_of_view) != img.shape[:2]:
+        raise InputError(f"The field-of-view mask {np.shape(field_of_view)} does not match the frame {img.shape[:2]}.")
     out = img.astype(np.float32)
     masks = {}
     for s in structures:
         mask = structure_mask(s, pose_cam_to_ras, camera)
+        if field_of_view is not None:
+            mask &= np.asarray(field_of_view, bool)
         masks[s.name] = mask
         color = np.asarray(s.color, np.float32)
         out[mask] = (1 - opacity) * out[mask] + opacity * color
