@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "SegmentationAI"), str(ROOT / "SurgicalDepth")]
 
-COMMAND = "bash scripts/train_default_depth_model.sh   # FRAMES=2400 STEPS=9000 MINUTES=110"
+COMMAND = "bash scripts/train_default_depth_model.sh   # defaults: FRAMES=2400 STEPS=9000 MINUTES=110"
 SCENARIOS = ("laparoscopy: organ surfaces of the bundled TotalSegmentator example CT (CC BY 4.0); "
              "sinus: nasal cavity and sinuses of the head phantom CT (FREDtools test data; renders only, the CT "
              "is not shipped); bronchoscopy: airway lumen of the LIDC-IDRI-0314 chest CT (TCIA, CC BY 3.0); "
@@ -49,7 +49,7 @@ def card_markdown(card: dict) -> str:
         e = m[key]
         rows.append(f"| {title} | all ({e['frames']}) | {e['median_scaled']['abs_rel']:.3f} | "
                     f"{e['median_scaled']['delta1']:.3f} | {e['metric']['abs_rel']:.3f} | {e['metric']['rmse_mm']:.2f} |")
-        for name, v in e["by_scenario"].items():
+        for name, v in (e["by_scenario"].items() if len(e["by_scenario"]) > 1 else ()):
             rows.append(f"| | {name} ({v['frames']}) | {v['median_abs_rel']:.3f} | {v['median_delta1']:.3f} | "
                         f"{v['metric_abs_rel']:.3f} | |")
     real = m.get("real_frame_check", "")
@@ -93,7 +93,7 @@ decay, loss: scale-invariant log (lambda {t.get('silog_lambda')}) + {t.get('grad
 
 Real video: {real or 'see Testing/test_depth_real_frame.py (C3VD colon phantom frame).'}
 
-**Honest reading:** trained for about an hour and a half on one CPU thread, on renders only. Its relative
+**Honest reading:** trained for {t.get('minutes')} minutes on one CPU thread, on renders only. Its relative
 depth (median-scaled) is usable for point clouds and scale-free registration; its metric scale is not accurate
 enough to trust without alignment (register with the scale left free, or align to a reference depth). It is
 well short of the targets in `docs/BENCHMARKS.md` (median-scaled AbsRel <= 0.05, metric <= 0.08); more
@@ -115,6 +115,7 @@ def main() -> int:
     args = p.parse_args()
     folder = Path(args.model)
     card = json.loads((folder / "model.json").read_text())
+    card["name"] = "endoscopy-depth"
     card["description"] = ("Compact encoder-decoder predicting metric z-depth (mm) from one endoscope frame, trained "
                            "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes).")
     card["intended_use"] = "Research on surgical video depth, point clouds and registration; not for clinical use."

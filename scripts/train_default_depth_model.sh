@@ -14,9 +14,9 @@ source scripts/env.sh
 export PATH="$PWD/.venv/bin:$PATH"
 WORK=${WORK:-/tmp/depth_work}
 OUT=${OUT:-Resources/Models/endoscopy-depth}
-FRAMES=${FRAMES:-1800}
-STEPS=${STEPS:-3500}
-MINUTES=${MINUTES:-50}
+FRAMES=${FRAMES:-2400}
+STEPS=${STEPS:-9000}
+MINUTES=${MINUTES:-110}
 SHARED=${SURGICALAI_SHARED_DATA:-../shared/data}
 export OMP_NUM_THREADS=1
 mkdir -p "$WORK"
@@ -30,3 +30,5 @@ surgicalai eval-depth "$WORK/model" "$WORK/train" --split val -o "$WORK/eval_val
 surgicalai eval-depth "$WORK/model" "$WORK/heldout" -o "$WORK/eval_heldout" --overwrite
 rm -rf "$OUT" && cp -r "$WORK/model" "$OUT"
 cp "$WORK/model.checkpoints/curves.png" "$OUT/training_curves.png"
+# evaluation results, command and MODEL_CARD.md into the card (the weights and their hash stay as trained)
+python scripts/finalize_depth_model.py "$OUT" --val "$WORK/eval_val" --heldout "$WORK/eval_heldout"
