@@ -292,9 +292,10 @@ def main(argv=None):
         "# Benchmark: video -> depth -> point cloud in the scene (SurgicalDepth, issue 5)",
         "",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores (shared with other jobs while measured), torch {torch.__version__}, "
-        f"{args.threads} torch threads, CPU only; 1-minute load average {os.getloadavg()[0]:.1f} at the end "
-        "(other jobs were running: wall-clock times are inflated, CPU ms shows the work itself).",
+        f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{args.threads} torch threads, CPU only; 1-minute load average {os.getloadavg()[0]:.1f} at the end"
+        + (" (other jobs were running: wall-clock times are inflated, CPU ms shows the work itself)."
+           if os.getloadavg()[0] > 2.0 else " (a quiet machine)."),
         f"- Command: `python benchmarks/bench_video_depth.py --frames {args.frames} --live-seconds {args.live_seconds:g} "
         f"--memory-frames {args.memory_frames} --memory-model {args.memory_model}`",
         f"- Frames: {H}x{W} procedural endoscope-like frames (field stop, texture, a highlight); 20 000-point budget.",
