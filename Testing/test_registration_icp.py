@@ -165,7 +165,7 @@ def test_global_init_in_a_sinus_does_not_stop_on_a_slid_pose():
     """Rendered sinus endoscopy (head phantom): from 30 deg / 20 mm, every start is recovered.
 
     In a cavity a pose slid along the passage also finds support for a few hundred points; the search
-    must not stop on it (it did in 3 of these 20 starts before the short list was verified)."""
+    must not stop on it (it did in 3 of these 20 starts while it stopped at 99.5 % coarse support)."""
     from SegmentationAILib.resources import shared_data_dir
 
     if not (shared_data_dir() / "ct" / "head_phantom").is_dir():
@@ -178,7 +178,7 @@ def test_global_init_in_a_sinus_does_not_stop_on_a_slid_pose():
         g = global_init(cloud, target, prior=init, rotation_range_deg=35.0, translation_range_mm=25.0, budget_s=1.0)
         return icp(cloud, target, g.matrix).matrix
 
-    rows = run_trials(setup, {"ours": register}, misalignments=((30.0, 20.0),), trials_per_frame=4)
+    rows = run_trials(setup, {"ours": register}, misalignments=((30.0, 20.0),), trials_per_frame=4, seed=2)
     assert len(rows) == 20
     assert all(r["tre_mm"] < 1.0 for r in rows), sorted(round(r["tre_mm"], 2) for r in rows)
     assert np.median([r["seconds"] for r in rows]) < 1.0

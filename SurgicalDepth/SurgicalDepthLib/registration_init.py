@@ -139,7 +139,9 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
     With a ``prior`` pose (e.g. the tracker's or the last good one) rotations are sampled within
     ``rotation_range_deg`` about the cloud centre and shifts within ``translation_range_mm``;
     without one, rotations cover all of SO(3) and the cloud centre is placed at surface samples.
-    Stops after ``budget_s`` seconds (at least one batch). The search keeps the prior's scale (a free
+    Searches for ``SEARCH_SHARE`` of ``budget_s`` (at least one batch), then verifies a short list on a
+    denser subsample. It never stops early on support alone: in a sinus a pose slid along the passage
+    reached 99.5 % support on the coarse subsample in 3 of 20 starts from 30 deg / 20 mm. The search keeps the prior's scale (a free
     scale on a few hundred points from a rough start can shrink the cloud onto any patch); with
     ``scale`` the caller's final ICP estimates it."""
     from SegmentationAILib.device import select_device
@@ -187,7 +189,7 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
             for k in torch.topk(score, min(VERIFY_CANDIDATES, batch)).indices.tolist():
                 pool.append((float(score[k]), float(frac[k]), float(rms[k]), M[k].cpu().numpy()))
             pool = _distinct_best(pool, VERIFY_CANDIDATES)
-            if time.perf_counter() - start >= SEARCH_SHARE * budget_s or pool[0][1] >= EARLY_STOP:
+            if time.perf_counter() - start >= SEARCH_SHARE * budget_s:
                 break
         best = _verify(pool, pts, tt, dev, rng, accept_mm, translation_range_mm)
     return GlobalInitResult(best[2], best[0], best[1], tried, time.perf_counter() - start)
@@ -195,7 +197,6 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
 
 # candidates that go on to the verification stage
 VERIFY_CANDIDATES = 6
-EARLY_STOP = 0.995  # support that ends the search early (0.98 stopped on poses slid along a sinus)
 SEARCH_SHARE = 0.8  # of the budget; the rest is for verifying the short list
 
 
