@@ -41,7 +41,13 @@ def toy_model(tmp_path):
 
 
 def test_model_folder_round_trip_and_hash(tmp_path):
+    import os
+
     net, folder = toy_model(tmp_path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    # a model folder is shared data: not the owner-only mode of the temporary folder it was written in
+    assert folder.path.stat().st_mode & 0o777 == 0o777 & ~umask
     loaded = mf.read_model_folder(folder.path, SCHEMA)
     state = mf.load_weights(loaded)
     assert torch.equal(state["weight"], net.weight.detach())

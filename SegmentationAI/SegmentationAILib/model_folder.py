@@ -157,6 +157,10 @@ def write_model_folder(path: Union[str, Path], card: Dict[str, Any], weights: An
             torch.save({k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in weights.items()}, str(weights_file))
         (tmp / HASH_NAME).write_text(f"{sha256_of(weights_file)}  {card['weights']}\n")
         (tmp / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        # mkdtemp makes an owner-only folder; a model is shared, read-only data (the umask still applies)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

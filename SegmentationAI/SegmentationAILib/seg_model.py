@@ -292,12 +292,7 @@ def save_segmentation_model(path: Union[str, Path], network: torch.nn.Module, ca
             raise InputError(f"The network has {found} outputs but the card lists {len(card['labels'])} labels "
                              f"(expected {expected} outputs).")
     weights = network if scripted else network.state_dict()
-    folder = write_model_folder(path, card, weights, SEG_SCHEMA, overwrite=overwrite)
-    try:  # the folder comes from mkdtemp (owner-only); models are shared, read-only data
-        folder.path.chmod(0o755)
-    except OSError:
-        pass
-    return folder
+    return write_model_folder(path, card, weights, SEG_SCHEMA, overwrite=overwrite)
 
 
 def label_names(model: Union[SegmentationModel, Mapping[str, Any]]) -> Dict[int, str]:

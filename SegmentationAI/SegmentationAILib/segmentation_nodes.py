@@ -16,6 +16,7 @@ import numpy as np
 import vtk
 
 from .errors import InputError
+from .image_io import publish
 from .volume_nodes import image_data_from_array, numpy_from_vtk_matrix, vtk_matrix_from_numpy
 
 BINARY = "Binary labelmap"
@@ -198,8 +199,6 @@ def export_seg_nrrd(node, path: Union[str, Path]) -> Path:
         storage.SetUseCompression(1)
         if not storage.WriteData(node):
             raise InputError(f"Writing the segmentation to {path} failed.")
-        from .image_io import publish
-
         publish(tmp, path)
     finally:
         if tmp.exists():

@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .image_io import publish
 
 COLUMNS = ("value", "name", "voxels", "volume_ml")
 
@@ -55,8 +56,6 @@ def write_statistics_csv(rows: List[Dict], path: Union[str, Path]) -> Path:
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: (f"{row[k]:.3f}" if k == "volume_ml" else row[k]) for k in COLUMNS})
-        from .image_io import publish
-
         publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
