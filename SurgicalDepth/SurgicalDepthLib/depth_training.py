@@ -86,13 +86,8 @@ def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: n
     img = np.clip(img, 0, 1) ** np.float32(np.exp(rng.normal(0, 0.2 * k)))
     if rng.random() < 0.4 * k:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 2.0)))
-    if rng.random() < 0.2 * k:  # motion blur along a random direction
-        k = int(rng.integers(3, 9))
-        kernel = np.zeros((k, k), np.float32)
-        kernel[k // 2] = 1.0 / k
-        rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), float(rng.uniform(0, 180)), 1.0)
-        kernel = cv2.warpAffine(kernel, rot, (k, k))
-        img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+    if rng.random() < 0.2 * k:
+        img = _motion_blur(img, rng)
     if rng.random() < 0.5 * k:  # specular blobs: saturated highlights that do not change geometry
         yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
         for _ in range(int(rng.integers(1, 6))):
@@ -115,6 +110,18 @@ def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: n
                 img = img * inside[..., None]
             v = v & inside
     return np.clip(img, 0, 1).astype(np.float32), d, v
+
+
+def _motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Blur along a random direction over 3-8 pixels, as a moving endoscope smears the image."""
+    import cv2
+
+    size = int(rng.integers(3, 9))
+    kernel = np.zeros((size, size), np.float32)
+    kernel[size // 2] = 1.0 / size
+    rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), float(rng.uniform(0, 180)), 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (size, size))
+    return cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
 
 
 class TrainingSamples(torch.utils.data.Dataset):
