@@ -9,7 +9,7 @@ TorchScript.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn as nn
@@ -23,14 +23,11 @@ def make_norm(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(max(1, channels // 8), channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"Unknown normalisation '{kind}': use batch, group or none.")
+    raise ValueError(f"Unknown normalisation '{kind}': use batch or group.")
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1, norm: str = "batch") -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=norm == "none"), make_norm(norm, cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), make_norm(norm, cout), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
@@ -49,8 +46,7 @@ class ResidualBlock(nn.Module):
 class UpBlock(nn.Module):
     def __init__(self, cin: int, cskip: int, cout: int, norm: str = "batch"):
         super().__init__()
-        self.reduce = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=norm == "none"), make_norm(norm, cout),
-                                    nn.ReLU(inplace=True))
+        self.reduce = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), make_norm(norm, cout), nn.ReLU(inplace=True))
         self.fuse = conv_bn(cout + cskip, cout, norm=norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -63,8 +59,7 @@ class CompactDepthNet(nn.Module):
     """Metric depth (mm) from an RGB image normalised to roughly zero mean, unit variance."""
 
     def __init__(self, channels: Sequence[int] = (24, 32, 64, 128, 192), blocks: Sequence[int] = (0, 1, 1, 2, 2),
-                 depth_scale_mm: float = 50.0, max_depth_mm: float = 300.0, out_stride: int = 2, norm: str = "batch",
-                 decoder_norm: Optional[str] = None):
+                 depth_scale_mm: float = 50.0, max_depth_mm: float = 300.0, out_stride: int = 2, norm: str = "batch"):
         super().__init__()
         if len(channels) != 5 or len(blocks) != 5:
             raise ValueError("CompactDepthNet needs five stage widths and five block counts.")
@@ -74,7 +69,6 @@ class CompactDepthNet(nn.Module):
             raise ValueError("out_stride must be 2 or 4.")
         self.out_stride = int(out_stride)
         self.norm = str(norm)
-        self.decoder_norm = str(decoder_norm or norm)
         self.log_scale = math.log(depth_scale_mm)
         self.log_max = math.log(max_depth_mm)
         stages: List[nn.Module] = []
@@ -86,10 +80,9 @@ class CompactDepthNet(nn.Module):
             cin = cout
         self.stages = nn.ModuleList(stages)
         c = self.channels
-        dn = self.decoder_norm
-        ups = [UpBlock(c[4], c[3], c[3], dn), UpBlock(c[3], c[2], c[2], dn), UpBlock(c[2], c[1], c[1], dn)]
+        ups = [UpBlock(c[4], c[3], c[3], norm), UpBlock(c[3], c[2], c[2], norm), UpBlock(c[2], c[1], c[1], norm)]
         if self.out_stride == 2:
-            ups.append(UpBlock(c[1], c[0], c[0], dn))
+            ups.append(UpBlock(c[1], c[0], c[0], norm))
         self.up = nn.ModuleList(ups)
         self.head = nn.Conv2d(c[0] if self.out_stride == 2 else c[1], 1, 3, 1, 1)
 
@@ -112,8 +105,7 @@ class CompactDepthNet(nn.Module):
 
     def hyper_parameters(self) -> Dict[str, object]:
         return {"channels": self.channels, "blocks": self.blocks, "depth_scale_mm": round(math.exp(self.log_scale), 6),
-                "max_depth_mm": round(math.exp(self.log_max), 6), "out_stride": self.out_stride, "norm": self.norm,
-                "decoder_norm": self.decoder_norm}
+                "max_depth_mm": round(math.exp(self.log_max), 6), "out_stride": self.out_stride, "norm": self.norm}
 
 
 # the shipped size: 2.2 M parameters, 0.5 G multiply-accumulates at 256x320. Group norm: with batch
@@ -129,7 +121,8 @@ def build_depth_network(hyper: Dict[str, object] = None) -> CompactDepthNet:
                            depth_scale_mm=float(hyper.get("depth_scale_mm", 50.0)),
                            max_depth_mm=float(hyper.get("max_depth_mm", 300.0)),
                            out_stride=int(hyper.get("out_stride", DEFAULT_HYPER["out_stride"])),
-                           norm=str(hyper.get("norm", "batch")), decoder_norm=hyper.get("decoder_norm"))  # "batch": folders written before norm was a choice
+                           # "batch": model folders written before the normalisation was a choice
+                           norm=str(hyper.get("norm", "batch")))
 
 
 def count_macs(model: nn.Module, height: int = 256, width: int = 320) -> int:
