@@ -92,6 +92,9 @@ def test_held_out_scenario_is_excluded_from_training(dataset, tmp_path):
 def test_bad_training_inputs(dataset, tmp_path):
     with pytest.raises(InputError, match="multiples of 32"):
         train_depth_model([str(dataset)], str(tmp_path / "a"), config(crop=(50, 64)))
+    for strength in (-0.1, 1.5):
+        with pytest.raises(InputError, match="between 0 and 1"):
+            train_depth_model([str(dataset)], str(tmp_path / "a"), config(augment_strength=strength))
     with pytest.raises(InputError, match="no dataset.json"):
         train_depth_model([str(tmp_path)], str(tmp_path / "b"), config())
     existing = tmp_path / "c"
@@ -99,6 +102,7 @@ def test_bad_training_inputs(dataset, tmp_path):
     with pytest.raises(InputError, match="already exists"):
         train_depth_model([str(dataset)], str(existing), config())
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "a.checkpoints").exists()
 
 
 def test_augmentation_keeps_geometry_consistent():

@@ -258,6 +258,8 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
         raise InputError("Give at least one dataset folder.")
     if any(c % 32 for c in cfg.crop):
         raise InputError(f"Crop {cfg.crop} must be multiples of 32.")
+    if not 0.0 <= cfg.augment_strength <= 1.0:
+        raise InputError(f"Augmentation strength {cfg.augment_strength} must be between 0 and 1.")
     exclude = [val_scenario] if val_scenario else None
     train_parts = _collect(datasets, "train", exclude)
     if not train_parts:
