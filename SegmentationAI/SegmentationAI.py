@@ -50,15 +50,19 @@ class SegmentationAIWidget(ScriptedLoadableModuleWidget):
         self.ui.applyButton.clicked.connect(self.onApplyOrCancel)
         self.onModelChoiceChanged(self.ui.modelComboBox.currentIndex)
 
-        import SegmentationAITrainSection
-        self.trainSection = SegmentationAITrainSection.TrainSection(self.layout, self.logic)
+        from SegmentationAIWidgets.train_section import TrainSection
+
+        self.trainSection = TrainSection(self.layout, self.logic)
         self.layout.addStretch(1)
 
     def enter(self):
         # first time the panel is shown: offer to install missing Python packages into Slicer
         if not getattr(self, "_dependenciesChecked", False):
-            import SegmentationAIDependencies
-            self._dependenciesChecked = SegmentationAIDependencies.ensureDependencies()
+            from SurgicalAICore.dependencies import ensure_dependencies
+
+            with slicer.util.tryWithErrorDisplay("Installing Python packages failed.", waitCursor=True):
+                self._dependenciesChecked = ensure_dependencies(slicer.util.confirmOkCancelDisplay,
+                                                                slicer.util.pip_install)
 
     def cleanup(self):
         if self.cancelToken is not None:
@@ -122,7 +126,7 @@ class SegmentationAILogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def newCancelToken():
-        from SegmentationAILib.progress import CancelToken
+        from SurgicalAICore.progress import CancelToken
 
         return CancelToken()
 
@@ -167,7 +171,7 @@ class SegmentationAITest(ScriptedLoadableModuleTest):
         self.test_bad_volume_leaves_scene_unchanged()
 
     def test_segment_sample_ct(self):
-        from SegmentationAILib.resources import sample_ct_path
+        from SurgicalAICore.resources import sample_ct_path
         from SegmentationAILib.scene_segmentation import statistics_table_of
 
         volume = slicer.util.loadVolume(str(sample_ct_path()))
@@ -183,7 +187,7 @@ class SegmentationAITest(ScriptedLoadableModuleTest):
         self.delayDisplay("Sample CT segmented")
 
     def test_bad_volume_leaves_scene_unchanged(self):
-        from SegmentationAILib.errors import InputError
+        from SurgicalAICore.errors import InputError
 
         image = vtk.vtkImageData()
         image.SetDimensions(16, 16, 1)

@@ -1,7 +1,7 @@
 """SurgicalDepth: endoscope / microscope video -> depth maps and point clouds in the scene, recorded or live.
 
 The Slicer face only: the work is done by the Qt-free ``SurgicalDepthLib`` (tested with pytest on a
-real MRML scene); the Logic wraps ``SurgicalDepthLib.live_processor.DepthSession`` with
+real MRML scene); the Logic wraps ``SurgicalDepthLib.depth_session.DepthSession`` with
 ``slicer.mrmlScene``.
 """
 import logging
@@ -65,7 +65,7 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addStretch(1)
 
         try:
-            from SurgicalDepthRegistrationSection import RegistrationSection
+            from SurgicalDepthWidgets.registration_section import RegistrationSection
         except ImportError as error:
             logging.warning(f"SurgicalDepth: registration section unavailable ({error}).")
         else:
@@ -74,8 +74,11 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self):
         # first time the panel is shown: offer to install missing Python packages into Slicer
         if not getattr(self, "_dependenciesChecked", False):
-            import SegmentationAIDependencies
-            self._dependenciesChecked = SegmentationAIDependencies.ensureDependencies()
+            from SurgicalAICore.dependencies import ensure_dependencies
+
+            with slicer.util.tryWithErrorDisplay("Installing Python packages failed.", waitCursor=True):
+                self._dependenciesChecked = ensure_dependencies(slicer.util.confirmOkCancelDisplay,
+                                                                slicer.util.pip_install)
 
     def cleanup(self):
         self.timer.stop()
@@ -179,7 +182,7 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onProcessAll(self):
         if not self.applySettings():
             return
-        from SegmentationAILib.progress import CancelToken
+        from SurgicalAICore.progress import CancelToken
 
         self.cancelToken = CancelToken()
         self.ui.cancelButton.enabled = True
@@ -214,11 +217,11 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class SurgicalDepthLogic(ScriptedLoadableModuleLogic):
-    """Delegates to ``SurgicalDepthLib.live_processor.DepthSession`` on ``slicer.mrmlScene``."""
+    """Delegates to ``SurgicalDepthLib.depth_session.DepthSession`` on ``slicer.mrmlScene``."""
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        from SurgicalDepthLib.live_processor import DepthSession
+        from SurgicalDepthLib.depth_session import DepthSession
 
         self.session = DepthSession(slicer.mrmlScene)
 

@@ -20,7 +20,7 @@ SHARED_DATA = Path(os.environ.get("SURGICALAI_SHARED_DATA", ROOT.parent / "share
 @pytest.fixture
 def scene():
     """A fresh real vtkMRMLScene with the module logics the extension uses."""
-    from SegmentationAILib.scene import new_scene
+    from SurgicalAICore.mrml.scene import new_scene
 
     s = new_scene()
     yield s
@@ -29,7 +29,7 @@ def scene():
 
 @pytest.fixture(scope="session")
 def sample_ct_path() -> Path:
-    from SegmentationAILib.resources import sample_ct_path
+    from SurgicalAICore.resources import sample_ct_path
 
     return sample_ct_path()
 

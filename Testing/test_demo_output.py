@@ -1,8 +1,8 @@
 """The demo's output folder: a new or empty folder, or an earlier demo's output, never a user's files."""
 import pytest
 
-from SegmentationAILib.errors import InputError
-from surgicalai.demo import MARKER, prepare_output
+from SurgicalAICore.errors import InputError
+from surgicalai.demo.pipeline import MARKER, prepare_output
 
 
 def test_new_and_empty_folders_are_used(tmp_path):

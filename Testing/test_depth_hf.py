@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 transformers = pytest.importorskip("transformers")
 
-from SegmentationAILib.errors import ModelError  # noqa: E402
-from SurgicalDepthLib.depth_hf import DISPARITY_FLOOR, is_hf_depth_folder  # noqa: E402
-from SurgicalDepthLib.depth_model import align_scale, load_depth_model  # noqa: E402
+from SurgicalAICore.errors import ModelError  # noqa: E402
+from SurgicalDepthLib.depth.hf import DISPARITY_FLOOR, is_hf_depth_folder  # noqa: E402
+from SurgicalDepthLib.depth.model import align_scale, load_depth_model  # noqa: E402
 
 INPUT_HW = (56, 70)  # multiples of the 14-pixel patch
 FRAME_HW = (64, 80)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.depth_losses import depth_loss, gradient_matching_loss, silog_loss
-from SurgicalDepthLib.depth_metrics import depth_metrics, summarise
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.depth.losses import depth_loss, gradient_matching_loss, silog_loss
+from SurgicalDepthLib.depth.metrics import depth_metrics, summarise
 
 
 def maps():

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from SegmentationAILib.errors import InputError, ModelError
-from SurgicalDepthLib.depth_model import (DEPTH_SCHEMA, align_scale, default_model_path, depth_card, load_depth_model,
+from SurgicalAICore.errors import InputError, ModelError
+from SurgicalDepthLib.depth.model import (DEPTH_SCHEMA, align_scale, default_model_path, depth_card, load_depth_model,
                                           save_depth_model)
-from SurgicalDepthLib.depth_network import build_depth_network, count_macs, count_parameters
+from SurgicalDepthLib.depth.network import build_depth_network, count_macs, count_parameters
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_model_folder_round_trip_and_predict_at_input_resolution(net, tmp_path):
 
 
 def test_torchscript_model_folder_loads(net, tmp_path):
-    from SegmentationAILib.model_folder import write_model_folder
+    from SurgicalAICore.model_folder import write_model_folder
 
     card = depth_card("ts", net, (128, 160))
     card.pop("architecture")

@@ -8,7 +8,7 @@ of the real video must be found and get no depth.
 import numpy as np
 import pytest
 
-from SegmentationAILib.resources import shared_data_dir
+from SurgicalAICore.resources import shared_data_dir
 
 FRAME = shared_data_dir() / "endoscopy" / "c3vd_phantom" / "color.png"
 
@@ -25,8 +25,8 @@ def test_default_model_on_a_real_phantom_frame():
         pytest.skip(f"development data not present: {FRAME} (see ../shared/data/README.md)")
     import cv2
 
-    from SurgicalDepthLib.depth_pipeline import FrameProcessor, load_model
-    from SurgicalDepthLib.frame_sources import Frame
+    from SurgicalDepthLib.depth.pipeline import FrameProcessor, load_model
+    from SurgicalDepthLib.video.sources import Frame
 
     bgr = cv2.imread(str(FRAME), cv2.IMREAD_COLOR)
     rgb = np.ascontiguousarray(cv2.resize(bgr, (320, 256), interpolation=cv2.INTER_AREA)[..., ::-1])

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from SegmentationAILib.errors import InputError, ModelError
-from SurgicalDepthLib.camera import CameraIntrinsics
-from SurgicalDepthLib.depth_training import TrainConfig, augment_sample, load_checkpoint, train_depth_model
-from SurgicalDepthLib.renderer import RenderedFrame
-from SurgicalDepthLib.synthetic_dataset import DatasetWriter
+from SurgicalAICore.errors import InputError, ModelError
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.depth.training import TrainConfig, augment_sample, load_checkpoint, train_depth_model
+from SurgicalDepthLib.synthetic.renderer import RenderedFrame
+from SurgicalDepthLib.synthetic.dataset import DatasetWriter
 from surgicalai.cli import main
 
 CAM = CameraIntrinsics(50.0, 50.0, 47.5, 31.5, 96, 64)

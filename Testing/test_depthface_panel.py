@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.camera import CameraIntrinsics
-from SurgicalDepthLib.camera_io import camera_from_scene
-from SurgicalDepthLib.live_processor import DepthSession
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.camera.files import camera_from_scene
+from SurgicalDepthLib.depth_session import DepthSession
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE = ROOT / "SurgicalDepth" / "SurgicalDepth.py"
@@ -50,16 +50,19 @@ def test_face_structure_and_resources():
     assert {"SurgicalDepth", "SurgicalDepthWidget", "SurgicalDepthLogic", "SurgicalDepthTest"} <= classes
     assert (ROOT / "SurgicalDepth" / "Resources" / "Icons" / "SurgicalDepth.png").stat().st_size > 1000
     cmake = (ROOT / "SurgicalDepth" / "CMakeLists.txt").read_text()
-    assert "SurgicalDepthLib/live_processor.py" in cmake and "Resources/UI/${MODULE_NAME}.ui" in cmake
+    assert "SurgicalDepthLib/depth/live.py" in cmake and "Resources/UI/${MODULE_NAME}.ui" in cmake
 
 
 def test_lib_is_qt_free():
     forbidden = re.compile(r"^\s*(import qt\b|import ctk\b|from qt\b|from ctk\b)|slicer\.app\b|slicer\.mrmlScene\b|"
                            r"slicer\.util\.mainWindow", re.M)
-    mine = ["frame_sources", "frame_prep", "camera_io", "pointcloud", "depth_scene", "live_processor",
-            "depth_pipeline", "cli_depth", "demo_depth_step"]
+    lib = ROOT / "SurgicalDepth" / "SurgicalDepthLib"
+    mine = [lib / "video" / "sources.py", lib / "video" / "prep.py", lib / "camera" / "files.py",
+            lib / "depth" / "pointcloud.py", lib / "depth" / "scene.py", lib / "depth" / "live.py",
+            lib / "depth_session.py", lib / "depth" / "pipeline.py", ROOT / "surgicalai" / "commands" / "depth.py",
+            ROOT / "surgicalai" / "demo" / "depth.py"]
     for name in mine:
-        text = (ROOT / "SurgicalDepth" / "SurgicalDepthLib" / f"{name}.py").read_text()
+        text = name.read_text()
         assert not forbidden.search(text), name
 
 
@@ -83,7 +86,7 @@ def frames(n=30, w=64, h=48):
 
 
 def test_session_camera_live_and_recorded(scene, tmp_path, snapshot):
-    from SurgicalDepthLib.frame_sources import ArraySource
+    from SurgicalDepthLib.video.sources import ArraySource
 
     session = DepthSession(scene, "Scope")
     session.use_model(FlatDepth())
@@ -130,7 +133,7 @@ def test_session_camera_live_and_recorded(scene, tmp_path, snapshot):
 
 
 def test_session_calibration_needs_boards(scene, tmp_path):
-    from SurgicalDepthLib.frame_sources import ArraySource
+    from SurgicalDepthLib.video.sources import ArraySource
 
     session = DepthSession(scene)
     with pytest.raises(InputError, match="Found a 9x6 checkerboard in 0 of 4 frames"):
@@ -141,7 +144,7 @@ def test_session_calibration_needs_boards(scene, tmp_path):
 
 
 def test_session_restarts_after_the_scene_was_closed(scene):
-    from SurgicalDepthLib.frame_sources import ArraySource
+    from SurgicalDepthLib.video.sources import ArraySource
 
     session = DepthSession(scene, "Scope")
     session.use_model(FlatDepth())

@@ -128,7 +128,7 @@ def test_summary_csv_json_and_table_node(tmp_path, scene):
 
 
 def test_bad_output_and_bad_shapes(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.evaluation import evaluate_labels, structure_metrics
 
     result = make_result()
@@ -142,7 +142,7 @@ def test_bad_output_and_bad_shapes(tmp_path):
 
 def test_evaluate_segmentation_nodes_in_the_scene(scene):
     from SegmentationAILib.evaluation import evaluate_segmentation_nodes
-    from SegmentationAILib.segmentation_nodes import add_segmentation_to_scene, new_segmentation_node
+    from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
 
     shape = (30, 48, 48)
     ijk_to_ras = np.diag([-SPACING[0], -SPACING[1], SPACING[2], 1.0])

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from SegmentationAILib import model_folder as mf
-from SegmentationAILib.device import select_device
-from SegmentationAILib.errors import InputError, ModelError, OperationCancelled
-from SegmentationAILib.progress import CancelToken, Progress
-from SurgicalDepthLib.camera import CameraIntrinsics, backproject, project
+from SurgicalAICore import model_folder as mf
+from SurgicalAICore.device import select_device
+from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
+from SurgicalAICore.progress import CancelToken, Progress
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, backproject, project
 
 SCHEMA = mf.CardSchema(task="toy", required={"labels": list})
 
@@ -101,7 +101,7 @@ def test_slicer_requirements_match_the_package_pins():
     import tomllib
     from pathlib import Path
 
-    from SegmentationAILib.dependencies import SLICER_REQUIREMENTS, missing_requirements
+    from SurgicalAICore.dependencies import SLICER_REQUIREMENTS, missing_requirements
 
     pins = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
     for spec in SLICER_REQUIREMENTS.values():

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SegmentationAILib import geometry, volume_nodes
-from SegmentationAILib.errors import InputError
+from SurgicalAICore import geometry
+from SurgicalAICore.mrml import volumes as volume_nodes
+from SurgicalAICore.errors import InputError
 
 
 def oblique_geometry():

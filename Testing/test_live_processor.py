@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.depth_pipeline import FrameProcessor
-from SurgicalDepthLib.depth_scene import LiveSceneOutput
-from SurgicalDepthLib.frame_sources import ArraySource, IGTLinkSource, LiveNodeSource
-from SurgicalDepthLib.live_processor import LiveProcessor
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.depth.pipeline import FrameProcessor
+from SurgicalDepthLib.depth.scene import LiveSceneOutput
+from SurgicalDepthLib.video.sources import ArraySource, IGTLinkSource, LiveNodeSource
+from SurgicalDepthLib.depth.live import LiveProcessor
 
 
 def numbered_frame(i: int, w: int = 48, h: int = 40) -> np.ndarray:
@@ -47,8 +47,8 @@ def wait_until(condition, timeout=5.0):
 
 
 def test_live_node_from_another_thread_drops_stale_frames(scene):
-    from SegmentationAILib.volume_nodes import add_volume_node
-    from SurgicalDepthLib.depth_scene import FRAME_IJK_TO_RAS
+    from SurgicalAICore.mrml.volumes import add_volume_node
+    from SurgicalDepthLib.depth.scene import FRAME_IJK_TO_RAS
 
     node = add_volume_node(scene, numbered_frame(0)[None], FRAME_IJK_TO_RAS, "Live video")
     source = LiveNodeSource(node)
@@ -59,7 +59,7 @@ def test_live_node_from_another_thread_drops_stale_frames(scene):
     produced = 60
 
     def igtl_like_updates():
-        from SegmentationAILib.volume_nodes import image_data_from_array
+        from SurgicalAICore.mrml.volumes import image_data_from_array
 
         for i in range(1, produced + 1):
             node.SetAndObserveImageData(image_data_from_array(numbered_frame(i)[None]))

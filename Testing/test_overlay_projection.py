@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import vtk
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib import registration_shapes as shapes
-from SurgicalDepthLib.camera import CameraIntrinsics
-from SurgicalDepthLib.camera_follow import endoscope_camera_node, follow_camera
-from SurgicalDepthLib.overlay import (OverlayStructure, overlay_frame, overlay_volume_node, project_ras,
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.registration import shapes
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.overlay.follow_camera import endoscope_camera_node, follow_camera
+from SurgicalDepthLib.overlay.composite import (OverlayStructure, overlay_frame, overlay_volume_node, project_ras,
                                       structure_mask, structures_from_surfaces, write_mp4, write_png)
-from SurgicalDepthLib.registration_target import mesh_arrays
+from SurgicalDepthLib.registration.target import mesh_arrays
 
 CAMERA = CameraIntrinsics(300.0, 310.0, 165.3, 118.7, 320, 240, (-0.25, 0.08, 0.001, -0.002, 0.0))
 
@@ -107,7 +107,7 @@ def test_overlay_frame_blends_fill_and_outline_and_rejects_bad_input(scene, snap
             overlay_frame(args["rgb"], structures, args["pose"], CAMERA, opacity=args["opacity"])
     assert snapshot(scene) == snap
     node = overlay_volume_node(scene, out, "Overlay")
-    from SegmentationAILib.volume_nodes import array_and_geometry
+    from SurgicalAICore.mrml.volumes import array_and_geometry
 
     arr, _ = array_and_geometry(node)
     assert arr.shape == (1, 240, 320, 3) and np.array_equal(arr[0], out)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import vtk
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.camera import CameraIntrinsics, transform_points
-from SurgicalDepthLib.pointcloud import (DEPTH_ARRAY, RGB_ARRAY, PointCloud, depth_to_pointcloud,
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, transform_points
+from SurgicalDepthLib.depth.pointcloud import (DEPTH_ARRAY, RGB_ARRAY, PointCloud, depth_to_pointcloud,
                                          polydata_from_cloud, read_ply, voxel_downsample, write_ply)
 
 
@@ -39,7 +39,7 @@ def surface_distance(poly, points_ras):
 def test_rendered_true_depth_backprojects_onto_the_surface():
     """Acceptance: undistort + back-project + pose of a synthetic render's true depth lands on the
     rendered surface within 0.5 mm on average, with a strongly distorted endoscope lens."""
-    from SurgicalDepthLib.renderer import RenderOptions, SurfaceRenderer
+    from SurgicalDepthLib.synthetic.renderer import RenderOptions, SurfaceRenderer
 
     poly = sphere()
     camera = CameraIntrinsics(200, 200, 159.5, 127.5, 320, 256, (-0.3, 0.09, 0.001, -0.001, 0.0))

@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SegmentationAILib.volume_nodes import array_from_image_data, numpy_from_vtk_matrix
-from SurgicalDepthLib.camera import CameraIntrinsics
-from SurgicalDepthLib.camera_io import camera_from_scene
-from SurgicalDepthLib.depth_scene import LiveSceneOutput, RecordedSequenceBuilder
-from SurgicalDepthLib.pointcloud import depth_to_pointcloud, polydata_from_cloud
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.mrml.volumes import array_from_image_data
+from SurgicalAICore.mrml.transforms import numpy_from_vtk_matrix
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.camera.files import camera_from_scene
+from SurgicalDepthLib.depth.scene import LiveSceneOutput, RecordedSequenceBuilder
+from SurgicalDepthLib.depth.pointcloud import depth_to_pointcloud, polydata_from_cloud
 
 CAMERA = CameraIntrinsics(70.0, 70.0, 39.5, 29.5, 80, 60, (-0.1, 0.01, 0.0, 0.0, 0.0))
 
@@ -28,10 +29,10 @@ def cloud_poly(rgb, depth):
 
 def save_and_reload(scene, path):
     """Through helper A's scene bundle if present, else the scene's own MRB writer/reader."""
-    from SegmentationAILib.scene import new_scene
+    from SurgicalAICore.mrml.scene import new_scene
 
     try:
-        from SegmentationAILib import scene_bundle
+        from SurgicalAICore.mrml import bundle as scene_bundle
     except ImportError:
         scene_bundle = None
     if scene_bundle is not None and hasattr(scene_bundle, "load_scene_bundle"):

@@ -2,17 +2,17 @@
 import numpy as np
 import pytest
 
-from SegmentationAILib.segmentation_nodes import add_segmentation_to_scene, new_segmentation_node
+from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
 
 
 @pytest.mark.slow
 def test_demo_registration_step_writes_overlays_and_numbers(scene, tmp_path):
-    from surgicalai.demo import DemoContext
-    from SurgicalDepthLib.camera import CameraIntrinsics
-    from SurgicalDepthLib.camera_paths import look_at
-    from SurgicalDepthLib.demo_registration_step import run_demo_step
-    from SurgicalDepthLib.registration_target import append_polydata, segment_surfaces
-    from SurgicalDepthLib.renderer import RenderOptions, SurfaceRenderer
+    from surgicalai.demo.pipeline import DemoContext
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+    from SurgicalDepthLib.synthetic.camera_paths import look_at
+    from surgicalai.demo.registration import run_demo_step
+    from SurgicalDepthLib.registration.target import append_polydata, segment_surfaces
+    from SurgicalDepthLib.synthetic.renderer import RenderOptions, SurfaceRenderer
     from test_registration_session import _labels
 
     lab, m = _labels()

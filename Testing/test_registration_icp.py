@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib import registration_shapes as shapes
-from SurgicalDepthLib.icp import check_cloud, icp, pose_error
-from SurgicalDepthLib.registration_init import global_init, init_from_tracking, landmark_transform
-from SurgicalDepthLib.registration_target import target_from_polydata
-from SurgicalDepthLib.tracking import FrameTracker
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.registration import shapes
+from SurgicalDepthLib.registration.icp import check_cloud, icp, pose_error
+from SurgicalDepthLib.registration.initial_pose import global_init, init_from_tracking, landmark_transform
+from SurgicalDepthLib.registration.target import target_from_polydata
+from SurgicalDepthLib.registration.tracking import FrameTracker
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +144,8 @@ def test_scale_cannot_collapse_the_cloud(organ):
 
 
 def test_landmarks_picked_on_the_depth_map():
-    from SurgicalDepthLib.camera import CameraIntrinsics
-    from SurgicalDepthLib.registration_init import points_from_pixels
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+    from SurgicalDepthLib.registration.initial_pose import points_from_pixels
 
     cam = CameraIntrinsics.from_fov(64, 48, 60.0)
     depth = np.full((48, 64), 50.0)
@@ -166,11 +166,11 @@ def test_global_init_in_a_sinus_does_not_stop_on_a_slid_pose():
 
     In a cavity a pose slid along the passage also finds support for a few hundred points; the search
     must not stop on it (it did in 3 of these 20 starts while it stopped at 99.5 % coarse support)."""
-    from SegmentationAILib.resources import shared_data_dir
+    from SurgicalAICore.resources import shared_data_dir
 
     if not (shared_data_dir() / "ct" / "head_phantom").is_dir():
         pytest.skip("development data not present: ../shared/data/ct/head_phantom")
-    from SurgicalDepthLib.registration_eval import prepare, run_trials
+    from SurgicalDepthLib.registration.evaluation import prepare, run_trials
 
     setup = prepare("sinus", n_frames=5, seed=1)
 

@@ -2,12 +2,13 @@
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SegmentationAILib.volume_nodes import add_volume_node
-from SurgicalDepthLib import registration_shapes as shapes
-from SurgicalDepthLib.icp import pose_error
-from SurgicalDepthLib.registration_scene import get_matrix, register_cloud, set_matrix
-from SurgicalDepthLib.registration_target import (segment_surfaces, target_from_polydata, target_from_segmentation,
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.mrml.volumes import add_volume_node
+from SurgicalDepthLib.registration import shapes
+from SurgicalDepthLib.registration.icp import pose_error
+from SurgicalAICore.mrml.transforms import get_matrix, set_matrix
+from SurgicalDepthLib.registration.register import register_cloud
+from SurgicalDepthLib.registration.target import (segment_surfaces, target_from_polydata, target_from_segmentation,
                                                   target_from_threshold)
 
 
@@ -34,7 +35,7 @@ def test_threshold_target_lies_on_the_isosurface(scene):
 
 
 def test_segmentation_target_from_labelmap_and_empty_segment(scene):
-    from SegmentationAILib.segmentation_nodes import add_segmentation_to_scene, new_segmentation_node
+    from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
 
     _, centre, array, ijk_to_ras = _ball_volume(scene)
     labels = [{"value": 1, "name": "ball", "color": [1, 0, 0]}, {"value": 2, "name": "empty", "color": [0, 1, 0]}]

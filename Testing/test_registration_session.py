@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SegmentationAILib.errors import InputError
-from SegmentationAILib.geometry import sitk_from_array
-from SegmentationAILib.segmentation_nodes import add_segmentation_to_scene, new_segmentation_node
-from SurgicalDepthLib import registration_shapes as shapes
-from SurgicalDepthLib.camera import CameraIntrinsics
-from SurgicalDepthLib.icp import pose_error
-from SurgicalDepthLib.registration_scene import RegistrationSession, get_matrix, set_matrix
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.geometry import sitk_from_array
+from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
+from SurgicalDepthLib.registration import shapes
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.registration.icp import pose_error
+from SurgicalDepthLib.registration_session import RegistrationSession
+from SurgicalAICore.mrml.transforms import get_matrix, set_matrix
 
 
 def _labels():
@@ -83,12 +84,9 @@ def test_register_command_writes_transform_and_report(tmp_path, capsys):
     lab, m = _labels()
     labels_path = tmp_path / "labels.nii.gz"
     sitk.WriteImage(sitk_from_array(lab, m), str(labels_path))
-    from SurgicalDepthLib.cli_register import load_target
+    from SurgicalDepthLib.registration.files import load_target_file
 
-    class Args:
-        segmentation, ct, segments, threshold = str(labels_path), None, None, -400.0
-
-    target = load_target(Args)
+    target = load_target_file(labels_path, kind="segmentation")
     view = shapes.visible_patch(target.points, (1.0, 0.2, 0.3), 0.5)
     truth = shapes.perturbation(5, 4, view.mean(0), np.random.default_rng(1))
     np.save(tmp_path / "cloud.npy", shapes.apply(np.linalg.inv(truth), view))

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.camera import CameraIntrinsics
-from SurgicalDepthLib.renderer import RenderedFrame
-from SurgicalDepthLib.synthetic_dataset import (DatasetWriter, SyntheticDepthDataset, decode_depth, encode_depth,
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.synthetic.renderer import RenderedFrame
+from SurgicalDepthLib.synthetic.dataset import (DatasetWriter, SyntheticDepthDataset, decode_depth, encode_depth,
                                                 render_dataset)
-from SurgicalDepthLib.synthetic_scene import shapes_scenario
+from SurgicalDepthLib.synthetic.scenarios import shapes_scenario
 from surgicalai.cli import main
 
 CAM = CameraIntrinsics(60.0, 55.0, 39.5, 31.5, 80, 64)

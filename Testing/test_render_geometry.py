@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import vtk
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.camera import CameraIntrinsics, backproject, transform_points
-from SurgicalDepthLib.camera_paths import look_at
-from SurgicalDepthLib.renderer import RenderOptions, SurfaceRenderer, zbuffer_to_depth
-from SurgicalDepthLib.synthetic_scene import Scenario, check_closed_surface
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, backproject, transform_points
+from SurgicalDepthLib.synthetic.camera_paths import look_at
+from SurgicalDepthLib.synthetic.renderer import RenderOptions, SurfaceRenderer, zbuffer_to_depth
+from SurgicalDepthLib.synthetic.scenarios import Scenario, check_closed_surface
 
 CENTRE = np.array([10.0, 20.0, 30.0])
 RADIUS = 25.0

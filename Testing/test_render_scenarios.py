@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.camera_paths import PosePlanner, look_at, trajectory
-from SurgicalDepthLib.synthetic_dataset import default_camera
-from SurgicalDepthLib.synthetic_scene import (cavity_surface, load_scenario, polydata_normals, polydata_points,
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.synthetic.camera_paths import PosePlanner, look_at, trajectory
+from SurgicalDepthLib.synthetic.dataset import default_camera
+from SurgicalDepthLib.synthetic.scenarios import (cavity_surface, load_scenario, polydata_normals, polydata_points,
                                               shapes_scenario, surface_from_labels)
 
 M = np.array([[-2.0, 0, 0, 50.0], [0, -2.0, 0, 20.0], [0, 0, 2.5, -10.0], [0, 0, 0, 1]])  # LPS-like flips

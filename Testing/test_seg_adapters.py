@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import slicerio
 
-from SegmentationAILib.errors import InputError
-from SegmentationAILib.geometry import LPS_TO_RAS, compose_ijk_to_ras
-from SegmentationAILib.scene_bundle import load_scene_bundle, save_scene_bundle
-from SegmentationAILib.segmentation_nodes import (add_segmentation_to_scene, export_seg_nrrd, labels_from_segmentation,
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.geometry import LPS_TO_RAS, compose_ijk_to_ras
+from SurgicalAICore.mrml.bundle import load_scene_bundle, save_scene_bundle
+from SurgicalAICore.mrml.segmentations import (add_segmentation_to_scene, export_seg_nrrd, labels_from_segmentation,
                                                   new_segmentation_node, read_seg_nrrd, segment_names)
 from SegmentationAILib.statistics import label_statistics, rows_from_table_node, statistics_table_node
-from SegmentationAILib.volume_nodes import add_volume_node, array_and_geometry
+from SurgicalAICore.mrml.volumes import add_volume_node, array_and_geometry
 
 INFO = [{"value": 1, "name": "liver", "color": [0.9, 0.5, 0.4]},
         {"value": 2, "name": "spleen", "color": [0.6, 0.2, 0.4]},

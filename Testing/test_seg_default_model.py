@@ -55,9 +55,9 @@ def test_default_model_reproduces_its_training_case(model, sample_ct_path):
 
 @pytest.mark.slow
 def test_demo_step_writes_results_and_hands_over_nodes(scene, tmp_path):
-    from SegmentationAILib.demo_step import run_demo_step
-    from SegmentationAILib.scene_bundle import load_scene_bundle, save_scene_bundle
-    from surgicalai.demo import DemoContext
+    from surgicalai.demo.segmentation import run_demo_step
+    from SurgicalAICore.mrml.bundle import load_scene_bundle, save_scene_bundle
+    from surgicalai.demo.pipeline import DemoContext
 
     ctx = DemoContext(out_dir=tmp_path, scene=scene, device="cpu", quick=True)
     run_demo_step(ctx)

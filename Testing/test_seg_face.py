@@ -6,8 +6,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FACE = ROOT / "SegmentationAI" / "SegmentationAI.py"
 UI = ROOT / "SegmentationAI" / "Resources" / "UI" / "SegmentationAI.ui"
-ALLOWED_TOP = {"slicer", "qt", "ctk", "vtk", "logging", "os", "SegmentationAILib", "SegmentationAITrainSection",
-               "SegmentationAIDependencies"}
+ALLOWED_TOP = {"slicer", "qt", "ctk", "vtk", "logging", "os", "SegmentationAILib", "SegmentationAIWidgets",
+               "SurgicalAICore"}
 
 
 def face_tree():

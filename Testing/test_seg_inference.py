@@ -4,11 +4,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from SegmentationAILib.errors import InputError, OperationCancelled
+from SurgicalAICore.errors import InputError, OperationCancelled
 from SegmentationAILib.inference import count_windows, flip_sets, predict_probabilities
 from SegmentationAILib.postprocessing import fill_holes, keep_largest_component, postprocess
 from SegmentationAILib.preprocessing import normalize, prepare_input, resample_like, resample_to_spacing
-from SegmentationAILib.progress import CancelToken
+from SurgicalAICore.progress import CancelToken
 from SegmentationAILib.seg_model import SegmentationModel, load_segmentation_model
 from SegmentationAILib.segmenter import segment_image
 from SegmentationAILib.synthetic import save_tiny_model, synthetic_ct, tiny_card

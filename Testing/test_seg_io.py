@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SegmentationAILib.errors import InputError
-from SegmentationAILib.image_io import check_output_path, read_image, write_image
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.image_io import check_output_path, read_image, write_image
 from SegmentationAILib.synthetic import synthetic_ct
 
 

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from SegmentationAILib.errors import InputError, ModelError
-from SegmentationAILib.model_folder import sha256_of
+from SurgicalAICore.errors import InputError, ModelError
+from SurgicalAICore.model_folder import sha256_of
 from SegmentationAILib.seg_model import (SEG_SCHEMA, build_network, load_segmentation_model,
                                          save_segmentation_model, validate_seg_card)
 from SegmentationAILib.synthetic import save_tiny_model, tiny_card

@@ -3,16 +3,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SegmentationAILib.errors import InputError, ModelError, OperationCancelled
-from SegmentationAILib.geometry import array_from_sitk
-from SegmentationAILib.progress import CancelToken
+from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
+from SurgicalAICore.geometry import array_from_sitk
+from SurgicalAICore.progress import CancelToken
 from SegmentationAILib.scene_segmentation import segment_volume_node, statistics_table_of
 from SegmentationAILib.seg_model import load_segmentation_model
-from SegmentationAILib.segmentation_nodes import labels_from_segmentation
+from SurgicalAICore.mrml.segmentations import labels_from_segmentation
 from SegmentationAILib.segmenter import segment_image
 from SegmentationAILib.statistics import rows_from_table_node
 from SegmentationAILib.synthetic import save_tiny_model, synthetic_ct
-from SegmentationAILib.volume_nodes import add_volume_node, volume_ijk_to_ras
+from SurgicalAICore.mrml.volumes import add_volume_node, volume_ijk_to_ras
 
 
 @pytest.fixture(scope="module")

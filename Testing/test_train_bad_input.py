@@ -30,7 +30,7 @@ def one_line(error) -> str:
 
 def test_mismatched_image_and_label_geometry(tmp_path):
     from SegmentationAILib.cases import cases_from_folder
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
 
     case = make_case(1)
     write_case_files(tmp_path, case, "a")
@@ -49,9 +49,9 @@ def test_mismatched_image_and_label_geometry(tmp_path):
 
 
 def test_empty_labels_name_the_case(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     cases = [make_case(s) for s in range(3)]
     empty = sitk.Image(cases[1].labels["label"])
@@ -64,9 +64,9 @@ def test_empty_labels_name_the_case(tmp_path):
 
 
 def test_class_missing_from_all_cases(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     cases = [make_case(s) for s in range(3)]
     with pytest.raises(InputError) as error:
@@ -90,9 +90,9 @@ def test_class_missing_from_some_cases_is_reported_not_fatal():
 
 
 def test_single_case_with_kfold(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train, train_folds
+    from SegmentationAILib.training.loop import train, train_folds
 
     with pytest.raises(InputError) as error:
         train([make_case(0)], LabelMapping.parse(["ball=1"]), tmp_path / "out", tiny_settings(folds=5))
@@ -103,7 +103,7 @@ def test_single_case_with_kfold(tmp_path):
 
 
 def test_kfold_folds_are_disjoint_and_cover_all_cases():
-    from SegmentationAILib.training import split_cases
+    from SegmentationAILib.training.loop import split_cases
 
     names = [f"c{i}" for i in range(11)]
     vals = []
@@ -117,9 +117,9 @@ def test_kfold_folds_are_disjoint_and_cover_all_cases():
 
 
 def test_existing_output_folder_is_never_overwritten(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     out = tmp_path / "model"
     out.mkdir()
@@ -133,9 +133,9 @@ def test_existing_output_folder_is_never_overwritten(tmp_path):
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
 def test_unwritable_output_folder(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -151,9 +151,9 @@ def test_unwritable_output_folder(tmp_path):
 
 def test_unwritable_output_folder_as_root_too(tmp_path):
     """Where permissions do not stop us (root), a path under a regular file cannot be created either."""
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
@@ -164,9 +164,9 @@ def test_unwritable_output_folder_as_root_too(tmp_path):
 
 
 def test_corrupt_checkpoint_is_a_clear_error_and_kept(tmp_path):
-    from SegmentationAILib.errors import ModelError
+    from SurgicalAICore.errors import ModelError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import CHECKPOINT, train
+    from SegmentationAILib.training.loop import CHECKPOINT, train
 
     cases = [make_case(s) for s in range(3)]
     mapping = LabelMapping.parse(["ball=1"])
@@ -184,9 +184,9 @@ def test_corrupt_checkpoint_is_a_clear_error_and_kept(tmp_path):
 
 
 def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     cases = [make_case(s) for s in range(3)]
     mapping = LabelMapping.parse(["ball=1"])
@@ -198,7 +198,7 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path):
 
 
 def test_channel_count_must_match_for_finetuning_and_between_cases(tmp_path):
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping, check_mapping
 
     a, b = make_case(0), make_case(1)
@@ -208,10 +208,10 @@ def test_channel_count_must_match_for_finetuning_and_between_cases(tmp_path):
 
 
 def test_cancel_keeps_the_last_epoch_for_resuming(tmp_path):
-    from SegmentationAILib.errors import OperationCancelled
+    from SurgicalAICore.errors import OperationCancelled
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.progress import CancelToken
-    from SegmentationAILib.training import CHECKPOINT, train
+    from SurgicalAICore.progress import CancelToken
+    from SegmentationAILib.training.loop import CHECKPOINT, train
 
     cases = [make_case(s) for s in range(3)]
     token = CancelToken()
@@ -230,7 +230,7 @@ def test_cancel_keeps_the_last_epoch_for_resuming(tmp_path):
 
 
 def test_label_mapping_text_and_errors():
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import parse_class
 
     spec = parse_class("whole_tumour=OTMultiClass:1-4")
@@ -268,7 +268,7 @@ def test_cases_from_folders_and_lists(tmp_path):
     import json
 
     from SegmentationAILib.cases import cases_from_folder, cases_from_list, collect_cases
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
 
     flat = tmp_path / "flat"
     for s in range(2):

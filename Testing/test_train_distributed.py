@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     from test_train_synthetic import make_case, tiny_settings
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     cases = [make_case(s) for s in range(3)]
     out = sys.argv[1]

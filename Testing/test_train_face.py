@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "SegmentationAI"
-FACE = ROOT / "SegmentationAITrainSection.py"
+FACE = ROOT / "SegmentationAIWidgets" / "train_section.py"
 UI = ROOT / "Resources" / "UI" / "SegmentationAITrain.ui"
 
 
@@ -27,7 +27,7 @@ def test_face_imports_only_qt_slicer_and_the_lib():
             modules |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             modules.add(node.module.split(".")[0])
-    assert modules <= {"os", "qt", "ctk", "slicer", "vtk", "SegmentationAILib"}, modules
+    assert modules <= {"os", "qt", "ctk", "slicer", "vtk", "SegmentationAILib", "SurgicalAICore"}, modules
     classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
     assert classes == ["TrainSection"]
     init = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "__init__")
@@ -36,7 +36,7 @@ def test_face_imports_only_qt_slicer_and_the_lib():
 
 def test_lib_names_the_face_uses_exist():
     import SegmentationAILib.cases as cases
-    import SegmentationAILib.training as training
+    import SegmentationAILib.training.loop as training
 
     assert callable(cases.case_from_nodes)
     job = training.TrainingJob

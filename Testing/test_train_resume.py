@@ -22,8 +22,8 @@ SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     from test_train_synthetic import make_case, tiny_settings
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.train_transforms import AugmentationSettings
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.transforms import AugmentationSettings
+    from SegmentationAILib.training.loop import train
 
     cases = [make_case(s) for s in range(4)]
     settings = tiny_settings(epochs=3, steps_per_epoch=3, augmentation=AugmentationSettings())
@@ -52,7 +52,7 @@ def run_script(tmp_path, out, delay, resume=False):
 
 
 def checkpoint_state(path: Path):
-    from SegmentationAILib.training import load_checkpoint
+    from SegmentationAILib.training.loop import load_checkpoint
 
     return load_checkpoint(path / "checkpoint.pt")
 

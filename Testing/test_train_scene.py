@@ -10,9 +10,9 @@ from test_train_synthetic import make_case, tiny_settings
 
 
 def add_case_to_scene(scene, seed, names=("ball", "box")):
-    from SegmentationAILib.geometry import array_from_sitk
-    from SegmentationAILib.segmentation_nodes import add_segmentation_to_scene, new_segmentation_node
-    from SegmentationAILib.volume_nodes import add_volume_node
+    from SurgicalAICore.geometry import array_from_sitk
+    from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
+    from SurgicalAICore.mrml.volumes import add_volume_node
 
     case = make_case(seed)
     array, ijk_to_ras = array_from_sitk(case.images[0])
@@ -26,7 +26,7 @@ def add_case_to_scene(scene, seed, names=("ball", "box")):
 
 def test_case_from_nodes_keeps_voxels_and_segment_names(scene, snapshot):
     from SegmentationAILib.cases import case_from_nodes
-    from SegmentationAILib.errors import InputError
+    from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping
 
     original, volume, seg = add_case_to_scene(scene, 3)
@@ -50,7 +50,7 @@ def test_case_from_nodes_keeps_voxels_and_segment_names(scene, snapshot):
 def test_background_training_job_reports_and_can_be_stopped(scene, tmp_path):
     from SegmentationAILib.cases import case_from_nodes
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training import TrainingJob
+    from SegmentationAILib.training.loop import TrainingJob
 
     cases = [case_from_nodes([v], s) for _, v, s in (add_case_to_scene(scene, i) for i in range(3))]
     mapping = LabelMapping.identity(cases)

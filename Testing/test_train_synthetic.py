@@ -39,8 +39,8 @@ def make_case(seed: int, n: int = 32, spacing=SPACING, name: str = None):
 
 
 def tiny_settings(**overrides):
-    from SegmentationAILib.train_transforms import AugmentationSettings
-    from SegmentationAILib.training import TrainingSettings
+    from SegmentationAILib.training.transforms import AugmentationSettings
+    from SegmentationAILib.training.loop import TrainingSettings
 
     s = TrainingSettings(patch_size=[32, 32, 32], unet_channels=[8, 16, 32], unet_strides=[2, 2], num_res_units=1,
                          epochs=8, steps_per_epoch=6, batch_size=2, learning_rate=1e-2, spacing=list(SPACING),
@@ -52,7 +52,7 @@ def tiny_settings(**overrides):
 
 def untrained_dice(card, val_case, mapping, seed):
     from SegmentationAILib.seg_model import build_network
-    from SegmentationAILib.training import dice_per_class, predict_prepared, prepare_case
+    from SegmentationAILib.training.loop import dice_per_class, predict_prepared, prepare_case
 
     torch.manual_seed(seed)
     net = build_network(card)
@@ -66,7 +66,7 @@ def test_training_learns_shapes_and_writes_a_loadable_model(tmp_path):
     from SegmentationAILib.evaluation import evaluate_model
     from SegmentationAILib.label_mapping import LabelMapping
     from SegmentationAILib.seg_model import load_segmentation_model
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     cases = [make_case(s) for s in range(6)]
     mapping = LabelMapping.parse(["ball=1", "box=2"])
@@ -95,7 +95,7 @@ def test_training_learns_shapes_and_writes_a_loadable_model(tmp_path):
 def test_finetuning_with_a_new_label_set_replaces_the_head(tmp_path):
     from SegmentationAILib.label_mapping import LabelMapping
     from SegmentationAILib.seg_model import load_segmentation_model
-    from SegmentationAILib.training import train
+    from SegmentationAILib.training.loop import train
 
     cases = [make_case(s) for s in range(4)]
     base = train(cases[:3], LabelMapping.parse(["ball=1", "box=2"]), tmp_path / "base",

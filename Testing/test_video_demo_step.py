@@ -7,10 +7,10 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_depth_step_quick(tmp_path):
-    from SegmentationAILib.scene import new_scene
-    from SegmentationAILib.scene_bundle import load_scene_bundle, save_scene_bundle
-    from SurgicalDepthLib.demo_depth_step import run_demo_step
-    from surgicalai.demo import DemoContext
+    from SurgicalAICore.mrml.scene import new_scene
+    from SurgicalAICore.mrml.bundle import load_scene_bundle, save_scene_bundle
+    from surgicalai.demo.depth import run_demo_step
+    from surgicalai.demo.pipeline import DemoContext
 
     ctx = DemoContext(out_dir=tmp_path, scene=new_scene(), device="cpu", quick=True)
     run_demo_step(ctx)

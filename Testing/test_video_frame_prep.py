@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from SurgicalDepthLib.frame_prep import field_stop_mask, mask_bbox, specular_mask
+from SurgicalDepthLib.video.prep import field_stop_mask, mask_bbox, specular_mask
 
 
 def test_circular_field_stop_found_with_dark_tissue_inside():

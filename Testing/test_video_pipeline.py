@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError, ModelError, OperationCancelled
-from SegmentationAILib.progress import CancelToken
-from SurgicalDepthLib.camera import CameraIntrinsics
-from SurgicalDepthLib.depth_pipeline import FrameProcessor, load_model, process_video
-from SurgicalDepthLib.frame_sources import Frame
+from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
+from SurgicalAICore.progress import CancelToken
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.depth.pipeline import FrameProcessor, load_model, process_video
+from SurgicalDepthLib.video.sources import Frame
 
 
 class BrightnessDepth:
@@ -43,8 +43,8 @@ def tiny_model_folder(path, input_size=(64, 96)):
     """A real (randomly initialised) CompactDepthNet model folder, small enough for tests."""
     import torch
 
-    from SurgicalDepthLib.depth_model import depth_card, save_depth_model
-    from SurgicalDepthLib.depth_network import build_depth_network
+    from SurgicalDepthLib.depth.model import depth_card, save_depth_model
+    from SurgicalDepthLib.depth.network import build_depth_network
 
     torch.manual_seed(0)
     net = build_depth_network({"channels": [4, 4, 8, 8, 8], "blocks": [0, 0, 0, 0, 0]})
@@ -175,7 +175,7 @@ def test_cli_depth(tmp_path, capsys):
     folder = write_folder(tmp_path / "frames", frames)
     model = tiny_model_folder(tmp_path / "tiny")
     cam = tmp_path / "cam.yml"
-    from SurgicalDepthLib.camera_io import save_camera
+    from SurgicalDepthLib.camera.files import save_camera
 
     save_camera(CameraIntrinsics.from_fov(160, 128, 60), cam)  # same aspect ratio: scaled to 80x64
     assert main(["depth", str(folder), "-o", str(tmp_path / "out"), "--model", str(model), "--camera", str(cam),

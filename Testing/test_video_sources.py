@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.frame_sources import (ArraySource, ImageFolderSource, SequenceSource, VideoFileSource,
+from SurgicalAICore.errors import InputError
+from SurgicalDepthLib.video.sources import (ArraySource, ImageFolderSource, SequenceSource, VideoFileSource,
                                             open_source, to_rgb8)
 
 
@@ -119,7 +119,7 @@ def test_array_source_size_change():
 def test_sequence_source_reads_vector_volumes(scene):
     import slicer
 
-    from SurgicalDepthLib.depth_scene import frame_volume
+    from SurgicalDepthLib.depth.scene import frame_volume
 
     seq = slicer.vtkMRMLSequenceNode()
     seq.SetName("recorded")

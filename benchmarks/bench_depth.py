@@ -70,8 +70,8 @@ def time_model(model, shape, runs: int, warmup: int = 3) -> float:
 
 
 def bench_networks(threads: int, runs: int, h: int = 256, w: int = 320) -> dict:
-    from SurgicalDepthLib.depth_model import load_depth_model
-    from SurgicalDepthLib.depth_network import build_depth_network, count_macs, count_parameters
+    from SurgicalDepthLib.depth.model import load_depth_model
+    from SurgicalDepthLib.depth.network import build_depth_network, count_macs, count_parameters
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -100,10 +100,10 @@ def bench_networks(threads: int, runs: int, h: int = 256, w: int = 320) -> dict:
 
 
 def bench_renderer(frames: int) -> dict:
-    from SurgicalDepthLib.camera_paths import PosePlanner
-    from SurgicalDepthLib.renderer import SurfaceRenderer
-    from SurgicalDepthLib.synthetic_dataset import default_camera
-    from SurgicalDepthLib.synthetic_scene import load_scenario
+    from SurgicalDepthLib.synthetic.camera_paths import PosePlanner
+    from SurgicalDepthLib.synthetic.renderer import SurfaceRenderer
+    from SurgicalDepthLib.synthetic.dataset import default_camera
+    from SurgicalDepthLib.synthetic.scenarios import load_scenario
 
     scenario = load_scenario("laparoscopy")
     camera = default_camera(256, 320)
@@ -126,7 +126,7 @@ def bench_renderer(frames: int) -> dict:
 
 def bench_accuracy(model, dataset, split, heldout) -> dict:
     sys.path.insert(0, str(ROOT))
-    from SurgicalDepthLib.cli_eval_depth import evaluate_to_folder
+    from surgicalai.commands.eval_depth import evaluate_to_folder
 
     out = {}
     if dataset:

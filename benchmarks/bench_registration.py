@@ -26,21 +26,21 @@ for sub in ("SegmentationAI", "SurgicalDepth", ""):
 
 
 def ours_icp(cloud, target, init):
-    from SurgicalDepthLib.icp import icp
+    from SurgicalDepthLib.registration.icp import icp
 
     return icp(cloud, target, init).matrix
 
 
 def ours_global(cloud, target, init):
-    from SurgicalDepthLib.icp import icp
-    from SurgicalDepthLib.registration_init import global_init
+    from SurgicalDepthLib.registration.icp import icp
+    from SurgicalDepthLib.registration.initial_pose import global_init
 
     g = global_init(cloud, target, prior=init, rotation_range_deg=35.0, translation_range_mm=25.0, budget_s=1.0)
     return icp(cloud, target, g.matrix).matrix
 
 
 def ours_scale(cloud, target, init):
-    from SurgicalDepthLib.icp import icp
+    from SurgicalDepthLib.registration.icp import icp
 
     return icp(cloud, target, init, scale=True).matrix
 
@@ -113,9 +113,9 @@ def vtk_icp(cloud, target, init):
 
 def tracking_speed(setup, n_points, repeats, peers):
     """Frame-to-frame update: a start 1 deg / 1 mm off the truth, clouds of n_points."""
-    from SurgicalDepthLib.icp import icp, pose_error
-    from SurgicalDepthLib.registration_eval import cloud_from_depth, tre_mm
-    from SurgicalDepthLib.registration_shapes import apply, perturbation
+    from SurgicalDepthLib.registration.icp import icp, pose_error
+    from SurgicalDepthLib.registration.evaluation import cloud_from_depth, tre_mm
+    from SurgicalDepthLib.registration.shapes import apply, perturbation
 
     rng = np.random.default_rng(5)
     out = {}
@@ -148,8 +148,8 @@ def tracking_speed(setup, n_points, repeats, peers):
 def main() -> int:
     import torch
 
-    from SegmentationAILib.errors import SurgicalAIError
-    from SurgicalDepthLib.registration_eval import MISALIGNMENTS, prepare, run_trials, summarise
+    from SurgicalAICore.errors import SurgicalAIError
+    from SurgicalDepthLib.registration.evaluation import MISALIGNMENTS, prepare, run_trials, summarise
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer frames and trials")
@@ -178,7 +178,7 @@ def main() -> int:
 
     depth_model, model_name = None, None
     try:
-        from SurgicalDepthLib.depth_model import load_depth_model
+        from SurgicalDepthLib.depth.model import load_depth_model
 
         depth_model = load_depth_model(device="cpu")
         card = getattr(depth_model, "card", {}) or {}

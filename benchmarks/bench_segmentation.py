@@ -37,7 +37,7 @@ def load_case_image(name: str):
     import SimpleITK as sitk
 
     if name.startswith("sample"):
-        from SegmentationAILib.resources import sample_ct_path
+        from SurgicalAICore.resources import sample_ct_path
 
         return sitk.ReadImage(str(sample_ct_path()))
     from SegmentationAILib.synthetic import synthetic_ct

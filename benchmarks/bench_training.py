@@ -66,8 +66,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from SegmentationAILib.cases import cases_from_folder
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.train_transforms import AugmentationSettings
-    from SegmentationAILib.training import TrainingSettings, train
+    from SegmentationAILib.training.transforms import AugmentationSettings
+    from SegmentationAILib.training.loop import TrainingSettings, train
 
     d = DATASETS[args.dataset]
     out = Path(args.out) / args.dataset

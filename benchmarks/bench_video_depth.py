@@ -77,8 +77,8 @@ class ProceduralDepth:
 def tiny_model(folder: Path):
     import torch
 
-    from SurgicalDepthLib.depth_model import depth_card, load_depth_model, save_depth_model
-    from SurgicalDepthLib.depth_network import build_depth_network
+    from SurgicalDepthLib.depth.model import depth_card, load_depth_model, save_depth_model
+    from SurgicalDepthLib.depth.network import build_depth_network
 
     torch.manual_seed(0)
     net = build_depth_network({"channels": [4, 4, 8, 8, 8], "blocks": [0, 0, 0, 0, 0]})
@@ -87,10 +87,10 @@ def tiny_model(folder: Path):
 
 
 def stage_latency(model, n: int, scene_name: str):
-    from SegmentationAILib.scene import new_scene
-    from SurgicalDepthLib.depth_pipeline import FrameProcessor
-    from SurgicalDepthLib.depth_scene import LiveSceneOutput
-    from SurgicalDepthLib.frame_sources import Frame
+    from SurgicalAICore.mrml.scene import new_scene
+    from SurgicalDepthLib.depth.pipeline import FrameProcessor
+    from SurgicalDepthLib.depth.scene import LiveSceneOutput
+    from SurgicalDepthLib.video.sources import Frame
 
     video = ProceduralVideo()
     scene = new_scene()
@@ -119,7 +119,7 @@ class StreamSource:
     """A live source fed by a 30 fps producer thread (as OpenIGTLink would)."""
 
     def __init__(self, fps=30.0, seconds=10.0):
-        from SurgicalDepthLib.frame_sources import LiveSource
+        from SurgicalDepthLib.video.sources import LiveSource
 
         self.live = LiveSource("stream")
         self.fps, self.seconds = fps, seconds
@@ -143,10 +143,10 @@ class StreamSource:
 
 
 def live_newest_wins(model, seconds):
-    from SegmentationAILib.scene import new_scene
-    from SurgicalDepthLib.depth_pipeline import FrameProcessor
-    from SurgicalDepthLib.depth_scene import LiveSceneOutput
-    from SurgicalDepthLib.live_processor import LiveProcessor
+    from SurgicalAICore.mrml.scene import new_scene
+    from SurgicalDepthLib.depth.pipeline import FrameProcessor
+    from SurgicalDepthLib.depth.scene import LiveSceneOutput
+    from SurgicalDepthLib.depth.live import LiveProcessor
 
     stream = StreamSource(seconds=seconds)
     scene = new_scene()
@@ -173,10 +173,10 @@ def live_newest_wins(model, seconds):
 
 def live_fifo_peer(model, seconds):
     """The naive alternative: queue every frame and process them in order."""
-    from SegmentationAILib.scene import new_scene
-    from SurgicalDepthLib.depth_pipeline import FrameProcessor
-    from SurgicalDepthLib.depth_scene import LiveSceneOutput
-    from SurgicalDepthLib.frame_sources import Frame
+    from SurgicalAICore.mrml.scene import new_scene
+    from SurgicalDepthLib.depth.pipeline import FrameProcessor
+    from SurgicalDepthLib.depth.scene import LiveSceneOutput
+    from SurgicalDepthLib.video.sources import Frame
 
     stream = StreamSource(seconds=seconds)
     q: "queue.Queue" = queue.Queue()
@@ -215,10 +215,10 @@ def live_fifo_peer(model, seconds):
 
 def memory_run(model, frames: int, every: int = 500):
     """Every frame through the whole path (source, masks, depth, cloud, scene update), RSS every ``every``."""
-    from SegmentationAILib.scene import new_scene
-    from SurgicalDepthLib.depth_pipeline import FrameProcessor
-    from SurgicalDepthLib.depth_scene import LiveSceneOutput
-    from SurgicalDepthLib.frame_sources import ArraySource
+    from SurgicalAICore.mrml.scene import new_scene
+    from SurgicalDepthLib.depth.pipeline import FrameProcessor
+    from SurgicalDepthLib.depth.scene import LiveSceneOutput
+    from SurgicalDepthLib.video.sources import ArraySource
 
     video = ProceduralVideo()
     scene = new_scene()
@@ -252,9 +252,9 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS_video.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from SurgicalDepthLib.depth_model import load_depth_model
+    from SurgicalDepthLib.depth.model import load_depth_model
 
-    from SegmentationAILib.errors import ModelError
+    from SurgicalAICore.errors import ModelError
 
     tmp = Path(tempfile.mkdtemp())
     tiny = tiny_model(tmp / "tiny")

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "SegmentationAI"))
 
 from SegmentationAILib.preprocessing import prepare_input  # noqa: E402
-from SegmentationAILib.resources import sample_ct_path  # noqa: E402
+from SurgicalAICore.resources import sample_ct_path  # noqa: E402
 from SegmentationAILib.sample_reference import default_labels, sample_reference_labels  # noqa: E402
 from SegmentationAILib.seg_model import build_network, save_segmentation_model  # noqa: E402
 

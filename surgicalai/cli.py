@@ -13,15 +13,15 @@ import sys
 from typing import List, Optional
 
 SUBCOMMANDS = [
-    ("segment", "SegmentationAILib.cli_segment"),
-    ("train", "SegmentationAILib.cli_train"),
-    ("evaluate", "SegmentationAILib.cli_evaluate"),
-    ("render", "SurgicalDepthLib.cli_render"),
-    ("train-depth", "SurgicalDepthLib.cli_train_depth"),
-    ("eval-depth", "SurgicalDepthLib.cli_eval_depth"),
-    ("depth", "SurgicalDepthLib.cli_depth"),
-    ("register", "SurgicalDepthLib.cli_register"),
-    ("demo", "surgicalai.demo"),
+    ("segment", "surgicalai.commands.segment"),
+    ("train", "surgicalai.commands.train"),
+    ("evaluate", "surgicalai.commands.evaluate"),
+    ("render", "surgicalai.commands.render"),
+    ("train-depth", "surgicalai.commands.train_depth"),
+    ("eval-depth", "surgicalai.commands.eval_depth"),
+    ("depth", "surgicalai.commands.depth"),
+    ("register", "surgicalai.commands.register"),
+    ("demo", "surgicalai.demo.pipeline"),
 ]
 
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from SegmentationAILib.errors import OperationCancelled, SurgicalAIError
+    from SurgicalAICore.errors import OperationCancelled, SurgicalAIError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")

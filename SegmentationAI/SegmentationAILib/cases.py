@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
+from SurgicalAICore.errors import InputError
 
 PathLike = Union[str, Path]
 GEOMETRY_TOLERANCE_MM = 1e-3  # origins/spacings closer than this are the same grid
@@ -238,15 +238,15 @@ def case_from_nodes(volume_nodes: Sequence, segmentation_node, name: Optional[st
 
     Label values follow the segment order (1..n); the names are kept so a label mapping can refer to
     segments by name."""
-    from .volume_nodes import sitk_from_volume_node
+    from SurgicalAICore.mrml.volumes import sitk_from_volume_node
 
     if not volume_nodes or any(v is None for v in volume_nodes):
         raise InputError("Pick a volume for every channel of the case.")
     if segmentation_node is None:
         raise InputError("Pick a segmentation for the case.")
-    from .geometry import sitk_from_array
-    from .preprocessing import resample_like
-    from .segmentation_nodes import labels_from_segmentation
+    from SurgicalAICore.geometry import sitk_from_array
+    from SegmentationAILib.preprocessing import resample_like
+    from SurgicalAICore.mrml.segmentations import labels_from_segmentation
 
     array, ijk_to_ras, infos = labels_from_segmentation(segmentation_node)
     images = [sitk_from_volume_node(v) for v in volume_nodes]

@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .progress import CancelToken, Progress, ProgressCallback
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
 
 METRICS = ["dice", "iou", "hd95_mm", "asd_mm", "volume_ref_ml", "volume_pred_ml", "volume_diff_ml", "volume_diff_pct"]
 
@@ -213,8 +213,8 @@ def evaluate_model(models, cases: Sequence, mapping=None, device: str = "auto", 
                    cancel: Optional[CancelToken] = None) -> EvaluationResult:
     """Segment each case with the model(s) (a list = ensemble, e.g. k-fold models) through the
     extension's own inference, and evaluate against the case's reference on the case's grid."""
-    from .segmenter import resolve_models, segment_image
-    from .seg_model import label_names
+    from SegmentationAILib.segmenter import resolve_models, segment_image
+    from SegmentationAILib.seg_model import label_names
 
     if not cases:
         raise InputError("No cases to evaluate.")
@@ -238,7 +238,7 @@ def evaluate_model(models, cases: Sequence, mapping=None, device: str = "auto", 
 def evaluate_label_images(pred: sitk.Image, ref: sitk.Image, names: Mapping[int, str], case: str = "case",
                           groups: Optional[Mapping[str, Sequence[str]]] = None) -> List[dict]:
     """Rows for two label images; the prediction is resampled onto the reference grid if needed."""
-    from .preprocessing import resample_like
+    from SegmentationAILib.preprocessing import resample_like
 
     pred = resample_like(pred, ref, sitk.sitkNearestNeighbor, 0)
     return evaluate_labels(sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(ref), ref.GetSpacing(), names, groups, case)
@@ -248,8 +248,8 @@ def evaluate_segmentation_nodes(scene, predicted_node, reference_node, add_table
                                 name: Optional[str] = None) -> EvaluationResult:
     """Compare two segmentation nodes segment by segment (matched by name), e.g. a model's output and a
     manual segmentation; the result table is added to ``scene``."""
-    from .geometry import sitk_from_array
-    from .segmentation_nodes import labels_from_segmentation
+    from SurgicalAICore.geometry import sitk_from_array
+    from SurgicalAICore.mrml.segmentations import labels_from_segmentation
 
     if predicted_node is None or reference_node is None:
         raise InputError("Pick both a predicted and a reference segmentation.")

@@ -13,10 +13,10 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .device import run_with_cpu_fallback
-from .errors import InputError
-from .progress import CancelToken, Progress, ProgressCallback
-from .seg_model import SegmentationModel
+from SurgicalAICore.device import run_with_cpu_fallback
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
+from SegmentationAILib.seg_model import SegmentationModel
 
 
 def flip_sets(axes_ijk: Sequence[int]) -> List[Tuple[int, ...]]:

@@ -18,8 +18,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .cases import Case
-from .errors import InputError
+from SegmentationAILib.cases import Case
+from SurgicalAICore.errors import InputError
 
 Value = Union[int, str]
 

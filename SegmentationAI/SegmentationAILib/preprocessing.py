@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
+from SurgicalAICore.errors import InputError
 
 _NUMERIC_IDS = {
     sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16, sitk.sitkUInt32, sitk.sitkInt32,

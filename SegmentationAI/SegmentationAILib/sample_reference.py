@@ -12,7 +12,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from .resources import sample_data_dir
+from SurgicalAICore.resources import sample_data_dir
 
 # (name, colour RGB 0..1, TotalSegmentator class names merged into it)
 DEFAULT_STRUCTURES: List[Tuple[str, Tuple[float, float, float], Tuple[str, ...]]] = [

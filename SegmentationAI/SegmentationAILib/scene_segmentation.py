@@ -10,20 +10,20 @@ from typing import Any, Callable, Mapping, Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .geometry import sitk_from_array
-from .preprocessing import check_4d_array, check_image
-from .progress import CancelToken, Progress, ProgressCallback
-from .segmentation_nodes import add_segmentation_to_scene, new_segmentation_node
-from .segmenter import ModelsArg, SegmentationOptions, resolve_models, segment_image
-from .statistics import label_statistics, statistics_table_node
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.geometry import sitk_from_array
+from SegmentationAILib.preprocessing import check_4d_array, check_image
+from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
+from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
+from SegmentationAILib.segmenter import ModelsArg, SegmentationOptions, resolve_models, segment_image
+from SegmentationAILib.statistics import label_statistics, statistics_table_node
 
 STATISTICS_ROLE = "SurgicalAIStatistics"
 
 
 def image_from_volume_node(volume_node) -> sitk.Image:
     """A checked SimpleITK image (LPS) of a scalar volume node; clear errors for anything else."""
-    from .volume_nodes import array_and_geometry
+    from SurgicalAICore.mrml.volumes import array_and_geometry
 
     if volume_node is None:
         raise InputError("No input volume was selected.")
@@ -71,7 +71,7 @@ def segment_volume_node(scene, volume_node, model: ModelsArg = None,
     labels_image = segment_image(image, models, opts, prog.sub(0.0, 0.85), notify=notify)
 
     prog.step(0.87, "building the segmentation and 3-D surfaces")
-    from .geometry import array_from_sitk
+    from SurgicalAICore.geometry import array_from_sitk
 
     label_array, ijk_to_ras = array_from_sitk(labels_image)
     labels = models[0].labels

@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 
-from .errors import InputError, ModelError
-from .model_folder import (CardSchema, ModelFolder, load_weights, read_model_folder, validate_card,
+from SurgicalAICore.errors import InputError, ModelError
+from SurgicalAICore.model_folder import (CardSchema, ModelFolder, load_weights, read_model_folder, validate_card,
                            write_model_folder)
 
 DEFAULT_MODEL_NAME = "abdomen-ct-unet"
@@ -216,7 +216,7 @@ class SegmentationModel:
 
 
 def default_model_path() -> Path:
-    from .resources import models_dir
+    from SurgicalAICore.resources import models_dir
 
     return models_dir() / DEFAULT_MODEL_NAME
 
@@ -246,7 +246,7 @@ def _check_outputs(network: torch.nn.Module, card: Mapping[str, Any], folder: Pa
 
 def load_segmentation_model(path: Union[str, Path, None] = None, device: Union[str, torch.device] = "auto") -> SegmentationModel:
     """Load and check a segmentation model folder (``None``: the bundled default model)."""
-    from .device import select_device
+    from SurgicalAICore.device import select_device
 
     folder = Path(path) if path is not None else default_model_path()
     if path is not None and not str(path).strip():

@@ -12,12 +12,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .inference import predict_probabilities
-from .postprocessing import labels_from_probabilities, postprocess
-from .preprocessing import prepare_input, resample_like, resolve_options
-from .progress import CancelToken, Progress, ProgressCallback
-from .seg_model import SegmentationModel, label_names, load_segmentation_model
+from SurgicalAICore.errors import InputError
+from SegmentationAILib.inference import predict_probabilities
+from SegmentationAILib.postprocessing import labels_from_probabilities, postprocess
+from SegmentationAILib.preprocessing import prepare_input, resample_like, resolve_options
+from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
+from SegmentationAILib.seg_model import SegmentationModel, label_names, load_segmentation_model
 
 ModelsArg = Union[None, str, Path, SegmentationModel, Sequence[Union[str, Path, SegmentationModel]]]
 
@@ -95,6 +95,6 @@ def segment_image(image: Union[sitk.Image, List[sitk.Image]], models: ModelsArg 
 def segment_file(path: Union[str, Path], models: ModelsArg = None, options=None, progress=None, cancel=None,
                  notify=None) -> sitk.Image:
     """Segment an image file or DICOM series folder."""
-    from .image_io import read_image
+    from SurgicalAICore.image_io import read_image
 
     return segment_image(read_image(path), models, options, progress, cancel, notify)

@@ -10,8 +10,8 @@ from typing import Dict, List, Mapping, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .image_io import publish
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.image_io import publish
 
 COLUMNS = ("value", "name", "voxels", "volume_ml")
 

@@ -72,7 +72,7 @@ def save_tiny_model(path: Union[str, Path], seed: int = 0, **card_kwargs):
     """Write an untrained tiny model folder (deterministic weights) and return its ModelFolder."""
     import torch
 
-    from .seg_model import build_network, save_segmentation_model
+    from SegmentationAILib.seg_model import build_network, save_segmentation_model
 
     card = tiny_card(**card_kwargs)
     torch.manual_seed(seed)

@@ -1,0 +1,675 @@
+"""Training and fine-tuning of segmentation U-Nets on labelled cases.
+
+One run lives in a work folder ``<output>.training/`` beside the output model folder: a checkpoint
+written atomically after every epoch (model, optimiser, scheduler, AMP scaler, RNG states, epoch,
+step, history), the best weights by validation Dice, ``metrics.json`` and ``curves.png``. A run
+killed at any moment resumes from its last checkpoint (``resume=True``) and continues exactly as an
+uninterrupted run would: patches, augmentation and dropout of step ``s`` are drawn from RNGs
+seeded by ``(seed, rank, s)``, so they do not depend on what happened before the restart. The
+model folder ``<output>`` is written only at the end (atomically, never over an existing folder).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from SegmentationAILib.training import distributed as dist_utils
+from SegmentationAILib.cases import Case
+from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
+from SegmentationAILib.label_mapping import LabelMapping, check_mapping
+from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
+from SegmentationAILib.training.transforms import AugmentationSettings, training_transforms
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+METRICS = "metrics.json"
+CURVES = "curves.png"
+FOREGROUND_PERCENTILES = (0.5, 99.5)  # CT clip window taken from the labelled voxels (as nnU-Net does)
+
+
+@dataclass
+class TrainingSettings:
+    """Everything that defines a run. ``None`` fields are derived from the data (documented per field)."""
+
+    modality: str = "CT"                      # "CT" or "MR"
+    channel_names: Optional[List[str]] = None  # default: ["CT"] or ["MR1", ...]
+    spacing: Optional[List[float]] = None      # mm along i, j, k; default: median spacing of the cases
+    patch_size: List[int] = field(default_factory=lambda: [64, 64, 64])  # voxels along i, j, k
+    unet_channels: List[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    unet_strides: List[int] = field(default_factory=lambda: [2, 2, 2])
+    num_res_units: int = 1
+    norm: str = "instance"
+    dropout: float = 0.0
+    epochs: int = 50
+    steps_per_epoch: int = 50
+    batch_size: int = 2                        # cases per step; each gives augmentation.samples_per_case patches
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    schedule: str = "poly"                     # "poly" (1 - t)^0.9, "cosine" or "constant"
+    warmup_steps: int = 0
+    val_fraction: float = 0.2                  # used when no validation cases are given and folds == 0
+    folds: int = 0                             # k-fold cross-validation when >= 2
+    fold: int = 0
+    val_overlap: float = 0.25
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True                           # mixed precision, CUDA only
+    threads: Optional[int] = None              # torch CPU threads
+    augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+    name: Optional[str] = None
+    description: str = ""
+    command: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["augmentation"] = self.augmentation.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainingSettings":
+        d = dict(d)
+        aug = AugmentationSettings(**d.pop("augmentation", {}))
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(augmentation=aug, **{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TrainingResult:
+    model_path: Optional[Path]
+    work_dir: Path
+    history: List[dict]
+    best_epoch: int
+    best_val_dice: Optional[float]
+    card: Dict[str, Any]
+    network: Optional[torch.nn.Module] = None  # the trained network (this rank's copy, best weights when written)
+
+
+# --------------------------------------------------------------------------- splits
+
+def split_cases(names: Sequence[str], val_fraction: float = 0.2, folds: int = 0, fold: int = 0,
+                seed: int = 0) -> Tuple[List[int], List[int]]:
+    """(train indices, validation indices). k-fold folds are disjoint and cover every case once."""
+    n = len(names)
+    order = list(np.random.default_rng(seed).permutation(n))
+    if folds and folds >= 2:
+        if n < folds:
+            raise InputError(f"{folds}-fold cross-validation needs at least {folds} cases; got {n}.")
+        if not 0 <= fold < folds:
+            raise InputError(f"Fold {fold} does not exist in {folds}-fold cross-validation (0..{folds - 1}).")
+        parts = np.array_split(np.array(order), folds)
+        val = sorted(int(i) for i in parts[fold])
+        return sorted(set(range(n)) - set(val)), val
+    if folds == 1 or folds < 0:
+        raise InputError("k-fold cross-validation needs at least 2 folds.")
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"The validation fraction must be in [0, 1); got {val_fraction}.")
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n_val == 0 and n >= 2:
+        n_val = 1
+    if n - n_val < 1:
+        raise InputError(f"Only {n} case(s): none would be left for training.")
+    val = sorted(int(i) for i in order[:n_val])
+    return sorted(set(range(n)) - set(val)), val
+
+
+# --------------------------------------------------------------------------- card and data
+
+def _ct_normalization(cases: Sequence[Case], mapping: LabelMapping, channel: int = 0) -> dict:
+    """Clip window and mean/std from labelled voxels of the training cases (a subsample)."""
+    rng = np.random.default_rng(0)
+    values = []
+    for case in cases:
+        image = sitk.GetArrayViewFromImage(case.images[channel])
+        fg = mapping.apply(case) > 0
+        v = np.asarray(image[fg], np.float32)
+        if v.size > 20000:
+            v = rng.choice(v, 20000, replace=False)
+        values.append(v)
+    v = np.concatenate(values) if values else np.zeros(1, np.float32)
+    lo, hi = (float(x) for x in np.percentile(v, FOREGROUND_PERCENTILES))
+    if hi <= lo:
+        hi = lo + 1.0
+    clipped = np.clip(v, lo, hi)
+    return {"type": "ct", "clip": [round(lo, 2), round(hi, 2)], "mean": round(float(clipped.mean()), 4),
+            "std": round(max(float(clipped.std()), 1e-3), 4)}
+
+
+def build_card(settings: TrainingSettings, mapping: LabelMapping, train_cases: Sequence[Case],
+               base_card: Optional[dict] = None) -> dict:
+    """The model card of the run (without metrics). Fine-tuning keeps the base model's input side."""
+    n_channels = len(train_cases[0].images)
+    if base_card is not None:
+        if len(base_card["channels"]) != n_channels:
+            raise InputError(f"The model to fine-tune takes {len(base_card['channels'])} channel(s) "
+                             f"({', '.join(base_card['channels'])}); the cases have {n_channels}.")
+        card = {k: copy.deepcopy(base_card[k]) for k in ("modality", "channels", "spacing", "patch_size",
+                                                          "normalization", "architecture")}
+        for k in ("preprocessing", "postprocessing"):
+            if k in base_card:
+                card[k] = copy.deepcopy(base_card[k])
+        post = card.get("postprocessing", {})
+        if isinstance(post.get("largest_component"), list):
+            post["largest_component"] = [n for n in post["largest_component"] if n in mapping.names]
+    else:
+        modality = settings.modality.upper()
+        if modality not in ("CT", "MR"):
+            raise InputError(f"Modality must be CT or MR; got '{settings.modality}'.")
+        names = settings.channel_names or (["CT"] if modality == "CT" and n_channels == 1
+                                           else [f"{modality}{i + 1}" for i in range(n_channels)])
+        if len(names) != n_channels:
+            raise InputError(f"{len(names)} channel name(s) given but the cases have {n_channels} channel(s).")
+        spacing = settings.spacing or [float(x) for x in np.median([c.spacing for c in train_cases], axis=0)]
+        if len(spacing) != 3 or min(spacing) <= 0:
+            raise InputError(f"Spacing must be three positive numbers (mm); got {spacing}.")
+        patch = [int(p) for p in settings.patch_size]
+        down = 2 ** sum(1 for s in settings.unet_strides if s == 2)
+        if len(patch) != 3 or any(p <= 0 or p % 16 or p % down for p in patch):
+            raise InputError(f"Patch size {patch} must be three positive multiples of 16 (and of {down}).")
+        if modality == "CT":
+            norms = [_ct_normalization(train_cases, mapping, c) for c in range(n_channels)]
+        else:
+            norms = [{"type": "zscore_foreground"} for _ in range(n_channels)]
+        card = {
+            "modality": modality, "channels": list(names), "spacing": [round(float(s), 4) for s in spacing],
+            "patch_size": patch, "normalization": norms,
+            "architecture": {"name": "UNet", "spatial_dims": 3, "channels": list(settings.unet_channels),
+                             "strides": list(settings.unet_strides), "num_res_units": int(settings.num_res_units),
+                             "norm": settings.norm, "dropout": float(settings.dropout)},
+        }
+    flips = sorted(settings.augmentation.flip_axes) if settings.augmentation.flip_prob > 0 else []
+    # test-time flips only along axes the network saw flipped (a left/right model must not be mirrored)
+    card["inference"] = {"overlap": 0.5, "blend": "gaussian", "tta": bool(flips), "tta_axes": flips or [0, 1, 2]}
+    card["labels"] = mapping.card_labels()
+    card["task"] = "segmentation"
+    card["name"] = settings.name or "trained-unet"
+    card["version"] = "1.0"
+    card["description"] = settings.description or (
+        f"U-Net trained with SlicerSurgicalAI on {len(train_cases)} case(s) for {', '.join(mapping.names)}.")
+    return card
+
+
+@dataclass
+class PreparedCase:
+    name: str
+    data: dict  # image [c,k,j,i] float32, label [1,k,j,i] uint8, fg/bg indices
+
+
+def prepare_case(case: Case, mapping: LabelMapping, card: dict, patch_kji: Optional[Sequence[int]] = None,
+                 class_balanced: bool = False) -> PreparedCase:
+    """Resample and normalise a case onto the model grid (the inference's own preprocessing),
+    pad it to at least one patch and precompute the voxel indices the patch sampler draws from
+    (foreground/background, or per class when ``class_balanced``)."""
+    from monai.transforms import ClassesToIndicesd, FgBgToIndicesd, SpatialPadd
+
+    from SegmentationAILib.preprocessing import prepare_input, resample_like
+
+    image, grid = prepare_input(case.images, card)
+    label = sitk.GetArrayFromImage(resample_like(mapping.apply_image(case), grid, sitk.sitkNearestNeighbor))
+    data = {"image": image, "label": label[None].astype(np.uint8)}
+    if patch_kji is not None:
+        data = SpatialPadd(["image", "label"], spatial_size=list(patch_kji), mode="constant")(data)
+        data = {k: np.asarray(v) for k, v in data.items()}
+        if class_balanced:
+            data = ClassesToIndicesd("label", num_classes=len(card["labels"]) + 1)(data)
+        else:
+            data = FgBgToIndicesd("label")(data)
+    return PreparedCase(case.name, data)
+
+
+# --------------------------------------------------------------------------- small utilities
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        t = min(step / max(total, 1), 1.0)
+        if schedule == "poly":
+            return (1 - t) ** 0.9
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        return 1.0
+    return f
+
+
+def write_curves(history: Sequence[dict], path: Path, class_names: Sequence[str]) -> None:
+    """Training loss and validation Dice per class against epoch, as a PNG (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6), dpi=100)
+    ax1, ax2 = fig.subplots(1, 2)
+    epochs = [h["epoch"] for h in history]
+    ax1.plot(epochs, [h["train_loss"] for h in history], "-o", ms=3, color="tab:blue")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss (Dice + CE)")
+    ax1.grid(alpha=0.3)
+    val = [h for h in history if h.get("val_dice")]
+    if val:
+        for name in class_names:
+            ax2.plot([h["epoch"] for h in val], [h["val_dice"].get(name, float("nan")) for h in val], "-", label=name)
+        ax2.plot([h["epoch"] for h in val], [h["val_mean_dice"] for h in val], "k--", lw=2, label="mean")
+        ax2.legend(fontsize=7, loc="lower right", ncol=2)
+    else:
+        ax2.text(0.5, 0.5, "no validation cases", ha="center", va="center", transform=ax2.transAxes)
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation Dice")
+    ax2.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+
+    def save(p: Path) -> None:
+        with open(p, "wb") as f:
+            fig.savefig(f, format="png")
+    _atomic_write(path, save)
+
+
+def dice_per_class(pred: np.ndarray, ref: np.ndarray, n_classes: int) -> List[float]:
+    """Dice of classes 1..n_classes (NaN where both are empty)."""
+    out = []
+    for c in range(1, n_classes + 1):
+        p, r = pred == c, ref == c
+        denom = int(p.sum()) + int(r.sum())
+        out.append(float("nan") if denom == 0 else 2.0 * float(np.logical_and(p, r).sum()) / denom)
+    return out
+
+
+def predict_prepared(network: torch.nn.Module, image: np.ndarray, patch_kji: Sequence[int], device: torch.device,
+                     overlap: float = 0.25, amp: bool = False) -> np.ndarray:
+    """Arg-max class map of a preprocessed ``[c, k, j, i]`` image (sliding window, Gaussian blending)."""
+    from monai.inferers import sliding_window_inference
+
+    network.eval()
+    x = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
+    with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+        logits = sliding_window_inference(x, list(patch_kji), 4, network, overlap=overlap, mode="gaussian")
+    return logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- the run
+
+def _check_output(output: Path, work: Path, resume: bool) -> None:
+    if output.exists():
+        raise InputError(f"Output model folder {output} already exists; choose another name or remove it "
+                         f"(it is never overwritten).")
+    parent = output.parent
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"Cannot write the output under {probe}: it is a file, not a folder.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write to {probe}: choose an output folder you may write to.")
+    if resume and not (work / CHECKPOINT).is_file():
+        raise InputError(f"Nothing to resume: {work / CHECKPOINT} does not exist.")
+    if not resume and work.exists() and any(work.iterdir()):
+        raise InputError(f"A training run is already in {work}; resume it (--resume) or remove that folder.")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`train` (tensors only, read with ``weights_only``)."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or ["unreadable"])[0][:120]
+        raise ModelError(f"Checkpoint {path} is corrupt or unreadable ({first}); remove the run folder "
+                         f"to start again.") from None
+    needed = {"model", "optimizer", "scheduler", "epoch", "step", "rng", "settings", "card", "history"}
+    if not isinstance(ckpt, dict) or needed - set(ckpt):
+        raise ModelError(f"Checkpoint {path} is incomplete (missing {', '.join(sorted(needed - set(ckpt or {})))}).")
+    return ckpt
+
+
+def _finetune_network(network: torch.nn.Module, base_state: Dict[str, torch.Tensor]) -> List[str]:
+    """Copy every base weight whose shape fits; the rest (the output head for a new label set) stays fresh."""
+    own = network.state_dict()
+    fresh = [k for k in own if k not in base_state or base_state[k].shape != own[k].shape]
+    own.update({k: v for k, v in base_state.items() if k in own and v.shape == own[k].shape})
+    network.load_state_dict(own)
+    return fresh
+
+
+def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path],
+          settings: Optional[TrainingSettings] = None, val_cases: Optional[Sequence[Case]] = None,
+          init_model: Union[str, Path, None] = None, resume: bool = False,
+          progress: "Optional[ProgressCallback | Progress]" = None, cancel: Optional[CancelToken] = None,
+          on_epoch: Optional[Callable[[dict], None]] = None, max_steps: Optional[int] = None) -> TrainingResult:
+    """Train (or fine-tune from ``init_model``) a U-Net; write the model folder ``output``.
+
+    ``val_cases`` given: those validate; else ``settings.folds``/``val_fraction`` split ``cases``.
+    ``resume``: continue the run in ``<output>.training`` (its stored settings win; ``epochs`` may grow).
+    ``on_epoch(record)`` is called after each epoch. ``max_steps`` stops early without writing the model
+    folder (to test resuming). Raises InputError/ModelError on bad input, OperationCancelled on cancel
+    (the last checkpoint stays, so the run can be resumed).
+    """
+    from monai.losses import DiceCELoss
+
+    from SurgicalAICore.device import select_device
+    from SegmentationAILib.seg_model import build_network, load_segmentation_model, save_segmentation_model, validate_seg_card
+
+    settings = settings or TrainingSettings()
+    output = Path(output)
+    work = Path(str(output) + ".training")
+    _check_output(output, work, resume)
+    prog = Progress.of(progress, cancel)
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(work / CHECKPOINT)
+        stored = TrainingSettings.from_dict(ckpt["settings"])
+        stored.epochs = max(stored.epochs, settings.epochs)
+        settings = stored
+    if settings.threads:
+        torch.set_num_threads(int(settings.threads))
+    if not cases:
+        raise InputError("No training cases were given.")
+    report = check_mapping(mapping, list(cases) + list(val_cases or []))
+    for problem in report.problems:
+        log.warning(problem)
+    if val_cases:
+        train_set, val_set = list(cases), list(val_cases)
+    else:
+        tr, va = split_cases([c.name for c in cases], settings.val_fraction, settings.folds, settings.fold, settings.seed)
+        train_set, val_set = [cases[i] for i in tr], [cases[i] for i in va]
+    if len({len(c.images) for c in train_set + val_set}) > 1:
+        raise InputError("All cases need the same number of image channels.")
+
+    base_card, base_state = None, None
+    if init_model is not None and ckpt is None:
+        base = load_segmentation_model(init_model, device="cpu")
+        if base.network.__class__.__name__ != "UNet" or base.card.get("weights_format") == "torchscript":
+            raise ModelError(f"Model {init_model} is TorchScript; fine-tuning needs a state-dict UNet model folder.")
+        base_card, base_state = base.card, base.network.state_dict()
+    card = ckpt["card"] if ckpt is not None else build_card(settings, mapping, train_set, base_card)
+    if ckpt is not None and [l["name"] for l in card["labels"]] != mapping.names:
+        raise InputError(f"The run in {work} trains classes {[l['name'] for l in card['labels']]}, "
+                         f"not {mapping.names}; use the same label mapping to resume.")
+    validate_seg_card({**card, "format_version": 1, "weights": "model.pt", "weights_format": "state_dict"}, "the new model card")
+
+    ctx = dist_utils.init_distributed(select_device(settings.device).type)
+    device = dist_utils.device_for(ctx, select_device(settings.device))
+    use_amp = settings.amp and device.type == "cuda"
+    patch_kji = list(card["patch_size"])[::-1]
+
+    torch.manual_seed(settings.seed)
+    network = build_network(card)
+    fresh: List[str] = []
+    if base_state is not None:
+        fresh = _finetune_network(network, base_state)
+        log.info("Fine-tuning from %s; %d tensors start fresh (new output head).", init_model, len(fresh))
+    network.to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    total_steps = settings.epochs * settings.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.schedule, total_steps, settings.warmup_steps))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    history: List[dict] = []
+    best = {"epoch": 0, "dice": None}
+    start_epoch = 0
+    if ckpt is not None:
+        network.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scheduler.lr_lambdas[0] = _lr_lambda(settings.schedule, total_steps, settings.warmup_steps)
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"])
+        history = list(ckpt["history"])
+        best = dict(ckpt.get("best", best))
+        start_epoch = int(ckpt["epoch"])
+    model = dist_utils.wrap_model(ctx, network, device)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+
+    if ctx.is_main:
+        work.mkdir(parents=True, exist_ok=True)
+    prep = prog.sub(0.0, 0.1)
+    prepared = []
+    for i, case in enumerate(train_set):
+        prep.step(i / max(len(train_set) + len(val_set), 1), f"preparing {case.name}")
+        prepared.append(prepare_case(case, mapping, card, patch_kji, settings.augmentation.class_balanced))
+    val_prepared = []
+    if ctx.is_main:
+        for i, case in enumerate(val_set):
+            prep.step((len(train_set) + i) / max(len(train_set) + len(val_set), 1), f"preparing {case.name}")
+            val_prepared.append(prepare_case(case, mapping, card))
+    transforms = training_transforms(patch_kji, settings.augmentation, len(card["labels"]))
+    n_classes = len(card["labels"])
+    names = mapping.names
+    run_prog = prog.sub(0.1, 1.0)
+    fg_key = "label_fg_indices"
+
+    def sample_batch(step: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        s = _step_seed(settings.seed, ctx.rank, step)
+        rng = np.random.default_rng(s)
+        transforms.set_random_state(seed=s % (2 ** 32))
+        images, labels = [], []
+        for idx in rng.integers(0, len(prepared), settings.batch_size):
+            data = prepared[int(idx)].data
+            if fg_key in data and len(data[fg_key]) == 0:  # no foreground left on this case's grid: sample anywhere
+                data = {**data, fg_key: data["label_bg_indices"]}
+            for patch in transforms(dict(data)):
+                images.append(torch.as_tensor(patch["image"]))
+                labels.append(torch.as_tensor(patch["label"]))
+        torch.manual_seed(s)  # dropout of this step
+        return torch.stack(images).float(), torch.stack(labels).long()
+
+    step = start_epoch * settings.steps_per_epoch
+    stop_at = total_steps if max_steps is None else min(total_steps, max_steps)
+    t_run = time.time()
+    try:
+        for epoch in range(start_epoch, settings.epochs):
+            model.train()
+            losses = []
+            t0 = time.time()
+            for _ in range(settings.steps_per_epoch):
+                if step >= stop_at:
+                    break
+                x, y = sample_batch(step)
+                x, y = x.to(device), y.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, enabled=use_amp):
+                    loss = loss_fn(model(x), y)
+                if not torch.isfinite(loss):
+                    raise InputError(f"The training loss became {loss.item()} at step {step}; lower the learning rate.")
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                losses.append(float(loss.item()))
+                run_prog.step(step / max(total_steps, 1),
+                              f"epoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {losses[-1]:.3f}")
+            if step >= stop_at and len(losses) < settings.steps_per_epoch:
+                break  # stopped mid-epoch (max_steps): keep the last full-epoch checkpoint
+            record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                      "lr": float(optimizer.param_groups[0]["lr"]), "time_s": round(time.time() - t0, 2)}
+            if ctx.is_main:
+                if val_prepared:
+                    dices = []
+                    for vp in val_prepared:
+                        pred = predict_prepared(network, vp.data["image"], patch_kji, device, settings.val_overlap, use_amp)
+                        dices.append(dice_per_class(pred, vp.data["label"][0], n_classes))
+                    per_class = np.nanmean(np.array(dices, float), axis=0) if dices else []
+                    record["val_dice"] = {n: (None if np.isnan(d) else round(float(d), 4)) for n, d in zip(names, per_class)}
+                    record["val_mean_dice"] = round(float(np.nanmean(per_class)), 4)
+                    improved = best["dice"] is None or record["val_mean_dice"] > best["dice"]
+                else:
+                    improved = True  # without validation the latest weights are kept
+                history.append(record)
+                if improved:
+                    best = {"epoch": epoch + 1, "dice": record.get("val_mean_dice")}
+                    _atomic_write(work / BEST, lambda p: torch.save(network.state_dict(), str(p)))
+                state = {"model": network.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(),
+                         "scaler": scaler.state_dict() if use_amp else {}, "epoch": epoch + 1, "step": step,
+                         "rng": _rng_state(), "settings": settings.to_dict(), "card": card, "history": history,
+                         "best": best, "mapping": json.dumps(mapping.to_list())}
+                _atomic_write(work / CHECKPOINT, lambda p: torch.save(state, str(p)))
+                _atomic_json(work / METRICS, {"classes": names, "epochs": history, "best_epoch": best["epoch"],
+                                              "best_val_mean_dice": best["dice"], "train_cases": [c.name for c in train_set],
+                                              "val_cases": [c.name for c in val_set]})
+                write_curves(history, work / CURVES, names)
+                if on_epoch is not None:
+                    on_epoch(dict(record))
+            dist_utils.barrier(ctx)
+            if step >= stop_at:
+                break
+    except OperationCancelled:
+        raise OperationCancelled(f"Training cancelled; the last finished epoch is saved in {work} "
+                                 f"(resume it, or remove that folder).") from None
+
+    model_path = None
+    if ctx.is_main and step >= total_steps:
+        best_state = torch.load(str(work / BEST), map_location="cpu", weights_only=True)
+        network.load_state_dict(best_state)
+        final = dict(card)
+        final["training"] = {
+            "train_cases": [c.name for c in train_set], "val_cases": [c.name for c in val_set],
+            "data": sorted({c.source for c in train_set}), "label_mapping": mapping.to_list(),
+            "settings": settings.to_dict(), "command": settings.command, "seed": settings.seed,
+            "finetuned_from": str(init_model) if init_model else None, "fresh_tensors": fresh[:20],
+            "steps": step, "wall_time_s": round(time.time() - t_run, 1), "world_size": ctx.world_size,
+        }
+        final["metrics"] = {"best_epoch": best["epoch"], "validation_mean_dice": best["dice"],
+                            "validation_dice": next((h.get("val_dice") for h in history if h["epoch"] == best["epoch"]), None),
+                            "note": "Dice on the validation cases at the model spacing"}
+        save_segmentation_model(output, network.cpu(), final)
+        for extra in (METRICS, CURVES):
+            if (work / extra).is_file():
+                shutil.copy2(work / extra, output / extra)
+        model_path = output
+        card = final
+    dist_utils.barrier(ctx)
+    return TrainingResult(model_path, work, history, best["epoch"], best["dice"], card, network)
+
+
+def train_folds(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path],
+                settings: TrainingSettings, **kwargs) -> List[TrainingResult]:
+    """k-fold cross-validation: one model folder per fold, ``<output>/fold_<i>`` (an ensemble at inference)."""
+    if settings.folds < 2:
+        raise InputError("train_folds needs settings.folds >= 2.")
+    split_cases([c.name for c in cases], folds=settings.folds, fold=0)  # checks there are enough cases
+    output = Path(output)
+    if output.exists() and not kwargs.get("resume"):
+        raise InputError(f"Output folder {output} already exists; choose another name or remove it.")
+    results = []
+    prog = Progress.of(kwargs.pop("progress", None), kwargs.pop("cancel", None))
+    for fold in range(settings.folds):
+        s = copy.deepcopy(settings)
+        s.fold = fold
+        s.name = f"{settings.name or 'trained-unet'}-fold{fold}"
+        results.append(train(cases, mapping, output / f"fold_{fold}", s,
+                             progress=prog.sub(fold / settings.folds, (fold + 1) / settings.folds), **kwargs))
+    return results
+
+
+class TrainingJob:
+    """A training run on a background thread, for a GUI: cases are read from the scene on the caller's
+    (main) thread beforehand; the GUI polls :meth:`poll` from a timer for progress, epoch records and
+    the end, and :meth:`stop` cancels (the last finished epoch stays resumable)."""
+
+    def __init__(self, cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path],
+                 settings: TrainingSettings, val_cases: Optional[Sequence[Case]] = None,
+                 init_model: Union[str, Path, None] = None, resume: bool = False):
+        import queue
+        import threading
+
+        self._queue: "queue.Queue[dict]" = queue.Queue()
+        self._cancel = CancelToken()
+        self.result: Optional[TrainingResult] = None
+        self.error: Optional[str] = None
+        self.curves_path = Path(str(output) + ".training") / CURVES
+        kwargs = dict(settings=settings, val_cases=val_cases, init_model=init_model, resume=resume)
+
+        def work() -> None:
+            try:
+                self.result = train(cases, mapping, output, progress=self._on_progress, cancel=self._cancel,
+                                    on_epoch=lambda r: self._queue.put({"kind": "epoch", **r}), **kwargs)
+                self._queue.put({"kind": "done", "model_path": str(self.result.model_path),
+                                 "best_val_dice": self.result.best_val_dice})
+            except Exception as error:  # reported to the GUI as one line; the thread must not die silently
+                self.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+                self._queue.put({"kind": "error", "message": self.error,
+                                 "cancelled": isinstance(error, OperationCancelled)})
+
+        self._thread = threading.Thread(target=work, name="SurgicalAI-training", daemon=True)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self._queue.put({"kind": "progress", "fraction": fraction, "message": message})
+
+    def start(self) -> "TrainingJob":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._cancel.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        self._thread.join(timeout)
+
+    def poll(self) -> List[dict]:
+        """Events since the last call: progress, epoch records, then done or error."""
+        import queue
+
+        events = []
+        while True:
+            try:
+                events.append(self._queue.get_nowait())
+            except queue.Empty:
+                return events

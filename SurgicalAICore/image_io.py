@@ -1,0 +1,117 @@
+"""Reading images (NIfTI, NRRD, MHA/MHD files or a DICOM series folder) and writing results atomically."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+import SimpleITK as sitk
+
+from SurgicalAICore.errors import InputError
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+
+
+def has_suffix(path: Union[str, Path], suffixes) -> bool:
+    name = Path(path).name.lower()
+    return any(name.endswith(s) for s in suffixes)
+
+
+def _quiet_itk():
+    """SimpleITK prints reader warnings to stderr; the caller reports its own one-line error."""
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+
+
+def read_dicom_series(folder: Union[str, Path], series_id: Optional[str] = None) -> sitk.Image:
+    """The one DICOM series in ``folder`` (or ``series_id``); a folder with several series is an error."""
+    folder = Path(folder)
+    _quiet_itk()
+    ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    if not ids:
+        raise InputError(f"No DICOM series found in folder {folder}.")
+    if series_id is None:
+        if len(ids) > 1:
+            raise InputError(f"Folder {folder} holds {len(ids)} DICOM series (mixed series); put each series in "
+                             f"its own folder or choose one (series UIDs: {', '.join(i[-12:] for i in ids)}).")
+        series_id = ids[0]
+    elif series_id not in ids:
+        raise InputError(f"DICOM series {series_id} is not in folder {folder}.")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as error:
+        raise InputError(f"Cannot read the DICOM series in {folder}: {_first_line(error)}") from None
+    return image
+
+
+def read_image(path: Union[str, Path], series_id: Optional[str] = None) -> sitk.Image:
+    """A 3-D image from a file (NIfTI, NRRD, MHA/MHD, ...) or a DICOM series folder (LPS geometry)."""
+    if path is None or not str(path).strip():
+        raise InputError("No input image was given.")
+    path = Path(path)
+    if path.is_dir():
+        return read_dicom_series(path, series_id)
+    if not path.exists():
+        raise InputError(f"Input file not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"Input file {path} is not readable (permissions).")
+    if path.stat().st_size == 0:
+        raise InputError(f"Input file {path} is empty.")
+    _quiet_itk()
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise InputError(f"Cannot read image file {path}: not a supported or intact image "
+                         f"({_first_line(error)[:120]}).") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # ITK messages start with the source location; the last line says what went wrong
+    return lines[-1] if lines else type(error).__name__
+
+
+def publish(tmp: Union[str, Path], path: Union[str, Path]) -> Path:
+    """Move a finished temporary file into place with normal file permissions (temp files are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def check_output_path(path: Union[str, Path], suffixes=None) -> Path:
+    """Refuse an output whose folder is missing or not writable, or with an unknown suffix."""
+    if path is None or not str(path).strip():
+        raise InputError("No output path was given.")
+    path = Path(path)
+    if suffixes is not None and not has_suffix(path, suffixes):
+        raise InputError(f"Output {path.name} must end in one of: {', '.join(suffixes)}.")
+    if path.is_dir():
+        raise InputError(f"Output {path} is a folder; give a file name.")
+    if not path.parent.is_dir():
+        raise InputError(f"Cannot write {path}: folder {path.parent} does not exist.")
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"Cannot write {path}: folder {path.parent} is not writable.")
+    return path
+
+
+def write_image(image: sitk.Image, path: Union[str, Path], compress: bool = True) -> Path:
+    """Write an image atomically (to a temporary file in the same folder, then renamed)."""
+    path = check_output_path(path)
+    suffix = "".join(Path(path.name).suffixes[-2:]) if path.name.lower().endswith(".nii.gz") else path.suffix
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
+    tmp = tmp_dir / ("image" + suffix)
+    try:
+        sitk.WriteImage(image, str(tmp), compress)
+        publish(tmp, path)
+    except RuntimeError as error:
+        raise InputError(f"Cannot write {path}: {_first_line(error)}") from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path

@@ -1,0 +1,263 @@
+"""Video to depth maps and point clouds: one frame (:class:`FrameProcessor`) or a whole recording
+(:func:`process_video`, into a folder and/or the scene).
+
+A depth estimator is any object with ``predict(rgb HxWx3 uint8) -> HxW float32 depth (mm)`` at the
+frame's resolution (the bundled network from :mod:`SurgicalDepthLib.depth_model` is one).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Protocol, Union
+
+import numpy as np
+
+from SurgicalAICore.errors import InputError, ModelError
+from SurgicalAICore.progress import CancelToken, Progress
+
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.video.prep import field_stop_mask, fit_camera, prepare_frame
+from SurgicalDepthLib.video.sources import Frame, FrameSource, open_source
+from SurgicalDepthLib.depth.pointcloud import PointCloud, depth_to_pointcloud, polydata_from_cloud, write_ply
+
+STAGES = ("read", "prep", "infer", "cloud")
+TIMING_COLUMNS = ["index", "name", "timestamp_s", "read_ms", "prep_ms", "infer_ms", "cloud_ms", "write_ms",
+                  "total_ms", "points"]
+
+
+class DepthEstimator(Protocol):
+    def predict(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
+def load_model(path: Optional[Union[str, Path]] = None, device: str = "auto"):
+    """The depth network in model folder ``path`` (None: the bundled one) on ``device``."""
+    try:
+        from SurgicalDepthLib.depth.model import load_depth_model
+    except ImportError as error:
+        raise ModelError(f"The depth network module is not available in this build ({error}).") from None
+    if path is not None and not Path(path).exists():
+        raise ModelError(f"Depth model folder not found: {path}")
+    return load_depth_model(path, device=device)
+
+
+@dataclass
+class DepthResult:
+    """A processed frame: the depth map (mm, 0 = none) at the frame's resolution, its point cloud
+    (camera frame), the intrinsics used and per-stage seconds."""
+    index: int
+    timestamp_s: float
+    name: str
+    rgb: np.ndarray
+    depth_mm: np.ndarray
+    cloud: PointCloud
+    camera: CameraIntrinsics
+    timings: Dict[str, float] = field(default_factory=dict)
+    poly: object = None          # vtkPolyData of the cloud, built off the main thread
+    received_at: float = 0.0     # time.perf_counter() when processing started
+
+
+class FrameProcessor:
+    """Frame -> masks -> depth -> point cloud. Holds its settings and a cached field-of-view mask
+    only, so one instance can be swapped for another between frames (live switching of model or camera).
+
+    The field stop of an endoscope does not move between frames: its mask is found again every
+    ``mask_every`` frames (and whenever the frame size changes), not for every frame.
+    """
+
+    def __init__(self, model: DepthEstimator, camera: Optional[CameraIntrinsics] = None,
+                 max_points: Optional[int] = 20000, auto_mask: bool = True, mask_specular: bool = True,
+                 undistort: bool = True, build_polydata: bool = True, mask_every: int = 15):
+        if model is None or not hasattr(model, "predict"):
+            raise ModelError("No depth model was given; load one (the bundled model or a model folder).")
+        if max_points is not None and max_points < 1:
+            raise InputError(f"The point budget must be at least 1, got {max_points}.")
+        self.model = model
+        self.camera = camera
+        self.max_points = max_points
+        self.auto_mask = auto_mask
+        self.mask_specular = mask_specular
+        self.undistort = undistort
+        self.build_polydata = build_polydata
+        self.mask_every = max(1, int(mask_every))
+        self._fov_cache = None  # (shape, frames since computed, mask)
+
+    def _field_of_view(self, rgb: np.ndarray) -> np.ndarray:
+        cache = self._fov_cache
+        if cache is None or cache[0] != rgb.shape or cache[1] >= self.mask_every:
+            mask = field_stop_mask(rgb)
+            self._fov_cache = (rgb.shape, 1, mask)
+            return mask
+        self._fov_cache = (cache[0], cache[1] + 1, cache[2])
+        return cache[2]
+
+    def camera_for(self, width: int, height: int) -> CameraIntrinsics:
+        return fit_camera(self.camera, width, height, default_fov_deg=_model_fov(self.model))
+
+    def process(self, frame: Frame) -> DepthResult:
+        start = time.perf_counter()
+        rgb = frame.rgb
+        camera = self.camera_for(rgb.shape[1], rgb.shape[0])
+        prepared = prepare_frame(rgb, camera, auto_mask=False, mask_specular=self.mask_specular)
+        if self.auto_mask:
+            prepared.field_of_view = self._field_of_view(rgb)
+        t_prep = time.perf_counter()
+        depth = np.asarray(self.model.predict(rgb), dtype=np.float32)
+        if depth.shape != rgb.shape[:2]:
+            raise ModelError(f"The depth model returned a {depth.shape[1]}x{depth.shape[0]} map for a "
+                             f"{rgb.shape[1]}x{rgb.shape[0]} frame.")
+        depth = np.where(np.isfinite(depth) & (depth > 0) & prepared.field_of_view, depth, 0).astype(np.float32)
+        t_infer = time.perf_counter()
+        cloud = depth_to_pointcloud(depth, rgb, camera, ~prepared.specular, self.max_points, self.undistort)
+        poly = polydata_from_cloud(cloud) if self.build_polydata else None
+        t_cloud = time.perf_counter()
+        timings = {"read": frame.read_s, "prep": t_prep - start, "infer": t_infer - t_prep, "cloud": t_cloud - t_infer}
+        return DepthResult(frame.index, frame.timestamp_s, frame.name, rgb, depth, cloud, camera, timings, poly, start)
+
+
+def _model_fov(model) -> float:
+    """The vertical field of view the model was trained with (its card), else a typical 70 degrees."""
+    card = getattr(model, "card", None) or {}
+    camera = card.get("camera")
+    if isinstance(camera, dict):
+        try:
+            return CameraIntrinsics.from_dict(camera).vertical_fov_deg
+        except (InputError, TypeError, ValueError):
+            pass
+    for section in ("training", "architecture"):
+        value = (card.get(section) or {}).get("vertical_fov_deg") if isinstance(card.get(section), dict) else None
+        if isinstance(value, (int, float)) and 0 < value < 180:
+            return float(value)
+    return 70.0
+
+
+@dataclass
+class VideoDepthSummary:
+    frames: int
+    seconds: float
+    camera: Optional[CameraIntrinsics]
+    median_ms: Dict[str, float]
+    out_dir: Optional[Path] = None
+    scene_nodes: Optional[dict] = None
+    names: List[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _prepare_out_dir(out_dir: Path) -> Path:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"Output folder {out_dir} exists and is not empty; choose a new folder.")
+    parent = out_dir.parent
+    if not parent.exists():
+        parent.mkdir(parents=True)
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"Cannot write to {parent}.")
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=parent))
+
+
+def _check_scene_budget(frame: Frame, points: int, total: int, budget: float) -> None:
+    """Sequences live in memory: refuse, before the work, a recording whose sequences would not fit."""
+    per_frame = frame.width * frame.height * (3 + 4) + points * (12 + 3 + 4 + 8)
+    need = per_frame * total
+    if need > budget:
+        raise InputError(f"{total} frames would need about {need / 1e9:.1f} GB as scene sequences "
+                         f"(limit {budget / 1e9:.1f} GB); process a part (max frames), lower the point budget, "
+                         f"or write to a folder only.")
+
+
+def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Optional[DepthEstimator] = None,
+                  out_dir: Optional[Union[str, Path]] = None, scene=None, max_points: Optional[int] = 20000,
+                  device: str = "auto", model_path=None, write_clouds: bool = True, name: Optional[str] = None,
+                  transform_node=None, max_frames: Optional[int] = None, progress=None,
+                  cancel: Optional[CancelToken] = None, on_result=None,
+                  scene_budget_bytes: float = 4e9) -> VideoDepthSummary:
+    """Depth maps and point clouds for every frame of a recorded ``source`` (video path, frame folder,
+    sequence node or :class:`FrameSource`).
+
+    ``out_dir``: per frame ``<frame name>.npy`` (float32 depth in mm at the frame's resolution, 0 where
+    invalid) and ``<frame name>.ply``, plus ``timings.csv`` and ``camera.json``; the folder appears only
+    when complete. ``scene``: one sequence browser with video, depth and point-cloud sequences, added
+    only when complete. ``on_result(result)`` sees each frame (pictures, metrics).
+    """
+    from SurgicalDepthLib.depth.scene import RecordedSequenceBuilder
+
+    if out_dir is None and scene is None and on_result is None:
+        raise InputError("Give an output folder, a scene, or both.")
+    steps = Progress.of(progress, cancel)
+    src: FrameSource = open_source(source)
+    if src.is_live:
+        raise InputError("process_video needs a recorded source; use LiveProcessor for live streams.")
+    if model is None:
+        steps.step(0.0, "loading the depth model")
+        model = load_model(model_path, device)
+    processor = FrameProcessor(model, camera, max_points)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    tmp = _prepare_out_dir(out_dir) if out_dir is not None else None
+    builder = RecordedSequenceBuilder(name or src.name) if scene is not None else None
+    total = src.frame_count
+    if max_frames is not None:
+        total = min(total, max_frames) if total else max_frames
+    rows, names, used_camera = [], [], None
+    start = time.perf_counter()
+    try:
+        for frame in src:
+            if max_frames is not None and frame.index >= max_frames:
+                break
+            steps.step(0.95 * frame.index / total if total else 0.5, f"frame {frame.index + 1}" + (f"/{total}" if total else ""))
+            result = processor.process(frame)
+            used_camera = result.camera
+            if builder is not None and frame.index == 0 and total:
+                _check_scene_budget(frame, len(result.cloud), total, scene_budget_bytes)
+            t_write = time.perf_counter()
+            if tmp is not None:
+                np.save(tmp / f"{frame.name}.npy", result.depth_mm)
+                if write_clouds:
+                    write_ply(result.poly if result.poly is not None else result.cloud, tmp / f"{frame.name}.ply")
+            if builder is not None:
+                builder.add(frame.timestamp_s, frame.rgb, result.depth_mm, result.poly)
+            if on_result is not None:
+                on_result(result)
+            write_s = time.perf_counter() - t_write
+            t = result.timings
+            rows.append([frame.index, frame.name, f"{frame.timestamp_s:.6f}"]
+                        + [f"{1000 * t[s]:.3f}" for s in STAGES]
+                        + [f"{1000 * write_s:.3f}", f"{1000 * (sum(t.values()) + write_s):.3f}", len(result.cloud)])
+            names.append(frame.name)
+        if not rows:
+            raise InputError(f"{src.name}: no frame was read.")
+        seconds = time.perf_counter() - start
+        steps.step(0.97, "saving")
+        if tmp is not None:
+            with open(tmp / "timings.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(TIMING_COLUMNS)
+                writer.writerows(rows)
+            used_camera.save_json(tmp / "camera.json")
+        # the scene first: a folder rename is the step least likely to fail, so it comes last
+        scene_nodes = builder.commit(scene, used_camera, transform_node) if builder is not None else None
+        if tmp is not None:
+            if out_dir.exists():
+                out_dir.rmdir()
+            os.chmod(tmp, 0o755)  # mkdtemp made it private; the result is an ordinary folder
+            os.replace(tmp, out_dir)
+            tmp = None
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        src.close()
+    medians = {s: float(np.median([float(r[3 + i]) for r in rows])) for i, s in enumerate(STAGES)}
+    medians["write"] = float(np.median([float(r[7]) for r in rows]))
+    medians["total"] = float(np.median([float(r[8]) for r in rows]))
+    steps.step(1.0, f"{len(rows)} frames")
+    return VideoDepthSummary(len(rows), seconds, used_camera, medians, out_dir, scene_nodes, names)
+
+
+__all__ = ["DepthEstimator", "DepthResult", "FrameProcessor", "VideoDepthSummary", "load_model", "process_video"]

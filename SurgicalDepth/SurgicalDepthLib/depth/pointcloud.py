@@ -1,0 +1,242 @@
+"""Depth map to coloured point cloud: undistort, back-project, mask, voxel-downsample, vtkPolyData, PLY.
+
+Points are in the camera frame (OpenCV: x right, y down, z forward, mm). A point cloud carries
+RGB colours (``uint8``, array "RGB") and the depth of each point (array "depth_mm").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import numpy as np
+
+from SurgicalAICore.errors import InputError
+
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, backproject
+
+RGB_ARRAY = "RGB"
+DEPTH_ARRAY = "depth_mm"
+
+
+@dataclass
+class PointCloud:
+    points: np.ndarray          # (N, 3) float32, camera frame, mm
+    colors: np.ndarray          # (N, 3) uint8
+    depth_mm: np.ndarray        # (N,) float32
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+
+class Undistorter:
+    """Cached OpenCV remap tables that turn a distorted frame into the pinhole image of the same K."""
+
+    def __init__(self, camera: CameraIntrinsics):
+        import cv2
+
+        self.camera = camera
+        self.pinhole = CameraIntrinsics(camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)
+        self._maps = None
+        if camera.has_distortion:
+            self._maps = cv2.initUndistortRectifyMap(camera.K, camera.dist_coeffs, None, camera.K,
+                                                     (camera.width, camera.height), cv2.CV_32FC1)
+
+    def __call__(self, image: np.ndarray, nearest: bool = False) -> np.ndarray:
+        import cv2
+
+        if self._maps is None:
+            return image
+        src = image.astype(np.uint8) if image.dtype == bool else image
+        # nearest for depth and masks: interpolating across a depth edge invents points in mid-air
+        out = cv2.remap(src, self._maps[0], self._maps[1], cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return out.astype(bool) if image.dtype == bool else out
+
+
+_UNDISTORT_CACHE: dict = {}
+
+
+def undistorter(camera: CameraIntrinsics) -> Undistorter:
+    u = _UNDISTORT_CACHE.get(camera)
+    if u is None:
+        if len(_UNDISTORT_CACHE) > 8:
+            _UNDISTORT_CACHE.clear()
+        u = _UNDISTORT_CACHE[camera] = Undistorter(camera)
+    return u
+
+
+def depth_to_pointcloud(depth_mm: np.ndarray, rgb: np.ndarray, camera: CameraIntrinsics,
+                        mask: Optional[np.ndarray] = None, max_points: Optional[int] = 20000,
+                        undistort: bool = True) -> PointCloud:
+    """Coloured points of the valid pixels (finite depth > 0, inside ``mask``) of a depth map.
+
+    ``depth_mm`` and ``rgb`` are at the camera's resolution, as imaged (distorted); with
+    ``undistort`` they are resampled to the pinhole image first, so the back-projection is exact.
+    ``max_points`` caps the cloud by voxel downsampling (None keeps every pixel).
+    """
+    depth = np.asarray(depth_mm, dtype=np.float32)
+    if depth.ndim != 2:
+        raise InputError(f"A depth map must be 2-D, got shape {depth.shape}.")
+    if rgb.shape[:2] != depth.shape:
+        raise InputError(f"Depth map {depth.shape[1]}x{depth.shape[0]} and frame {rgb.shape[1]}x{rgb.shape[0]} differ in size.")
+    camera.check_frame(depth.shape[1], depth.shape[0])
+    pinhole = camera
+    if undistort and camera.has_distortion:
+        u = undistorter(camera)
+        depth = u(depth, nearest=True)
+        rgb = u(rgb)
+        mask = u(np.asarray(mask, bool), nearest=True) if mask is not None else u(np.ones(depth.shape, bool), nearest=True)
+        pinhole = u.pinhole
+    valid = np.isfinite(depth) & (depth > 0)
+    if mask is not None:
+        valid &= np.asarray(mask, bool)
+    points = backproject(depth, pinhole, valid).astype(np.float32)
+    colors = np.asarray(rgb)[valid].astype(np.uint8)
+    cloud = PointCloud(points, colors, depth[valid].astype(np.float32))
+    if max_points is not None and len(cloud) > max_points:
+        # a pixel's footprint at the median depth seeds the voxel size
+        pixel_mm = float(np.median(cloud.depth_mm)) / np.sqrt(pinhole.fx * pinhole.fy)
+        cloud = voxel_downsample(cloud, max_points, pixel_mm)
+    return cloud
+
+
+def _voxel_reduce(cloud: PointCloud, voxel: float) -> PointCloud:
+    keys = np.floor(cloud.points / voxel).astype(np.int64)
+    keys -= keys.min(axis=0)
+    dims = keys.max(axis=0) + 1
+    flat = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
+    total = int(dims[0] * dims[1] * dims[2])
+    if total <= 4 * len(flat):
+        # dense grid: counting beats sorting for the compact grids of one endoscope frame
+        counts = np.bincount(flat, minlength=total)
+        occupied = np.flatnonzero(counts)
+        lut = np.empty(total, np.int32)
+        lut[occupied] = np.arange(occupied.size, dtype=np.int32)
+        inverse = lut[flat]
+        counts = counts[occupied]
+    else:
+        _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    n = counts.size
+
+    def mean(values):
+        out = np.empty((n, values.shape[1]), np.float64)
+        for c in range(values.shape[1]):
+            out[:, c] = np.bincount(inverse, weights=values[:, c], minlength=n)
+        return out / counts[:, None]
+
+    points = mean(cloud.points).astype(np.float32)
+    colors = np.clip(np.rint(mean(cloud.colors)), 0, 255).astype(np.uint8)
+    depth = mean(cloud.depth_mm[:, None])[:, 0].astype(np.float32)
+    return PointCloud(points, colors, depth)
+
+
+def voxel_downsample(cloud: PointCloud, max_points: int, pixel_mm: Optional[float] = None) -> PointCloud:
+    """At most ``max_points`` points: each occupied voxel becomes the mean of its points (and colours).
+
+    The first voxel edge is the one that would leave ``max_points`` points on a surface facing the
+    camera (``pixel_mm``: the footprint of a pixel, else estimated from the cloud's extent); it grows
+    until the budget holds, so one pass usually suffices.
+    """
+    if max_points < 1:
+        raise InputError(f"The point budget must be at least 1, got {max_points}.")
+    if len(cloud) <= max_points:
+        return cloud
+    ratio = len(cloud) / max_points
+    if pixel_mm is not None and pixel_mm > 0:
+        voxel = 1.15 * pixel_mm * np.sqrt(ratio)  # 15 %: a grid cut by the surface holds a few extra cells
+    else:
+        extent = np.ptp(cloud.points, axis=0)
+        area = max(float(np.sort(extent)[1:].prod()), 1e-6)  # the two largest extents span the surface
+        voxel = np.sqrt(area / max_points)
+    voxel = max(float(voxel), 1e-4)
+    for _ in range(40):
+        reduced = _voxel_reduce(cloud, voxel)
+        if len(reduced) <= max_points:
+            return reduced
+        voxel *= max(1.05, np.sqrt(len(reduced) / max_points))
+    return reduced
+
+
+def polydata_from_cloud(cloud: PointCloud):
+    """vtkPolyData with one vertex cell per point, "RGB" colours (active scalars) and "depth_mm"."""
+    import vtk
+    from vtk.util import numpy_support
+
+    n = len(cloud)
+    poly = vtk.vtkPolyData()
+    pts = vtk.vtkPoints()
+    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(cloud.points, np.float32), deep=True))
+    poly.SetPoints(pts)
+    verts = vtk.vtkCellArray()
+    offsets = numpy_support.numpy_to_vtkIdTypeArray(np.arange(n + 1, dtype=np.int64), deep=True)
+    conn = numpy_support.numpy_to_vtkIdTypeArray(np.arange(n, dtype=np.int64), deep=True)
+    verts.SetData(offsets, conn)
+    poly.SetVerts(verts)
+    rgb = numpy_support.numpy_to_vtk(np.ascontiguousarray(cloud.colors, np.uint8), deep=True,
+                                     array_type=vtk.VTK_UNSIGNED_CHAR)
+    rgb.SetName(RGB_ARRAY)
+    poly.GetPointData().AddArray(rgb)
+    poly.GetPointData().SetActiveScalars(RGB_ARRAY)
+    depth = numpy_support.numpy_to_vtk(np.ascontiguousarray(cloud.depth_mm, np.float32), deep=True)
+    depth.SetName(DEPTH_ARRAY)
+    poly.GetPointData().AddArray(depth)
+    return poly
+
+
+def cloud_from_polydata(poly) -> PointCloud:
+    from vtk.util import numpy_support
+
+    n = poly.GetNumberOfPoints()
+    points = numpy_support.vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float32) if n else np.zeros((0, 3), np.float32)
+    rgb = poly.GetPointData().GetArray(RGB_ARRAY)
+    colors = numpy_support.vtk_to_numpy(rgb).astype(np.uint8).reshape(-1, 3) if rgb is not None else np.zeros((n, 3), np.uint8)
+    depth = poly.GetPointData().GetArray(DEPTH_ARRAY)
+    depth_mm = numpy_support.vtk_to_numpy(depth).astype(np.float32) if depth is not None else points[:, 2].copy()
+    return PointCloud(points, colors, depth_mm)
+
+
+def write_ply(cloud: Union[PointCloud, object], path: Union[str, Path], binary: bool = True) -> Path:
+    """PLY with per-vertex colours (red/green/blue); written to a temporary name then renamed."""
+    import os
+
+    import vtk
+
+    path = Path(path)
+    poly = polydata_from_cloud(cloud) if isinstance(cloud, PointCloud) else cloud
+    tmp = path.with_name(f".tmp-{path.name}")
+    writer = vtk.vtkPLYWriter()
+    writer.SetFileName(str(tmp))
+    writer.SetInputData(poly)
+    writer.SetArrayName(RGB_ARRAY)
+    writer.SetColorModeToDefault()
+    if binary:
+        writer.SetFileTypeToBinary()
+    else:
+        writer.SetFileTypeToASCII()
+    ok = writer.Write()
+    if not ok or not tmp.exists():
+        if tmp.exists():
+            tmp.unlink()
+        raise InputError(f"Cannot write point cloud {path}.")
+    os.replace(tmp, path)
+    return path
+
+
+def read_ply(path: Union[str, Path]) -> PointCloud:
+    import vtk
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Point cloud file not found: {path}")
+    reader = vtk.vtkPLYReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    poly = reader.GetOutput()
+    if poly.GetNumberOfPoints() == 0 and path.stat().st_size > 0 and reader.GetErrorCode():
+        raise InputError(f"Cannot read point cloud {path}.")
+    return cloud_from_polydata(poly)
+
+
+def cloud_bounds(cloud: PointCloud) -> Tuple[np.ndarray, np.ndarray]:
+    return cloud.points.min(axis=0), cloud.points.max(axis=0)

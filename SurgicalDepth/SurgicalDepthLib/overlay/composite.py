@@ -1,0 +1,228 @@
+"""Overlay CT structures on the endoscope video: project segment surfaces with the registered pose,
+the intrinsics and the lens distortion; alpha-blended fill (x-ray view: hidden structures show) and
+outlines; an overlay image node; PNG and MP4 export.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from SurgicalAICore.errors import InputError
+
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, project
+
+SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point: 1/16 pixel
+FILL_GROUPS = 3
+
+DEFAULT_COLORS = [(255, 64, 64), (64, 160, 255), (255, 210, 0), (80, 220, 120), (200, 90, 255), (255, 140, 40)]
+
+
+@dataclass
+class OverlayStructure:
+    name: str
+    vertices: np.ndarray   # (V, 3) RAS mm
+    triangles: np.ndarray  # (T, 3) int
+    color: Tuple[int, int, int]
+
+
+def structures_from_surfaces(surfaces: Dict[str, object], colors: Optional[Dict[str, Sequence[int]]] = None,
+                             max_triangles: int = 20000) -> List[OverlayStructure]:
+    """OverlayStructures from named vtkPolyData surfaces (e.g. :func:`segment_surfaces`)."""
+    from SurgicalDepthLib.registration.target import decimate, mesh_arrays
+
+    out = []
+    for i, (name, poly) in enumerate(surfaces.items()):
+        verts, tris = mesh_arrays(decimate(poly, max_triangles))
+        if len(tris) == 0:
+            continue
+        color = tuple(int(c) for c in (colors or {}).get(name, DEFAULT_COLORS[i % len(DEFAULT_COLORS)]))
+        out.append(OverlayStructure(name, verts, tris, color))
+    if not out:
+        raise InputError("None of the chosen segments has a surface to overlay.")
+    return out
+
+
+def ras_to_camera(points_ras: np.ndarray, pose_cam_to_ras: np.ndarray) -> np.ndarray:
+    """Camera-frame points from RAS points; ``pose`` may carry a uniform scale (similarity)."""
+    pose = np.asarray(pose_cam_to_ras, float)
+    if pose.shape != (4, 4) or not np.all(np.isfinite(pose)) or abs(np.linalg.det(pose[:3, :3])) < 1e-12:
+        raise InputError("The camera pose must be a finite, invertible 4x4 matrix.")
+    inv = np.linalg.inv(pose)
+    return np.asarray(points_ras, float) @ inv[:3, :3].T + inv[:3, 3]
+
+
+def project_ras(points_ras: np.ndarray, pose_cam_to_ras: np.ndarray, camera: CameraIntrinsics):
+    """(pixels (N, 2) with distortion, camera-frame z (N,)) of RAS points. Points with z <= 0 get NaN pixels."""
+    cam = ras_to_camera(points_ras, pose_cam_to_ras)
+    uv = np.full((len(cam), 2), np.nan)
+    front = cam[:, 2] > 1e-6
+    if front.any():
+        uv[front] = project(cam[front], camera)
+    return uv, cam[:, 2]
+
+
+def _max_normalised_radius(camera: CameraIntrinsics) -> float:
+    corners = np.array([[0, 0], [camera.width, 0], [0, camera.height], [camera.width, camera.height]], float)
+    xn = (corners[:, 0] - camera.cx) / camera.fx
+    yn = (corners[:, 1] - camera.cy) / camera.fy
+    # beyond ~1.3x the corner radius the distortion polynomial can fold points back into the image
+    return 1.3 * float(np.sqrt(xn ** 2 + yn ** 2).max())
+
+
+def structure_mask(structure: OverlayStructure, pose_cam_to_ras: np.ndarray, camera: CameraIntrinsics,
+                   near_mm: float = 1.0) -> np.ndarray:
+    """Boolean (H, W) silhouette of a structure seen through the camera (every triangle in front)."""
+    import cv2
+
+    cam = ras_to_camera(structure.vertices, pose_cam_to_ras)
+    z = cam[:, 2]
+    ok_vert = z > near_mm
+    r = np.full(len(cam), np.inf)
+    r[ok_vert] = np.hypot(cam[ok_vert, 0] / z[ok_vert], cam[ok_vert, 1] / z[ok_vert])
+    ok_vert &= r <= _max_normalised_radius(camera)
+    tris = structure.triangles[ok_vert[structure.triangles].all(axis=1)]
+    mask = np.zeros((camera.height, camera.width), np.uint8)
+    if len(tris) == 0:
+        return mask.astype(bool)
+    used = np.unique(tris)
+    uv = np.zeros((len(cam), 2))
+    uv[used] = project(cam[used], camera)
+    # pixel centres are at integers; fillPoly's fixed point uses the same convention
+    fixed = np.round(uv * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    polys = np.ascontiguousarray(fixed[tris])
+    lim = np.int32(2 ** 30 >> SUBPIXEL_BITS)
+    polys = np.clip(polys, -lim, lim)
+    # fillPoly fills many polygons with the even-odd rule, so overlapping triangles (front and back of
+    # a closed surface, folds) would cancel. Triangles facing the camera tile the silhouette, as do
+    # those facing away: fill each facing separately, in a few random groups, and take the union.
+    e1 = (polys[:, 1] - polys[:, 0]).astype(np.float64)
+    e2 = (polys[:, 2] - polys[:, 0]).astype(np.float64)
+    facing = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] > 0
+    group = np.random.default_rng(0).integers(0, FILL_GROUPS, len(polys))
+    layer = np.zeros_like(mask)
+    for side in (True, False):
+        for g in range(FILL_GROUPS):
+            sel = polys[(facing == side) & (group == g)]
+            if len(sel):
+                layer[:] = 0
+                cv2.fillPoly(layer, sel, 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+                mask |= layer
+    return mask.astype(bool)
+
+
+def _outline(mask: np.ndarray, width: int) -> np.ndarray:
+    import cv2
+
+    k = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    inner = cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    return mask & ~inner
+
+
+def overlay_frame(rgb: np.ndarray, structures: Iterable[OverlayStructure], pose_cam_to_ras: np.ndarray,
+                  camera: CameraIntrinsics, opacity: float = 0.35, outline_px: int = 1,
+                  field_of_view: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    """(overlaid RGB uint8, name -> silhouette mask). ``rgb`` must match the camera's size.
+
+    ``field_of_view`` (H x W bool, e.g. from ``frame_prep.field_stop_mask``) keeps the overlay inside
+    the endoscope's image circle: nothing is drawn on the black border."""
+    img = np.asarray(rgb)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(f"The video frame must be an (H, W, 3) RGB image, got shape {img.shape}.")
+    camera.check_frame(img.shape[1], img.shape[0])
+    if not 0.0 <= opacity <= 1.0:
+        raise InputError(f"Overlay opacity must be between 0 and 1, got {opacity}.")
+    if field_of_view is not None and np.shape(field_of_view) != img.shape[:2]:
+        raise InputError(f"The field-of-view mask {np.shape(field_of_view)} does not match the frame {img.shape[:2]}.")
+    out = img.astype(np.float32)
+    masks = {}
+    for s in structures:
+        mask = structure_mask(s, pose_cam_to_ras, camera)
+        if field_of_view is not None:
+            mask &= np.asarray(field_of_view, bool)
+        masks[s.name] = mask
+        color = np.asarray(s.color, np.float32)
+        out[mask] = (1 - opacity) * out[mask] + opacity * color
+        if outline_px > 0:
+            out[_outline(mask, outline_px)] = color
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8), masks
+
+
+def overlay_volume_node(scene, rgb: np.ndarray, name: str = "Overlay", node=None):
+    """Show an overlaid frame as a single-slice vector volume (same geometry as the video frames);
+    updates ``node`` if given, else adds a new node once the image is ready."""
+    from SurgicalAICore.mrml.volumes import image_data_from_array
+    from SurgicalAICore.mrml.transforms import vtk_matrix_from_numpy
+
+    img = np.asarray(rgb, np.uint8)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(f"The overlay must be an (H, W, 3) RGB image, got shape {img.shape}.")
+    image = image_data_from_array(img[None])
+    geometry = vtk_matrix_from_numpy(np.diag([-1.0, -1.0, 1.0, 1.0]))
+    if node is None:
+        import slicer
+
+        node = slicer.vtkMRMLVectorVolumeNode()
+        node.SetName(name)
+        node.SetAndObserveImageData(image)
+        node.SetIJKToRASMatrix(geometry)
+        node.SetAttribute("SurgicalDepth.Role", "overlay")
+        scene.AddNode(node)
+        node.CreateDefaultDisplayNodes()
+    else:
+        node.SetAndObserveImageData(image)
+        node.SetIJKToRASMatrix(geometry)
+        node.Modified()
+    return node
+
+
+def _atomic_target(path: Union[str, Path], suffix: str) -> Tuple[Path, Path]:
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"Output folder {path.parent} does not exist.")
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=path.parent, prefix=".tmp_")
+    os.close(fd)
+    return path, Path(tmp)
+
+
+def write_png(path: Union[str, Path], rgb: np.ndarray) -> Path:
+    import cv2
+
+    path, tmp = _atomic_target(path, ".png")
+    try:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(np.asarray(rgb, np.uint8), cv2.COLOR_RGB2BGR)):
+            raise InputError(f"Could not write {path}.")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_mp4(path: Union[str, Path], frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
+    """MP4 (mpeg4 video) of RGB frames of one size; written to a temporary file then renamed."""
+    import cv2
+
+    frames = list(frames)
+    if not frames:
+        raise InputError("No frames to write to the video.")
+    h, w = frames[0].shape[:2]
+    if any(f.shape[:2] != (h, w) for f in frames):
+        raise InputError("All video frames must have the same size.")
+    path, tmp = _atomic_target(path, ".mp4")
+    try:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise InputError("This OpenCV build cannot write MP4 video.")
+        for f in frames:
+            writer.write(cv2.cvtColor(np.asarray(f, np.uint8), cv2.COLOR_RGB2BGR))
+        writer.release()
+        if tmp.stat().st_size == 0:
+            raise InputError(f"Writing {path} produced an empty file.")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

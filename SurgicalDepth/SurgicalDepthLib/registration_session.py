@@ -1,0 +1,127 @@
+"""What the Registration and Overlay sections hold between clicks: target, tracker, overlay; Qt-free.
+
+It receives the :class:`~SurgicalDepthLib.depth_session.DepthSession` whose point cloud it registers, so
+the camera that made the cloud is the camera the overlay is drawn with (one decision, in the depth session).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.mrml.transforms import get_matrix, transform_node_to_world, transform_points
+from SurgicalDepthLib.registration.register import (
+    RegistrationResult,
+    _check_transform_node,
+    cloud_points_from_model_node,
+    register_cloud,
+)
+from SurgicalDepthLib.registration.target import RegistrationTarget
+
+
+class RegistrationSession:
+    """What the Registration and Overlay sections hold between clicks, Qt-free: the target, the
+    tracker, the overlay structures and nodes. The panel calls these methods on the GUI thread."""
+
+    def __init__(self, scene, depth_session=None):
+        self.scene = scene
+        self.depth_session = depth_session
+        self.target: RegistrationTarget | None = None
+        self.target_surfaces: dict = {}
+        self.tracker = None
+        self.last: RegistrationResult | None = None
+        self.overlay_node = None
+        self.camera_node = None
+
+    # ---- what the depth session made ----
+    def depth_output(self):
+        """The depth session's scene output (cloud, camera-to-CT transform, video nodes)."""
+        output = getattr(self.depth_session, "output", None)
+        if output is None or output.cloud_node is None:
+            raise InputError("No point cloud yet: start depth (live or a recorded frame) first.")
+        return output
+
+    def camera_for(self, rgb: np.ndarray):
+        """The intrinsics the depth pipeline used for frames of this size (calibration, scaled, or the
+        model's field of view): the overlay must project with the camera that made the cloud."""
+        if self.depth_session is None:
+            raise InputError("Registration needs the depth session that made the point cloud.")
+        return self.depth_session.camera_for(rgb.shape[1], rgb.shape[0])
+
+    def init_inputs(self, method: str, transform_node=None, tracker_node=None, hand_eye_node=None,
+                    landmarks_world=None, landmarks_ct=None) -> dict:
+        """Keyword inputs of ``method`` from scene nodes: tracker poses, or landmarks picked on the cloud
+        as displayed (world) and brought back into the camera frame."""
+        inputs: dict = {}
+        if method == "tracking":
+            inputs["tracker_to_ras"] = transform_node_to_world(tracker_node) if tracker_node else None
+            inputs["camera_to_tracker"] = transform_node_to_world(hand_eye_node) if hand_eye_node else None
+        elif method == "landmarks":
+            if landmarks_world is not None and transform_node is not None:
+                landmarks_world = transform_points(np.linalg.inv(get_matrix(transform_node)), landmarks_world)
+            inputs["landmarks_cloud"] = landmarks_world
+            inputs["landmarks_ct"] = landmarks_ct
+        return inputs
+
+    def set_target_segmentation(self, segmentation_node, segment_names=None) -> RegistrationTarget:
+        from SurgicalDepthLib.registration.target import append_polydata, segment_surfaces, target_from_polydata
+
+        surfaces = segment_surfaces(segmentation_node, segment_names)
+        self.target = target_from_polydata(append_polydata(surfaces.values()), name=segmentation_node.GetName(),
+                                           segments=surfaces)
+        self.target_surfaces = surfaces
+        self.tracker = None
+        return self.target
+
+    def set_target_threshold(self, volume_node, threshold_hu: float) -> RegistrationTarget:
+        from SurgicalDepthLib.registration.target import target_from_threshold
+
+        self.target = target_from_threshold(volume_node, threshold_hu)
+        self.target_surfaces = {self.target.name: self.target.polydata}
+        self.tracker = None
+        return self.target
+
+    def register_once(self, cloud_node, transform_node, method: str = "current", scale: bool = False,
+                      device: str = "cpu", **init_kwargs) -> RegistrationResult:
+        if self.target is None:
+            raise InputError("Choose a registration target (segmentation or CT threshold) first.")
+        self.last = register_cloud(cloud_points_from_model_node(cloud_node), self.target, transform_node,
+                                   method=method, scale=scale, device=device, **init_kwargs)
+        self.tracker = None
+        return self.last
+
+    def track(self, cloud_node, transform_node, scale: bool = False, device: str = "cpu"):
+        """One frame-to-frame update from the transform node's current pose (Track live)."""
+        from SurgicalDepthLib.registration.tracking import FrameTracker
+
+        if self.target is None:
+            raise InputError("Choose a registration target (segmentation or CT threshold) first.")
+        _check_transform_node(transform_node)
+        if self.tracker is None or self.tracker.scale != scale or self.tracker.transform_node is not transform_node:
+            self.tracker = FrameTracker(self.target, get_matrix(transform_node), scale=scale,
+                                        transform_node=transform_node, device=device)
+        return self.tracker.update(cloud_points_from_model_node(cloud_node))
+
+    def overlay(self, rgb: np.ndarray, pose: np.ndarray, camera, segment_names=None, opacity: float = 0.35,
+                follow_camera: bool = False):
+        """Overlay the chosen target segments on ``rgb``; updates (or creates) the overlay image node."""
+        from SurgicalDepthLib.overlay.follow_camera import endoscope_camera_node, follow_camera as follow
+        from SurgicalDepthLib.overlay.composite import overlay_frame, overlay_volume_node, structures_from_surfaces
+
+        if not self.target_surfaces:
+            raise InputError("Choose a registration target first: its segments are what is overlaid.")
+        chosen = {k: v for k, v in self.target_surfaces.items() if not segment_names or k in segment_names}
+        if not chosen:
+            raise InputError("None of the chosen segments is in the registration target.")
+        key = (id(self.target), tuple(sorted(chosen)))
+        if getattr(self, "_structures_key", None) != key:  # decimate once per choice, not per frame
+            self._structures = structures_from_surfaces(chosen)
+            self._structures_key = key
+        img, _ = overlay_frame(rgb, self._structures, pose, camera, opacity=opacity)
+        if self.overlay_node is not None and self.overlay_node.GetScene() is not self.scene:
+            self.overlay_node = None
+        self.overlay_node = overlay_volume_node(self.scene, img, "CT structures on video", node=self.overlay_node)
+        if follow_camera:
+            if self.camera_node is None or self.camera_node.GetScene() is not self.scene:
+                self.camera_node = endoscope_camera_node(self.scene)
+            follow(self.camera_node, pose, camera)
+        return self.overlay_node

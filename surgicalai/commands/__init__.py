@@ -1,0 +1,1 @@
+"""The console face: one module per ``surgicalai`` subcommand (``HELP``, ``add_arguments``, ``run``)."""

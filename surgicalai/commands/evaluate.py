@@ -1,0 +1,71 @@
+"""``surgicalai evaluate MODEL CASES...``: Dice, IoU, HD95, ASD (mm) and volume difference per case
+and structure, through the extension's own inference, with a mean ± sd summary.
+
+MODEL is a model folder, or a folder of fold model folders (``fold_0``, ...) evaluated as an
+ensemble; ``--model`` adds more ensemble members. The reference labels are matched to the model's
+labels by value, or by name through ``--class`` mappings (as in ``surgicalai train``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "evaluate a segmentation model (or ensemble) against labelled cases: Dice, IoU, HD95, ASD, volume"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="model folder, or a folder of fold_* model folders (ensemble)")
+    parser.add_argument("cases", nargs="+", help="case folders or .csv/.json case lists")
+    parser.add_argument("--model", dest="more_models", action="append", default=[], help="another ensemble member")
+    parser.add_argument("--image", action="append", default=[], metavar="PATTERN", help="image channel glob")
+    parser.add_argument("--label", action="append", default=[], metavar="PATTERN", help="label image glob")
+    parser.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME=[SOURCE:]VALUES",
+                        help="reference classes (names must be the model's label names)")
+    parser.add_argument("--group", action="append", default=[], metavar="NAME=A,B",
+                        help="also measure the union of some structures (e.g. brain_mask=brain,whole_tumour)")
+    parser.add_argument("-o", "--output", default=None, help="CSV file of per-case rows and the summary")
+    parser.add_argument("--json", default=None, help="JSON file of rows and summary")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-tta", action="store_true", help="no mirroring test-time augmentation")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def model_folders(path: str):
+    """A model folder, or the fold_* model folders inside ``path``."""
+    p = Path(path)
+    if (p / "model.json").is_file():
+        return [p]
+    folds = sorted(d for d in p.glob("fold_*") if (d / "model.json").is_file())
+    return folds or [p]
+
+
+def run(args) -> int:
+    from SegmentationAILib.cases import collect_cases
+    from SurgicalAICore.errors import InputError
+    from SegmentationAILib.evaluation import evaluate_model
+    from SegmentationAILib.label_mapping import LabelMapping
+    from SurgicalAICore.progress import tqdm_callback
+
+    for out in (args.output, args.json):
+        if out and not Path(out).resolve().parent.is_dir():
+            raise InputError(f"Folder {Path(out).parent} does not exist; cannot write {Path(out).name}.")
+    groups = {}
+    for g in args.group:
+        if "=" not in g:
+            raise InputError(f"--group '{g}' must read NAME=A,B.")
+        name, members = g.split("=", 1)
+        groups[name.strip()] = [m.strip() for m in members.split(",") if m.strip()]
+    folder_inputs = [c for c in args.cases if not str(c).lower().endswith((".csv", ".json"))]
+    if folder_inputs and (not args.image or not args.label):
+        raise InputError("Case folders need --image and --label patterns.")
+    cases = collect_cases(args.cases, args.image, args.label)
+    mapping = LabelMapping.parse(args.classes) if args.classes else None
+    models = model_folders(args.model) + [Path(m) for m in args.more_models]
+    result = evaluate_model(models, cases, mapping, device=args.device, tta=False if args.no_tta else None,
+                            groups=groups, progress=None if args.quiet else tqdm_callback("evaluate"))
+    if args.output:
+        result.write_csv(args.output)
+    if args.json:
+        result.write_json(args.json)
+    print(f"{len(cases)} case(s), {len(models)} model(s)")
+    print(result.summary_text())
+    return 0

@@ -1,0 +1,100 @@
+"""``surgicalai register CLOUD (--segmentation FILE | --ct FILE --threshold HU) -o OUTDIR``.
+
+Registers a camera-frame point cloud (.ply or .npy, mm) to a CT surface and writes the camera-to-CT
+transform (RAS, 4x4: ``camera_to_ct.txt``) and ``registration.json`` (matrix, residual, inlier
+fraction, quality flag, timings). The start poses are the panel's (``--init``), from one table.
+"""
+from __future__ import annotations
+
+HELP = "register a depth point cloud (.ply/.npy) to a CT surface (segmentation or threshold) -> transform + report"
+
+
+def add_arguments(parser) -> None:
+    from SurgicalDepthLib.registration.initial_pose import INITIALISER_LABELS
+
+    parser.add_argument("cloud", help="point cloud in the camera frame, mm: .ply or .npy (N x 3)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--segmentation", help="label map (.nii.gz, .nrrd) or Slicer .seg.nrrd of the CT")
+    target.add_argument("--ct", help="CT volume (.nii.gz, .nrrd); the surface is the --threshold isosurface")
+    parser.add_argument("--segments", help="comma-separated segment names or label values (default: all)")
+    parser.add_argument("--threshold", type=float, default=-400.0, help="isosurface HU for --ct (default -400)")
+    parser.add_argument("--init", default="current", choices=list(INITIALISER_LABELS),
+                        help="start pose: " + "; ".join(f"{k} = {v.lower()}" for k, v in INITIALISER_LABELS.items())
+                             + " (default current: --start, or identity)")
+    parser.add_argument("--start", help="file holding the current 4x4 camera-to-RAS matrix (.txt / .npy)")
+    parser.add_argument("--landmarks", nargs=2, metavar=("CLOUD_PTS", "CT_PTS"),
+                        help="with --init landmarks: two .txt/.npy files of paired points (camera frame, RAS)")
+    parser.add_argument("--tracker", help="with --init tracking: the tracker's marker-to-RAS 4x4 matrix file")
+    parser.add_argument("--hand-eye", help="with --init tracking: the camera-to-marker 4x4 matrix file")
+    parser.add_argument("--scale", action="store_true", help="estimate a uniform scale too (depth known up to scale)")
+    parser.add_argument("--budget", type=float, default=1.0, help="seconds for the global search (default 1)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps (default cpu)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (created; files are replaced)")
+
+
+def _matrix_file(path, what):
+    from SurgicalAICore.errors import InputError
+    from SurgicalDepthLib.registration.files import read_points_file
+
+    if path is None:
+        return None
+    matrix = read_points_file(path, what)
+    if matrix.shape != (4, 4):
+        raise InputError(f"The {what} file must hold a 4x4 matrix, got shape {matrix.shape}.")
+    return matrix
+
+
+def _init_inputs(args) -> dict:
+    from SurgicalDepthLib.registration.files import read_points_file
+
+    inputs = {"current": _matrix_file(args.start, "start pose"), "budget_s": args.budget,
+              "tracker_to_ras": _matrix_file(args.tracker, "tracker pose"),
+              "camera_to_tracker": _matrix_file(args.hand_eye, "hand-eye calibration")}
+    if args.landmarks:
+        inputs["landmarks_cloud"] = read_points_file(args.landmarks[0], "landmark")
+        inputs["landmarks_ct"] = read_points_file(args.landmarks[1], "landmark")
+    return inputs
+
+
+def _write_outputs(out, result, report) -> None:
+    import json
+    import os
+
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("camera_to_ct.txt", None), ("registration.json", json.dumps(report, indent=2) + "\n")):
+        tmp = out / f".{name}.tmp"
+        if text is None:
+            np.savetxt(tmp, result.matrix, fmt="%.9f")
+        else:
+            tmp.write_text(text)
+        os.replace(tmp, out / name)
+
+
+def run(args) -> int:
+    import time
+    from pathlib import Path
+
+    from SurgicalDepthLib.registration.files import load_target_file, read_points_file
+    from SurgicalDepthLib.registration.register import register_cloud
+
+    start = time.perf_counter()
+    cloud = read_points_file(args.cloud, "point cloud")
+    segments = [s.strip() for s in args.segments.split(",")] if args.segments else None
+    target = load_target_file(args.segmentation or args.ct, kind="segmentation" if args.segmentation else "ct",
+                              segments=segments, threshold_hu=args.threshold)
+    registered = register_cloud(cloud, target, method=args.init, scale=args.scale, device=args.device,
+                                **_init_inputs(args))
+    result, quality = registered.icp, registered.quality
+    report = {"camera_to_ct_ras": result.matrix.tolist(), "initial": registered.initial.tolist(),
+              "init": args.init, "rms_mm": result.rms_mm, "inlier_fraction": result.inlier_fraction,
+              "scale": result.scale, "iterations": result.iterations, "points": result.n_points,
+              "trusted": quality.trusted, "reason": quality.reason, "seconds": time.perf_counter() - start,
+              "target": target.name, "convention": "4x4 maps camera-frame points (OpenCV, mm) to CT RAS (mm)"}
+    out = Path(args.output)
+    _write_outputs(out, result, report)
+    flag = "trusted" if quality.trusted else f"NOT trusted ({quality.reason})"
+    print(f"registered {result.n_points} points: RMS {result.rms_mm:.3f} mm, inliers "
+          f"{100 * result.inlier_fraction:.0f}%, {flag} -> {out / 'camera_to_ct.txt'}")
+    return 0 if quality.trusted else 1
