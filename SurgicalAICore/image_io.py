@@ -9,6 +9,7 @@ from typing import Optional, Union
 
 import SimpleITK as sitk
 
+from SurgicalAICore.atomic import publish
 from SurgicalAICore.errors import InputError
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -74,15 +75,6 @@ def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     # ITK messages start with the source location; the last line says what went wrong
     return lines[-1] if lines else type(error).__name__
-
-
-def publish(tmp: Union[str, Path], path: Union[str, Path]) -> Path:
-    """Move a finished temporary file into place with normal file permissions (temp files are owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-    return Path(path)
 
 
 def check_output_path(path: Union[str, Path], suffixes=None) -> Path:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from SurgicalAICore.errors import InputError, ModelError
-from SurgicalDepthLib.depth.model import (DEPTH_SCHEMA, align_scale, default_model_path, depth_card, load_depth_model,
-                                          save_depth_model)
+from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, align_scale, default_model_path, depth_card, save_depth_model
+from SurgicalDepthLib.depth.loaders import load_depth_model
 from SurgicalDepthLib.depth.network import build_depth_network, count_macs, count_parameters
 
 

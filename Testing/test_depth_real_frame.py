@@ -25,7 +25,8 @@ def test_default_model_on_a_real_phantom_frame():
         pytest.skip(f"development data not present: {FRAME} (see ../shared/data/README.md)")
     import cv2
 
-    from SurgicalDepthLib.depth.pipeline import FrameProcessor, load_model
+    from SurgicalDepthLib.depth.loaders import load_depth_model as load_model
+    from SurgicalDepthLib.depth.pipeline import FrameProcessor
     from SurgicalDepthLib.video.sources import Frame
 
     bgr = cv2.imread(str(FRAME), cv2.IMREAD_COLOR)

@@ -50,7 +50,7 @@ def test_case_from_nodes_keeps_voxels_and_segment_names(scene, snapshot):
 def test_background_training_job_reports_and_can_be_stopped(scene, tmp_path):
     from SegmentationAILib.cases import case_from_nodes
     from SegmentationAILib.label_mapping import LabelMapping
-    from SegmentationAILib.training.loop import TrainingJob
+    from SegmentationAILib.training.job import TrainingJob
 
     cases = [case_from_nodes([v], s) for _, v, s in (add_case_to_scene(scene, i) for i in range(3))]
     mapping = LabelMapping.identity(cases)

@@ -40,7 +40,7 @@ def make_case(seed: int, n: int = 32, spacing=SPACING, name: str = None):
 
 def tiny_settings(**overrides):
     from SegmentationAILib.training.transforms import AugmentationSettings
-    from SegmentationAILib.training.loop import TrainingSettings
+    from SegmentationAILib.training.settings import TrainingSettings
 
     s = TrainingSettings(patch_size=[32, 32, 32], unet_channels=[8, 16, 32], unet_strides=[2, 2], num_res_units=1,
                          epochs=8, steps_per_epoch=6, batch_size=2, learning_rate=1e-2, spacing=list(SPACING),

@@ -10,7 +10,8 @@ import pytest
 from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
 from SurgicalAICore.progress import CancelToken
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
-from SurgicalDepthLib.depth.pipeline import FrameProcessor, load_model, process_video
+from SurgicalDepthLib.depth.loaders import load_depth_model as load_model
+from SurgicalDepthLib.depth.pipeline import FrameProcessor, process_video
 from SurgicalDepthLib.video.sources import Frame
 
 

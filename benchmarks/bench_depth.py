@@ -70,7 +70,7 @@ def time_model(model, shape, runs: int, warmup: int = 3) -> float:
 
 
 def bench_networks(threads: int, runs: int, h: int = 256, w: int = 320) -> dict:
-    from SurgicalDepthLib.depth.model import load_depth_model
+    from SurgicalDepthLib.depth.loaders import load_depth_model
     from SurgicalDepthLib.depth.network import build_depth_network, count_macs, count_parameters
 
     torch.set_num_threads(threads)

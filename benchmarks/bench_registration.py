@@ -178,7 +178,7 @@ def main() -> int:
 
     depth_model, model_name = None, None
     try:
-        from SurgicalDepthLib.depth.model import load_depth_model
+        from SurgicalDepthLib.depth.loaders import load_depth_model
 
         depth_model = load_depth_model(device="cpu")
         card = getattr(depth_model, "card", {}) or {}

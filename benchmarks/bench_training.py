@@ -67,7 +67,8 @@ def main() -> int:
     from SegmentationAILib.cases import cases_from_folder
     from SegmentationAILib.label_mapping import LabelMapping
     from SegmentationAILib.training.transforms import AugmentationSettings
-    from SegmentationAILib.training.loop import TrainingSettings, train
+    from SegmentationAILib.training.settings import TrainingSettings
+    from SegmentationAILib.training.loop import train
 
     d = DATASETS[args.dataset]
     out = Path(args.out) / args.dataset

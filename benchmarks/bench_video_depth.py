@@ -77,7 +77,8 @@ class ProceduralDepth:
 def tiny_model(folder: Path):
     import torch
 
-    from SurgicalDepthLib.depth.model import depth_card, load_depth_model, save_depth_model
+    from SurgicalDepthLib.depth.model import depth_card, save_depth_model
+    from SurgicalDepthLib.depth.loaders import load_depth_model
     from SurgicalDepthLib.depth.network import build_depth_network
 
     torch.manual_seed(0)
@@ -252,7 +253,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS_video.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from SurgicalDepthLib.depth.model import load_depth_model
+    from SurgicalDepthLib.depth.loaders import load_depth_model
 
     from SurgicalAICore.errors import ModelError
 

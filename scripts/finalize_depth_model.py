@@ -130,7 +130,7 @@ def main() -> int:
     card["metrics"] = metrics
     (folder / "model.json").write_text(json.dumps(card, indent=2) + "\n")
     (folder / "MODEL_CARD.md").write_text(card_markdown(card))
-    from SurgicalDepthLib.depth.model import load_depth_model
+    from SurgicalDepthLib.depth.loaders import load_depth_model
 
     load_depth_model(folder, "cpu")  # schema, hash and weights still check out
     print(f"finalised {folder}")

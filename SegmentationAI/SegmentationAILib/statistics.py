@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SurgicalAICore.errors import InputError
-from SurgicalAICore.image_io import publish
+from SurgicalAICore.atomic import publish
 
 COLUMNS = ("value", "name", "voxels", "volume_ml")
 

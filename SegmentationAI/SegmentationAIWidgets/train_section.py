@@ -13,7 +13,8 @@ from SegmentationAILib.cases import case_from_nodes
 from SurgicalAICore.errors import SurgicalAIError
 from SegmentationAILib.label_mapping import LabelMapping
 from SegmentationAILib.training.transforms import AugmentationSettings
-from SegmentationAILib.training.loop import TrainingJob, TrainingSettings
+from SegmentationAILib.training.job import TrainingJob
+from SegmentationAILib.training.settings import TrainingSettings
 
 POLL_MS = 250
 

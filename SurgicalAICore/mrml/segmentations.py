@@ -16,7 +16,7 @@ import numpy as np
 import vtk
 
 from SurgicalAICore.errors import InputError
-from SurgicalAICore.image_io import publish
+from SurgicalAICore.atomic import publish
 from SurgicalAICore.mrml.volumes import image_data_from_array
 from SurgicalAICore.mrml.transforms import numpy_from_vtk_matrix, vtk_matrix_from_numpy
 

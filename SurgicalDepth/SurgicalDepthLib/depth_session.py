@@ -87,11 +87,11 @@ class DepthSession:
     # ---- model ----
     def set_model(self, path=None, device: str = "auto", max_points: Optional[int] = None) -> None:
         """Load the depth model (None: bundled) unless it is the one already loaded."""
-        from SurgicalDepthLib.depth.pipeline import load_model
+        from SurgicalDepthLib.depth.loaders import load_depth_model
 
         key = (str(path) if path else None, device)
         if self.model is None or key != self.model_key:
-            self.model = load_model(path, device)
+            self.model = load_depth_model(path, device)
             self.model_key = key
         if max_points is not None:
             if max_points < 1:

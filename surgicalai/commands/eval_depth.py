@@ -33,7 +33,7 @@ def evaluate_to_folder(model_path, dataset_path, output=None, split=None, scenar
     from SurgicalAICore.errors import InputError
 
     from SurgicalDepthLib.depth.metrics import METRIC_NAMES, evaluate_estimator
-    from SurgicalDepthLib.depth.model import load_depth_model
+    from SurgicalDepthLib.depth.loaders import load_depth_model
     from SurgicalDepthLib.synthetic.dataset import SyntheticDepthDataset
 
     if output is not None and Path(output).exists() and not overwrite:

@@ -100,7 +100,7 @@ def command_line(args) -> str:
 def settings_from_args(args):
     from SurgicalAICore.errors import InputError
     from SegmentationAILib.training.transforms import AugmentationSettings
-    from SegmentationAILib.training.loop import TrainingSettings
+    from SegmentationAILib.training.settings import TrainingSettings
 
     if args.no_augment:
         aug = AugmentationSettings.none()

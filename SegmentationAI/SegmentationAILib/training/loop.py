@@ -15,12 +15,11 @@ import json
 import logging
 import math
 import os
-import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -28,10 +27,15 @@ import torch
 
 from SegmentationAILib.training import distributed as dist_utils
 from SegmentationAILib.cases import Case
+from SurgicalAICore.atomic import write_atomic, write_json_atomic
 from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
 from SegmentationAILib.label_mapping import LabelMapping, check_mapping
 from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
-from SegmentationAILib.training.transforms import AugmentationSettings, training_transforms
+from SegmentationAILib.training.transforms import training_transforms
+from SegmentationAILib.training.settings import TrainingResult, TrainingSettings
+from SegmentationAILib.training.card import build_card
+from SegmentationAILib.training.curves import write_curves
+from SurgicalAICore.checkpoint import rng_state as _rng_state, set_rng_state as _set_rng_state, step_seed as _step_seed
 
 log = logging.getLogger(__name__)
 
@@ -39,64 +43,10 @@ CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 METRICS = "metrics.json"
 CURVES = "curves.png"
-FOREGROUND_PERCENTILES = (0.5, 99.5)  # CT clip window taken from the labelled voxels (as nnU-Net does)
 
 
-@dataclass
-class TrainingSettings:
-    """Everything that defines a run. ``None`` fields are derived from the data (documented per field)."""
-
-    modality: str = "CT"                      # "CT" or "MR"
-    channel_names: Optional[List[str]] = None  # default: ["CT"] or ["MR1", ...]
-    spacing: Optional[List[float]] = None      # mm along i, j, k; default: median spacing of the cases
-    patch_size: List[int] = field(default_factory=lambda: [64, 64, 64])  # voxels along i, j, k
-    unet_channels: List[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    unet_strides: List[int] = field(default_factory=lambda: [2, 2, 2])
-    num_res_units: int = 1
-    norm: str = "instance"
-    dropout: float = 0.0
-    epochs: int = 50
-    steps_per_epoch: int = 50
-    batch_size: int = 2                        # cases per step; each gives augmentation.samples_per_case patches
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    schedule: str = "poly"                     # "poly" (1 - t)^0.9, "cosine" or "constant"
-    warmup_steps: int = 0
-    val_fraction: float = 0.2                  # used when no validation cases are given and folds == 0
-    folds: int = 0                             # k-fold cross-validation when >= 2
-    fold: int = 0
-    val_overlap: float = 0.25
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True                           # mixed precision, CUDA only
-    threads: Optional[int] = None              # torch CPU threads
-    augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
-    name: Optional[str] = None
-    description: str = ""
-    command: str = ""
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["augmentation"] = self.augmentation.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainingSettings":
-        d = dict(d)
-        aug = AugmentationSettings(**d.pop("augmentation", {}))
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(augmentation=aug, **{k: v for k, v in d.items() if k in known})
 
 
-@dataclass
-class TrainingResult:
-    model_path: Optional[Path]
-    work_dir: Path
-    history: List[dict]
-    best_epoch: int
-    best_val_dice: Optional[float]
-    card: Dict[str, Any]
-    network: Optional[torch.nn.Module] = None  # the trained network (this rank's copy, best weights when written)
 
 
 # --------------------------------------------------------------------------- splits
@@ -129,78 +79,8 @@ def split_cases(names: Sequence[str], val_fraction: float = 0.2, folds: int = 0,
 
 # --------------------------------------------------------------------------- card and data
 
-def _ct_normalization(cases: Sequence[Case], mapping: LabelMapping, channel: int = 0) -> dict:
-    """Clip window and mean/std from labelled voxels of the training cases (a subsample)."""
-    rng = np.random.default_rng(0)
-    values = []
-    for case in cases:
-        image = sitk.GetArrayViewFromImage(case.images[channel])
-        fg = mapping.apply(case) > 0
-        v = np.asarray(image[fg], np.float32)
-        if v.size > 20000:
-            v = rng.choice(v, 20000, replace=False)
-        values.append(v)
-    v = np.concatenate(values) if values else np.zeros(1, np.float32)
-    lo, hi = (float(x) for x in np.percentile(v, FOREGROUND_PERCENTILES))
-    if hi <= lo:
-        hi = lo + 1.0
-    clipped = np.clip(v, lo, hi)
-    return {"type": "ct", "clip": [round(lo, 2), round(hi, 2)], "mean": round(float(clipped.mean()), 4),
-            "std": round(max(float(clipped.std()), 1e-3), 4)}
 
 
-def build_card(settings: TrainingSettings, mapping: LabelMapping, train_cases: Sequence[Case],
-               base_card: Optional[dict] = None) -> dict:
-    """The model card of the run (without metrics). Fine-tuning keeps the base model's input side."""
-    n_channels = len(train_cases[0].images)
-    if base_card is not None:
-        if len(base_card["channels"]) != n_channels:
-            raise InputError(f"The model to fine-tune takes {len(base_card['channels'])} channel(s) "
-                             f"({', '.join(base_card['channels'])}); the cases have {n_channels}.")
-        card = {k: copy.deepcopy(base_card[k]) for k in ("modality", "channels", "spacing", "patch_size",
-                                                          "normalization", "architecture")}
-        for k in ("preprocessing", "postprocessing"):
-            if k in base_card:
-                card[k] = copy.deepcopy(base_card[k])
-        post = card.get("postprocessing", {})
-        if isinstance(post.get("largest_component"), list):
-            post["largest_component"] = [n for n in post["largest_component"] if n in mapping.names]
-    else:
-        modality = settings.modality.upper()
-        if modality not in ("CT", "MR"):
-            raise InputError(f"Modality must be CT or MR; got '{settings.modality}'.")
-        names = settings.channel_names or (["CT"] if modality == "CT" and n_channels == 1
-                                           else [f"{modality}{i + 1}" for i in range(n_channels)])
-        if len(names) != n_channels:
-            raise InputError(f"{len(names)} channel name(s) given but the cases have {n_channels} channel(s).")
-        spacing = settings.spacing or [float(x) for x in np.median([c.spacing for c in train_cases], axis=0)]
-        if len(spacing) != 3 or min(spacing) <= 0:
-            raise InputError(f"Spacing must be three positive numbers (mm); got {spacing}.")
-        patch = [int(p) for p in settings.patch_size]
-        down = 2 ** sum(1 for s in settings.unet_strides if s == 2)
-        if len(patch) != 3 or any(p <= 0 or p % 16 or p % down for p in patch):
-            raise InputError(f"Patch size {patch} must be three positive multiples of 16 (and of {down}).")
-        if modality == "CT":
-            norms = [_ct_normalization(train_cases, mapping, c) for c in range(n_channels)]
-        else:
-            norms = [{"type": "zscore_foreground"} for _ in range(n_channels)]
-        card = {
-            "modality": modality, "channels": list(names), "spacing": [round(float(s), 4) for s in spacing],
-            "patch_size": patch, "normalization": norms,
-            "architecture": {"name": "UNet", "spatial_dims": 3, "channels": list(settings.unet_channels),
-                             "strides": list(settings.unet_strides), "num_res_units": int(settings.num_res_units),
-                             "norm": settings.norm, "dropout": float(settings.dropout)},
-        }
-    flips = sorted(settings.augmentation.flip_axes) if settings.augmentation.flip_prob > 0 else []
-    # test-time flips only along axes the network saw flipped (a left/right model must not be mirrored)
-    card["inference"] = {"overlap": 0.5, "blend": "gaussian", "tta": bool(flips), "tta_axes": flips or [0, 1, 2]}
-    card["labels"] = mapping.card_labels()
-    card["task"] = "segmentation"
-    card["name"] = settings.name or "trained-unet"
-    card["version"] = "1.0"
-    card["description"] = settings.description or (
-        f"U-Net trained with SlicerSurgicalAI on {len(train_cases)} case(s) for {', '.join(mapping.names)}.")
-    return card
 
 
 @dataclass
@@ -233,38 +113,10 @@ def prepare_case(case: Case, mapping: LabelMapping, card: dict, patch_kji: Optio
 
 # --------------------------------------------------------------------------- small utilities
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
 
 
-def _step_seed(seed: int, rank: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
@@ -280,42 +132,6 @@ def _lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]
     return f
 
 
-def write_curves(history: Sequence[dict], path: Path, class_names: Sequence[str]) -> None:
-    """Training loss and validation Dice per class against epoch, as a PNG (atomic)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.6), dpi=100)
-    ax1, ax2 = fig.subplots(1, 2)
-    epochs = [h["epoch"] for h in history]
-    ax1.plot(epochs, [h["train_loss"] for h in history], "-o", ms=3, color="tab:blue")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("training loss (Dice + CE)")
-    ax1.grid(alpha=0.3)
-    val = [h for h in history if h.get("val_dice")]
-    if val:
-        for name in class_names:
-            ax2.plot([h["epoch"] for h in val], [h["val_dice"].get(name, float("nan")) for h in val], "-", label=name)
-        ax2.plot([h["epoch"] for h in val], [h["val_mean_dice"] for h in val], "k--", lw=2, label="mean")
-        ax2.legend(fontsize=7, loc="lower right", ncol=2)
-    else:
-        ax2.text(0.5, 0.5, "no validation cases", ha="center", va="center", transform=ax2.transAxes)
-    ax2.set_ylim(0, 1)
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("validation Dice")
-    ax2.grid(alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-
-    def save(p: Path) -> None:
-        with open(p, "wb") as f:
-            fig.savefig(f, format="png")
-    _atomic_write(path, save)
 
 
 def dice_per_class(pred: np.ndarray, ref: np.ndarray, n_classes: int) -> List[float]:
@@ -550,14 +366,14 @@ def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path]
                 history.append(record)
                 if improved:
                     best = {"epoch": epoch + 1, "dice": record.get("val_mean_dice")}
-                    _atomic_write(work / BEST, lambda p: torch.save(network.state_dict(), str(p)))
+                    write_atomic(work / BEST, lambda p: torch.save(network.state_dict(), str(p)))
                 state = {"model": network.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(),
                          "scaler": scaler.state_dict() if use_amp else {}, "epoch": epoch + 1, "step": step,
                          "rng": _rng_state(), "settings": settings.to_dict(), "card": card, "history": history,
                          "best": best, "mapping": json.dumps(mapping.to_list())}
-                _atomic_write(work / CHECKPOINT, lambda p: torch.save(state, str(p)))
-                _atomic_json(work / METRICS, {"classes": names, "epochs": history, "best_epoch": best["epoch"],
+                write_atomic(work / CHECKPOINT, lambda p: torch.save(state, str(p)))
+                write_json_atomic(work / METRICS, {"classes": names, "epochs": history, "best_epoch": best["epoch"],
                                               "best_val_mean_dice": best["dice"], "train_cases": [c.name for c in train_set],
                                               "val_cases": [c.name for c in val_set]})
                 write_curves(history, work / CURVES, names)
@@ -615,61 +431,3 @@ def train_folds(cases: Sequence[Case], mapping: LabelMapping, output: Union[str,
     return results
 
 
-class TrainingJob:
-    """A training run on a background thread, for a GUI: cases are read from the scene on the caller's
-    (main) thread beforehand; the GUI polls :meth:`poll` from a timer for progress, epoch records and
-    the end, and :meth:`stop` cancels (the last finished epoch stays resumable)."""
-
-    def __init__(self, cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path],
-                 settings: TrainingSettings, val_cases: Optional[Sequence[Case]] = None,
-                 init_model: Union[str, Path, None] = None, resume: bool = False):
-        import queue
-        import threading
-
-        self._queue: "queue.Queue[dict]" = queue.Queue()
-        self._cancel = CancelToken()
-        self.result: Optional[TrainingResult] = None
-        self.error: Optional[str] = None
-        self.curves_path = Path(str(output) + ".training") / CURVES
-        kwargs = dict(settings=settings, val_cases=val_cases, init_model=init_model, resume=resume)
-
-        def work() -> None:
-            try:
-                self.result = train(cases, mapping, output, progress=self._on_progress, cancel=self._cancel,
-                                    on_epoch=lambda r: self._queue.put({"kind": "epoch", **r}), **kwargs)
-                self._queue.put({"kind": "done", "model_path": str(self.result.model_path),
-                                 "best_val_dice": self.result.best_val_dice})
-            except Exception as error:  # reported to the GUI as one line; the thread must not die silently
-                self.error = str(error).splitlines()[0] if str(error) else type(error).__name__
-                self._queue.put({"kind": "error", "message": self.error,
-                                 "cancelled": isinstance(error, OperationCancelled)})
-
-        self._thread = threading.Thread(target=work, name="SurgicalAI-training", daemon=True)
-
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self._queue.put({"kind": "progress", "fraction": fraction, "message": message})
-
-    def start(self) -> "TrainingJob":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._cancel.cancel()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def wait(self, timeout: Optional[float] = None) -> None:
-        self._thread.join(timeout)
-
-    def poll(self) -> List[dict]:
-        """Events since the last call: progress, epoch records, then done or error."""
-        import queue
-
-        events = []
-        while True:
-            try:
-                events.append(self._queue.get_nowait())
-            except queue.Empty:
-                return events

@@ -1,4 +1,4 @@
-"""Hugging Face Depth Anything folders (V1 or V2) as :class:`DepthEstimator` s.
+"""Hugging Face Depth Anything folders (V1 or V2) as :class:`TorchDepthEstimator` s.
 
 A folder holds ``config.json`` (``"model_type": "depth_anything"``), ``model.safetensors`` or
 ``pytorch_model.bin``, and optionally ``preprocessor_config.json``. It is read with ``transformers``
@@ -7,7 +7,7 @@ from the local path only: nothing is ever downloaded.
 Metric models (``depth_estimation_type: "metric"``, Depth Anything V2 Metric) predict metres and are
 returned in mm. Relative models predict inverse depth up to an unknown scale and shift; they are
 returned as ``1 / disparity``, depth up to an unknown scale, to be aligned with
-:func:`~SurgicalDepthLib.depth_model.align_scale` against a reference depth (median ratio per frame,
+:func:`~SurgicalDepthLib.depth.model.align_scale` against a reference depth (median ratio per frame,
 the SCARED protocol, or least squares) or registered with the scale left free.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from SurgicalAICore.errors import ModelError
 
-from SurgicalDepthLib.depth.model import IMAGENET, DepthEstimator
+from SurgicalDepthLib.depth.model import IMAGENET, TorchDepthEstimator
 
 HF_CONFIG = "config.json"
 HF_PREPROCESSOR = "preprocessor_config.json"
@@ -182,8 +182,8 @@ def _card(folder: Path, config: Dict[str, Any], metric: bool, size: Tuple[int, i
     return card
 
 
-def load_hf_depth_folder(path: PathLike, device: torch.device) -> DepthEstimator:
-    """A :class:`DepthEstimator` for a local Hugging Face Depth Anything folder."""
+def load_hf_depth_folder(path: PathLike, device: torch.device) -> TorchDepthEstimator:
+    """A :class:`TorchDepthEstimator` for a local Hugging Face Depth Anything folder."""
     folder = Path(path)
     config = _read_json(folder / HF_CONFIG)
     if config.get("model_type") != DEPTH_ANYTHING:
@@ -198,4 +198,4 @@ def load_hf_depth_folder(path: PathLike, device: torch.device) -> DepthEstimator
     mean, std = _normalisation(pre)
     module = HFDepthModule(_load_hf_model(folder), metric).eval().to(device)
     card = _card(folder, config, metric, size, mean, std)
-    return DepthEstimator(module, device, card, size, mean, std, metric)
+    return TorchDepthEstimator(module, device, card, size, mean, std, metric)

@@ -1,4 +1,6 @@
-"""Loading and running depth models: ``load_depth_model(path) -> DepthEstimator``.
+"""Running depth networks: :class:`TorchDepthEstimator`, scale alignment, cards and saving.
+
+Loading is :func:`SurgicalDepthLib.depth.loaders.load_depth_model` (one loader per model type).
 
 Accepted models:
 - a depth model folder (``model.json`` with ``task: depth`` + state dict of :class:`CompactDepthNet`
@@ -11,7 +13,7 @@ Accepted models:
   models give mm, relative ones depth up to an unknown scale.
 
 Relative models are turned into millimetres with :func:`align_scale` against a reference depth
-(median ratio, the SCARED protocol, or least squares); see :meth:`DepthEstimator.predict_aligned`.
+(median ratio, the SCARED protocol, or least squares); see :meth:`TorchDepthEstimator.predict_aligned`.
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def align_scale(pred: np.ndarray, reference: np.ndarray, mask: Optional[np.ndarr
 
 
 @dataclass
-class DepthEstimator:
+class TorchDepthEstimator:
     """A loaded depth model. ``predict(rgb)`` returns depth in mm at the input resolution."""
 
     module: torch.nn.Module
@@ -135,69 +137,6 @@ class DepthEstimator:
         """Depth scaled to match ``reference_mm`` (for relative models, or to remove a metric bias)."""
         pred = self.predict(rgb)
         return pred * align_scale(pred, reference_mm, method=method)
-
-
-def _folder_estimator(path: Path, device: torch.device) -> DepthEstimator:
-    folder = read_model_folder(path, DEPTH_SCHEMA)
-    card = folder.card
-    weights = load_weights(folder, map_location="cpu")
-    if folder.is_torchscript:
-        module = weights
-    else:
-        arch = card.get("architecture", {})
-        if arch.get("name", "CompactDepthNet") != "CompactDepthNet":
-            raise ModelError(f"Model {path}: unknown depth architecture '{arch.get('name')}'.")
-        module = build_depth_network(arch.get("hyper_parameters", {}))
-        try:
-            module.load_state_dict(weights)
-        except RuntimeError as error:
-            raise ModelError(f"Model {path}: weights do not fit the architecture in model.json "
-                             f"({' '.join(str(error).split())[:200]}).") from None
-    size = card["input_size"]
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 and s % 32 == 0 for s in size):
-        raise ModelError(f"Model {path}: input_size must be [H, W], positive multiples of 32.")
-    norm = card["normalisation"]
-    try:
-        mean = np.asarray(norm["mean"], np.float32).reshape(3)
-        std = np.asarray(norm["std"], np.float32).reshape(3)
-    except (KeyError, ValueError):
-        raise ModelError(f"Model {path}: normalisation needs 3 'mean' and 3 'std' values.") from None
-    module.eval().to(device)
-    if device.type == "cpu" and not folder.is_torchscript:
-        # folding batch norms into the convolutions: ~15 % faster on CPU, same depth to 1e-4 mm
-        try:
-            module = torch.jit.freeze(torch.jit.script(module))
-        except Exception:  # an exotic torch build without freezing still runs the eager module
-            pass
-    return DepthEstimator(module, device, card, (int(size[0]), int(size[1])), mean, std,
-                          bool(card.get("is_metric", True)))
-
-
-def load_depth_model(path: Optional[Union[str, Path]] = None, device: str = "auto",
-                     metric: Optional[bool] = None) -> DepthEstimator:
-    """Load a depth model folder, a Hugging Face Depth Anything folder, a bare TorchScript file,
-    or (``None``) the bundled default model."""
-    from SurgicalDepthLib.depth.hf import is_hf_depth_folder, load_hf_depth_folder  # it imports this module
-
-    dev = select_device(device)
-    path = Path(path) if path is not None else default_model_path()
-    if path.is_dir() and is_hf_depth_folder(path):
-        est = load_hf_depth_folder(path, dev)
-    elif path.is_dir():
-        est = _folder_estimator(path, dev)
-    elif path.is_file():
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as error:  # torch raises many types for corrupt files
-            raise ModelError(f"Cannot read depth model {path}: {str(error).splitlines()[0]}") from None
-        module.eval().to(dev)
-        card = {"name": path.stem, "task": "depth", "weights_format": "torchscript", "depth_unit": "relative"}
-        est = DepthEstimator(module, dev, card, None, np.zeros(3, np.float32), np.ones(3, np.float32), False)
-    else:
-        raise ModelError(f"Depth model not found: {path}")
-    if metric is not None:
-        est.is_metric = bool(metric)
-    return est
 
 
 def depth_card(name: str, net, input_size: Tuple[int, int] = (256, 320), training: Optional[dict] = None,

@@ -21,6 +21,7 @@ from SurgicalAICore.errors import InputError, ModelError
 from SurgicalAICore.progress import CancelToken, Progress
 
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.depth.estimator import DepthEstimator
 from SurgicalDepthLib.video.prep import field_stop_mask, fit_camera, prepare_frame
 from SurgicalDepthLib.video.sources import Frame, FrameSource, open_source
 from SurgicalDepthLib.depth.pointcloud import PointCloud, depth_to_pointcloud, polydata_from_cloud, write_ply
@@ -28,21 +29,6 @@ from SurgicalDepthLib.depth.pointcloud import PointCloud, depth_to_pointcloud, p
 STAGES = ("read", "prep", "infer", "cloud")
 TIMING_COLUMNS = ["index", "name", "timestamp_s", "read_ms", "prep_ms", "infer_ms", "cloud_ms", "write_ms",
                   "total_ms", "points"]
-
-
-class DepthEstimator(Protocol):
-    def predict(self, rgb: np.ndarray) -> np.ndarray: ...
-
-
-def load_model(path: Optional[Union[str, Path]] = None, device: str = "auto"):
-    """The depth network in model folder ``path`` (None: the bundled one) on ``device``."""
-    try:
-        from SurgicalDepthLib.depth.model import load_depth_model
-    except ImportError as error:
-        raise ModelError(f"The depth network module is not available in this build ({error}).") from None
-    if path is not None and not Path(path).exists():
-        raise ModelError(f"Depth model folder not found: {path}")
-    return load_depth_model(path, device=device)
 
 
 @dataclass
@@ -195,7 +181,9 @@ def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Opti
         raise InputError("process_video needs a recorded source; use LiveProcessor for live streams.")
     if model is None:
         steps.step(0.0, "loading the depth model")
-        model = load_model(model_path, device)
+        from SurgicalDepthLib.depth.loaders import load_depth_model
+
+        model = load_depth_model(model_path, device)
     processor = FrameProcessor(model, camera, max_points)
     out_dir = Path(out_dir) if out_dir is not None else None
     tmp = _prepare_out_dir(out_dir) if out_dir is not None else None
@@ -260,4 +248,4 @@ def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Opti
     return VideoDepthSummary(len(rows), seconds, used_camera, medians, out_dir, scene_nodes, names)
 
 
-__all__ = ["DepthEstimator", "DepthResult", "FrameProcessor", "VideoDepthSummary", "load_model", "process_video"]
+__all__ = ["DepthResult", "FrameProcessor", "VideoDepthSummary", "process_video"]

@@ -1,0 +1,67 @@
+"""What a training run is asked to do (settings, stored with its checkpoint) and what it returns."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from SegmentationAILib.training.transforms import AugmentationSettings
+
+
+@dataclass
+class TrainingSettings:
+    """Everything that defines a run. ``None`` fields are derived from the data (documented per field)."""
+
+    modality: str = "CT"                      # "CT" or "MR"
+    channel_names: Optional[List[str]] = None  # default: ["CT"] or ["MR1", ...]
+    spacing: Optional[List[float]] = None      # mm along i, j, k; default: median spacing of the cases
+    patch_size: List[int] = field(default_factory=lambda: [64, 64, 64])  # voxels along i, j, k
+    unet_channels: List[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    unet_strides: List[int] = field(default_factory=lambda: [2, 2, 2])
+    num_res_units: int = 1
+    norm: str = "instance"
+    dropout: float = 0.0
+    epochs: int = 50
+    steps_per_epoch: int = 50
+    batch_size: int = 2                        # cases per step; each gives augmentation.samples_per_case patches
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    schedule: str = "poly"                     # "poly" (1 - t)^0.9, "cosine" or "constant"
+    warmup_steps: int = 0
+    val_fraction: float = 0.2                  # used when no validation cases are given and folds == 0
+    folds: int = 0                             # k-fold cross-validation when >= 2
+    fold: int = 0
+    val_overlap: float = 0.25
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True                           # mixed precision, CUDA only
+    threads: Optional[int] = None              # torch CPU threads
+    augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+    name: Optional[str] = None
+    description: str = ""
+    command: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["augmentation"] = self.augmentation.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainingSettings":
+        d = dict(d)
+        aug = AugmentationSettings(**d.pop("augmentation", {}))
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(augmentation=aug, **{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TrainingResult:
+    model_path: Optional[Path]
+    work_dir: Path
+    history: List[dict]
+    best_epoch: int
+    best_val_dice: Optional[float]
+    card: Dict[str, Any]
+    network: Optional[torch.nn.Module] = None  # the trained network (this rank's copy, best weights when written)
