@@ -13,7 +13,7 @@ import pytest
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
-from SurgicalDepthLib.camera.files import camera_from_scene
+from SurgicalDepthLib.camera.scene import camera_from_scene
 from SurgicalDepthLib.depth_session import DepthSession
 
 ROOT = Path(__file__).resolve().parents[1]

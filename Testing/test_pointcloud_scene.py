@@ -8,7 +8,7 @@ from SurgicalAICore.errors import InputError
 from SurgicalAICore.mrml.volumes import array_from_image_data
 from SurgicalAICore.mrml.transforms import numpy_from_vtk_matrix
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
-from SurgicalDepthLib.camera.files import camera_from_scene
+from SurgicalDepthLib.camera.scene import camera_from_scene
 from SurgicalDepthLib.depth.scene import LiveSceneOutput, RecordedSequenceBuilder
 from SurgicalDepthLib.depth.pointcloud import depth_to_pointcloud, polydata_from_cloud
 

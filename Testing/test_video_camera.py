@@ -7,8 +7,9 @@ import pytest
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
-from SurgicalDepthLib.camera.files import (calibrate_checkerboard, camera_from_scene, load_camera, save_camera,
-                                        store_camera_in_scene)
+from SurgicalDepthLib.camera.calibration import calibrate_checkerboard
+from SurgicalDepthLib.camera.scene import camera_from_scene, store_camera_in_scene
+from SurgicalDepthLib.camera.files import load_camera, save_camera
 from SurgicalDepthLib.video.prep import crop_resize, fit_camera
 
 CAMERA = CameraIntrinsics(612.5, 610.25, 331.0, 243.5, 640, 480, (-0.21, 0.05, 0.001, -0.002, 0.01))

@@ -5,4 +5,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
 cd "$root"
+# Lint gate first (config: ruff.toml): a finding fails the run before any test.
+"$root/.venv/bin/ruff" check .
 exec "$root/.venv/bin/python" -m pytest -q "$@"

@@ -33,7 +33,7 @@ class DepthSession:
     # ---- camera ----
     def set_camera(self, camera) -> None:
         """Use ``camera`` (None: a default pinhole) and keep it in the scene, so it is saved with it."""
-        from SurgicalDepthLib.camera.files import store_camera_in_scene
+        from SurgicalDepthLib.camera.scene import store_camera_in_scene
 
         self.camera = camera
         if camera is not None:
@@ -57,7 +57,7 @@ class DepthSession:
 
     def restore_camera(self) -> bool:
         """Take the camera stored in the scene (after loading a .mrb); False if there is none."""
-        from SurgicalDepthLib.camera.files import camera_from_node, camera_nodes
+        from SurgicalDepthLib.camera.scene import camera_from_node, camera_nodes
 
         nodes = camera_nodes(self.scene)
         if not nodes:
@@ -69,7 +69,7 @@ class DepthSession:
 
     def calibrate(self, source, pattern, square_mm: float, max_frames: int = 60, progress=None, cancel=None):
         """Checkerboard calibration from (up to ``max_frames`` evenly spread) frames of ``source``."""
-        from SurgicalDepthLib.camera.files import calibrate_checkerboard
+        from SurgicalDepthLib.camera.calibration import calibrate_checkerboard
         from SurgicalDepthLib.video.sources import open_source
 
         src = open_source(source)

@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -199,37 +199,46 @@ def _finetune_network(network: torch.nn.Module, base_state: Dict[str, torch.Tens
     return fresh
 
 
-def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path],
-          settings: Optional[TrainingSettings] = None, val_cases: Optional[Sequence[Case]] = None,
-          init_model: Union[str, Path, None] = None, resume: bool = False,
-          progress: "Optional[ProgressCallback | Progress]" = None, cancel: Optional[CancelToken] = None,
-          on_epoch: Optional[Callable[[dict], None]] = None, max_steps: Optional[int] = None) -> TrainingResult:
-    """Train (or fine-tune from ``init_model``) a U-Net; write the model folder ``output``.
+@dataclass
+class _Run:
+    """One training run's state between its phases."""
+    settings: TrainingSettings
+    mapping: LabelMapping
+    work: Path
+    card: dict
+    train_set: List[Case]
+    val_set: List[Case]
+    ctx: "dist_utils.DistContext"
+    device: torch.device
+    use_amp: bool
+    network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: "torch.optim.lr_scheduler.LambdaLR"
+    scaler: "torch.amp.GradScaler"
+    fresh: List[str]
+    history: List[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": 0, "dice": None})
+    start_epoch: int = 0
 
-    ``val_cases`` given: those validate; else ``settings.folds``/``val_fraction`` split ``cases``.
-    ``resume``: continue the run in ``<output>.training`` (its stored settings win; ``epochs`` may grow).
-    ``on_epoch(record)`` is called after each epoch. ``max_steps`` stops early without writing the model
-    folder (to test resuming). Raises InputError/ModelError on bad input, OperationCancelled on cancel
-    (the last checkpoint stays, so the run can be resumed).
-    """
-    from monai.losses import DiceCELoss
+    @property
+    def patch_kji(self) -> List[int]:
+        return list(self.card["patch_size"])[::-1]
 
-    from SurgicalAICore.device import select_device
-    from SegmentationAILib.seg_model import build_network, load_segmentation_model, save_segmentation_model, validate_seg_card
+    @property
+    def total_steps(self) -> int:
+        return self.settings.epochs * self.settings.steps_per_epoch
 
-    settings = settings or TrainingSettings()
-    output = Path(output)
-    work = Path(str(output) + ".training")
-    _check_output(output, work, resume)
-    prog = Progress.of(progress, cancel)
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(work / CHECKPOINT)
-        stored = TrainingSettings.from_dict(ckpt["settings"])
-        stored.epochs = max(stored.epochs, settings.epochs)
-        settings = stored
-    if settings.threads:
-        torch.set_num_threads(int(settings.threads))
+
+def _resumed_settings(settings: TrainingSettings, work: Path, resume: bool) -> Tuple[TrainingSettings, Optional[dict]]:
+    if not resume:
+        return settings, None
+    ckpt = load_checkpoint(work / CHECKPOINT)
+    stored = TrainingSettings.from_dict(ckpt["settings"])
+    stored.epochs = max(stored.epochs, settings.epochs)
+    return stored, ckpt
+
+
+def _split_sets(cases, val_cases, mapping, settings) -> Tuple[List[Case], List[Case]]:
     if not cases:
         raise InputError("No training cases were given.")
     report = check_mapping(mapping, list(cases) + list(val_cases or []))
@@ -238,28 +247,45 @@ def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path]
     if val_cases:
         train_set, val_set = list(cases), list(val_cases)
     else:
-        tr, va = split_cases([c.name for c in cases], settings.val_fraction, settings.folds, settings.fold, settings.seed)
+        tr, va = split_cases([c.name for c in cases], settings.val_fraction, settings.folds, settings.fold,
+                             settings.seed)
         train_set, val_set = [cases[i] for i in tr], [cases[i] for i in va]
     if len({len(c.images) for c in train_set + val_set}) > 1:
         raise InputError("All cases need the same number of image channels.")
+    return train_set, val_set
 
-    base_card, base_state = None, None
-    if init_model is not None and ckpt is None:
-        base = load_segmentation_model(init_model, device="cpu")
-        if base.network.__class__.__name__ != "UNet" or base.card.get("weights_format") == "torchscript":
-            raise ModelError(f"Model {init_model} is TorchScript; fine-tuning needs a state-dict UNet model folder.")
-        base_card, base_state = base.card, base.network.state_dict()
+
+def _base_model(init_model) -> Tuple[Optional[dict], Optional[Dict[str, torch.Tensor]]]:
+    """Card and weights of the model to fine-tune from (None, None: train from scratch)."""
+    from SegmentationAILib.seg_model import load_segmentation_model
+
+    if init_model is None:
+        return None, None
+    base = load_segmentation_model(init_model, device="cpu")
+    if base.network.__class__.__name__ != "UNet" or base.card.get("weights_format") == "torchscript":
+        raise ModelError(f"Model {init_model} is TorchScript; fine-tuning needs a state-dict UNet model folder.")
+    return base.card, base.network.state_dict()
+
+
+def _run_card(ckpt, settings, mapping, train_set, base_card, work) -> dict:
+    from SegmentationAILib.seg_model import validate_seg_card
+
     card = ckpt["card"] if ckpt is not None else build_card(settings, mapping, train_set, base_card)
-    if ckpt is not None and [l["name"] for l in card["labels"]] != mapping.names:
-        raise InputError(f"The run in {work} trains classes {[l['name'] for l in card['labels']]}, "
+    if ckpt is not None and [lab["name"] for lab in card["labels"]] != mapping.names:
+        raise InputError(f"The run in {work} trains classes {[lab['name'] for lab in card['labels']]}, "
                          f"not {mapping.names}; use the same label mapping to resume.")
-    validate_seg_card({**card, "format_version": 1, "weights": "model.pt", "weights_format": "state_dict"}, "the new model card")
+    validate_seg_card({**card, "format_version": 1, "weights": "model.pt", "weights_format": "state_dict"},
+                      "the new model card")
+    return card
+
+
+def _start_run(settings, mapping, work, card, train_set, val_set, base_state, init_model, ckpt) -> _Run:
+    """Network, optimiser, scheduler and scaler on the device; restored from ``ckpt`` when resuming."""
+    from SegmentationAILib.seg_model import build_network
+    from SurgicalAICore.device import select_device
 
     ctx = dist_utils.init_distributed(select_device(settings.device).type)
     device = dist_utils.device_for(ctx, select_device(settings.device))
-    use_amp = settings.amp and device.type == "cuda"
-    patch_kji = list(card["patch_size"])[::-1]
-
     torch.manual_seed(settings.seed)
     network = build_network(card)
     fresh: List[str] = []
@@ -269,49 +295,50 @@ def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path]
     network.to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     total_steps = settings.epochs * settings.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.schedule, total_steps, settings.warmup_steps))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    history: List[dict] = []
-    best = {"epoch": 0, "dice": None}
-    start_epoch = 0
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.schedule, total_steps,
+                                                                        settings.warmup_steps))
+    use_amp = settings.amp and device.type == "cuda"
+    run = _Run(settings, mapping, work, card, train_set, val_set, ctx, device, use_amp, network, optimizer,
+               scheduler, torch.amp.GradScaler("cuda", enabled=use_amp), fresh)
     if ckpt is not None:
         network.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scheduler.lr_lambdas[0] = _lr_lambda(settings.schedule, total_steps, settings.warmup_steps)
         if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
+            run.scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
-        history = list(ckpt["history"])
-        best = dict(ckpt.get("best", best))
-        start_epoch = int(ckpt["epoch"])
-    model = dist_utils.wrap_model(ctx, network, device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+        run.history = list(ckpt["history"])
+        run.best = dict(ckpt.get("best", run.best))
+        run.start_epoch = int(ckpt["epoch"])
+    return run
 
-    if ctx.is_main:
-        work.mkdir(parents=True, exist_ok=True)
-    prep = prog.sub(0.0, 0.1)
-    prepared = []
-    for i, case in enumerate(train_set):
-        prep.step(i / max(len(train_set) + len(val_set), 1), f"preparing {case.name}")
-        prepared.append(prepare_case(case, mapping, card, patch_kji, settings.augmentation.class_balanced))
-    val_prepared = []
-    if ctx.is_main:
-        for i, case in enumerate(val_set):
-            prep.step((len(train_set) + i) / max(len(train_set) + len(val_set), 1), f"preparing {case.name}")
-            val_prepared.append(prepare_case(case, mapping, card))
-    transforms = training_transforms(patch_kji, settings.augmentation, len(card["labels"]))
-    n_classes = len(card["labels"])
-    names = mapping.names
-    run_prog = prog.sub(0.1, 1.0)
+
+def _prepare_cases(run: _Run, prog: Progress) -> Tuple[list, list]:
+    n = max(len(run.train_set) + len(run.val_set), 1)
+    prepared, val_prepared = [], []
+    for i, case in enumerate(run.train_set):
+        prog.step(i / n, f"preparing {case.name}")
+        prepared.append(prepare_case(case, run.mapping, run.card, run.patch_kji,
+                                     run.settings.augmentation.class_balanced))
+    if run.ctx.is_main:
+        for i, case in enumerate(run.val_set):
+            prog.step((len(run.train_set) + i) / n, f"preparing {case.name}")
+            val_prepared.append(prepare_case(case, run.mapping, run.card))
+    return prepared, val_prepared
+
+
+def _batch_sampler(run: _Run, prepared: list) -> Callable[[int], Tuple[torch.Tensor, torch.Tensor]]:
+    """Step ``s``'s batch, drawn from RNGs seeded by (seed, rank, s) only: a resumed run draws the same."""
+    transforms = training_transforms(run.patch_kji, run.settings.augmentation, len(run.card["labels"]))
     fg_key = "label_fg_indices"
 
     def sample_batch(step: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        s = _step_seed(settings.seed, ctx.rank, step)
+        s = _step_seed(run.settings.seed, run.ctx.rank, step)
         rng = np.random.default_rng(s)
         transforms.set_random_state(seed=s % (2 ** 32))
         images, labels = [], []
-        for idx in rng.integers(0, len(prepared), settings.batch_size):
+        for idx in rng.integers(0, len(prepared), run.settings.batch_size):
             data = prepared[int(idx)].data
             if fg_key in data and len(data[fg_key]) == 0:  # no foreground left on this case's grid: sample anywhere
                 data = {**data, fg_key: data["label_bg_indices"]}
@@ -321,94 +348,165 @@ def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path]
         torch.manual_seed(s)  # dropout of this step
         return torch.stack(images).float(), torch.stack(labels).long()
 
-    step = start_epoch * settings.steps_per_epoch
-    stop_at = total_steps if max_steps is None else min(total_steps, max_steps)
+    return sample_batch
+
+
+def _train_steps(run: _Run, model, loss_fn, sample_batch, step: int, stop_at: int, epoch: int,
+                 prog: Progress) -> Tuple[int, List[float]]:
+    """The optimisation steps of one epoch (fewer when ``stop_at`` comes first)."""
+    losses: List[float] = []
+    model.train()
+    for _ in range(run.settings.steps_per_epoch):
+        if step >= stop_at:
+            break
+        x, y = sample_batch(step)
+        x, y = x.to(run.device), y.to(run.device)
+        run.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(run.device.type, enabled=run.use_amp):
+            loss = loss_fn(model(x), y)
+        if not torch.isfinite(loss):
+            raise InputError(f"The training loss became {loss.item()} at step {step}; lower the learning rate.")
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        step += 1
+        losses.append(float(loss.item()))
+        prog.step(step / max(run.total_steps, 1),
+                  f"epoch {epoch + 1}/{run.settings.epochs} step {step}/{run.total_steps} loss {losses[-1]:.3f}")
+    return step, losses
+
+
+def _validate(run: _Run, val_prepared: list, record: dict) -> bool:
+    """Validation Dice into ``record``; True when these weights are the best so far."""
+    if not val_prepared:
+        return True  # without validation the latest weights are kept
+    dices = []
+    for vp in val_prepared:
+        pred = predict_prepared(run.network, vp.data["image"], run.patch_kji, run.device, run.settings.val_overlap,
+                                run.use_amp)
+        dices.append(dice_per_class(pred, vp.data["label"][0], len(run.card["labels"])))
+    per_class = np.nanmean(np.array(dices, float), axis=0) if dices else []
+    record["val_dice"] = {n: (None if np.isnan(d) else round(float(d), 4)) for n, d in zip(run.mapping.names, per_class)}
+    record["val_mean_dice"] = round(float(np.nanmean(per_class)), 4)
+    return run.best["dice"] is None or record["val_mean_dice"] > run.best["dice"]
+
+
+def _save_epoch(run: _Run, record: dict, improved: bool, step: int) -> None:
+    """History, best weights, the resumable checkpoint, metrics and curves, each written atomically."""
+    work, network = run.work, run.network
+    run.history.append(record)
+    if improved:
+        run.best = {"epoch": record["epoch"], "dice": record.get("val_mean_dice")}
+        write_atomic(work / BEST, lambda p: torch.save(network.state_dict(), str(p)))
+    state = {"model": network.state_dict(), "optimizer": run.optimizer.state_dict(),
+             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.use_amp else {},
+             "epoch": record["epoch"], "step": step, "rng": _rng_state(), "settings": run.settings.to_dict(),
+             "card": run.card, "history": run.history, "best": run.best,
+             "mapping": json.dumps(run.mapping.to_list())}
+    write_atomic(work / CHECKPOINT, lambda p: torch.save(state, str(p)))
+    write_json_atomic(work / METRICS, {"classes": run.mapping.names, "epochs": run.history,
+                                       "best_epoch": run.best["epoch"], "best_val_mean_dice": run.best["dice"],
+                                       "train_cases": [c.name for c in run.train_set],
+                                       "val_cases": [c.name for c in run.val_set]})
+    write_curves(run.history, work / CURVES, run.mapping.names)
+
+
+def _publish_model(run: _Run, output: Path, init_model, step: int, seconds: float) -> dict:
+    """The best weights as the model folder ``output``, with its card (training record and metrics)."""
+    from SegmentationAILib.seg_model import save_segmentation_model
+
+    run.network.load_state_dict(torch.load(str(run.work / BEST), map_location="cpu", weights_only=True))
+    settings, best = run.settings, run.best
+    final = dict(run.card)
+    final["training"] = {
+        "train_cases": [c.name for c in run.train_set], "val_cases": [c.name for c in run.val_set],
+        "data": sorted({c.source for c in run.train_set}), "label_mapping": run.mapping.to_list(),
+        "settings": settings.to_dict(), "command": settings.command, "seed": settings.seed,
+        "finetuned_from": str(init_model) if init_model else None, "fresh_tensors": run.fresh[:20],
+        "steps": step, "wall_time_s": round(seconds, 1), "world_size": run.ctx.world_size,
+    }
+    final["metrics"] = {"best_epoch": best["epoch"], "validation_mean_dice": best["dice"],
+                        "validation_dice": next((h.get("val_dice") for h in run.history
+                                                 if h["epoch"] == best["epoch"]), None),
+                        "note": "Dice on the validation cases at the model spacing"}
+    save_segmentation_model(output, run.network.cpu(), final)
+    for extra in (METRICS, CURVES):
+        if (run.work / extra).is_file():
+            shutil.copy2(run.work / extra, output / extra)
+    return final
+
+
+def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path],
+          settings: Optional[TrainingSettings] = None, val_cases: Optional[Sequence[Case]] = None,
+          init_model: Union[str, Path, None] = None, resume: bool = False,
+          progress: "Optional[ProgressCallback | Progress]" = None, cancel: Optional[CancelToken] = None,
+          on_epoch: Optional[Callable[[dict], None]] = None, max_steps: Optional[int] = None) -> TrainingResult:
+    """Train (or fine-tune from ``init_model``) a U-Net; write the model folder ``output``.
+
+    Args:
+        cases: labelled training cases (and validation ones, split by ``settings`` unless ``val_cases``).
+        mapping: label values -> class names of the model.
+        output: the model folder to write (at the end, atomically); the run lives in ``<output>.training``.
+        settings: the run's settings; when resuming, the stored ones win (``epochs`` may grow).
+        init_model: a model folder to fine-tune from.
+        resume: continue the run in ``<output>.training``.
+        on_epoch: called with each epoch's record.
+        max_steps: stop early without writing the model folder (to test resuming).
+
+    Raises:
+        InputError, ModelError: bad input; OperationCancelled on cancel (the last checkpoint stays, so the
+        run can be resumed).
+    """
+    from monai.losses import DiceCELoss
+
+    settings = settings or TrainingSettings()
+    output = Path(output)
+    work = Path(str(output) + ".training")
+    _check_output(output, work, resume)
+    prog = Progress.of(progress, cancel)
+    settings, ckpt = _resumed_settings(settings, work, resume)
+    if settings.threads:
+        torch.set_num_threads(int(settings.threads))
+    train_set, val_set = _split_sets(cases, val_cases, mapping, settings)
+    base_card, base_state = _base_model(init_model) if ckpt is None else (None, None)
+    card = _run_card(ckpt, settings, mapping, train_set, base_card, work)
+    run = _start_run(settings, mapping, work, card, train_set, val_set, base_state, init_model, ckpt)
+    model = dist_utils.wrap_model(run.ctx, run.network, run.device)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    if run.ctx.is_main:
+        work.mkdir(parents=True, exist_ok=True)
+    prepared, val_prepared = _prepare_cases(run, prog.sub(0.0, 0.1))
+    sample_batch = _batch_sampler(run, prepared)
+    run_prog = prog.sub(0.1, 1.0)
+    step = run.start_epoch * settings.steps_per_epoch
+    stop_at = run.total_steps if max_steps is None else min(run.total_steps, max_steps)
     t_run = time.time()
     try:
-        for epoch in range(start_epoch, settings.epochs):
-            model.train()
-            losses = []
+        for epoch in range(run.start_epoch, settings.epochs):
             t0 = time.time()
-            for _ in range(settings.steps_per_epoch):
-                if step >= stop_at:
-                    break
-                x, y = sample_batch(step)
-                x, y = x.to(device), y.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, enabled=use_amp):
-                    loss = loss_fn(model(x), y)
-                if not torch.isfinite(loss):
-                    raise InputError(f"The training loss became {loss.item()} at step {step}; lower the learning rate.")
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                losses.append(float(loss.item()))
-                run_prog.step(step / max(total_steps, 1),
-                              f"epoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {losses[-1]:.3f}")
+            step, losses = _train_steps(run, model, loss_fn, sample_batch, step, stop_at, epoch, run_prog)
             if step >= stop_at and len(losses) < settings.steps_per_epoch:
                 break  # stopped mid-epoch (max_steps): keep the last full-epoch checkpoint
-            record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                      "lr": float(optimizer.param_groups[0]["lr"]), "time_s": round(time.time() - t0, 2)}
-            if ctx.is_main:
-                if val_prepared:
-                    dices = []
-                    for vp in val_prepared:
-                        pred = predict_prepared(network, vp.data["image"], patch_kji, device, settings.val_overlap, use_amp)
-                        dices.append(dice_per_class(pred, vp.data["label"][0], n_classes))
-                    per_class = np.nanmean(np.array(dices, float), axis=0) if dices else []
-                    record["val_dice"] = {n: (None if np.isnan(d) else round(float(d), 4)) for n, d in zip(names, per_class)}
-                    record["val_mean_dice"] = round(float(np.nanmean(per_class)), 4)
-                    improved = best["dice"] is None or record["val_mean_dice"] > best["dice"]
-                else:
-                    improved = True  # without validation the latest weights are kept
-                history.append(record)
-                if improved:
-                    best = {"epoch": epoch + 1, "dice": record.get("val_mean_dice")}
-                    write_atomic(work / BEST, lambda p: torch.save(network.state_dict(), str(p)))
-                state = {"model": network.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(),
-                         "scaler": scaler.state_dict() if use_amp else {}, "epoch": epoch + 1, "step": step,
-                         "rng": _rng_state(), "settings": settings.to_dict(), "card": card, "history": history,
-                         "best": best, "mapping": json.dumps(mapping.to_list())}
-                write_atomic(work / CHECKPOINT, lambda p: torch.save(state, str(p)))
-                write_json_atomic(work / METRICS, {"classes": names, "epochs": history, "best_epoch": best["epoch"],
-                                              "best_val_mean_dice": best["dice"], "train_cases": [c.name for c in train_set],
-                                              "val_cases": [c.name for c in val_set]})
-                write_curves(history, work / CURVES, names)
+            record = {"epoch": epoch + 1, "step": step,
+                      "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                      "lr": float(run.optimizer.param_groups[0]["lr"]), "time_s": round(time.time() - t0, 2)}
+            if run.ctx.is_main:
+                _save_epoch(run, record, _validate(run, val_prepared, record), step)
                 if on_epoch is not None:
                     on_epoch(dict(record))
-            dist_utils.barrier(ctx)
+            dist_utils.barrier(run.ctx)
             if step >= stop_at:
                 break
     except OperationCancelled:
         raise OperationCancelled(f"Training cancelled; the last finished epoch is saved in {work} "
                                  f"(resume it, or remove that folder).") from None
-
     model_path = None
-    if ctx.is_main and step >= total_steps:
-        best_state = torch.load(str(work / BEST), map_location="cpu", weights_only=True)
-        network.load_state_dict(best_state)
-        final = dict(card)
-        final["training"] = {
-            "train_cases": [c.name for c in train_set], "val_cases": [c.name for c in val_set],
-            "data": sorted({c.source for c in train_set}), "label_mapping": mapping.to_list(),
-            "settings": settings.to_dict(), "command": settings.command, "seed": settings.seed,
-            "finetuned_from": str(init_model) if init_model else None, "fresh_tensors": fresh[:20],
-            "steps": step, "wall_time_s": round(time.time() - t_run, 1), "world_size": ctx.world_size,
-        }
-        final["metrics"] = {"best_epoch": best["epoch"], "validation_mean_dice": best["dice"],
-                            "validation_dice": next((h.get("val_dice") for h in history if h["epoch"] == best["epoch"]), None),
-                            "note": "Dice on the validation cases at the model spacing"}
-        save_segmentation_model(output, network.cpu(), final)
-        for extra in (METRICS, CURVES):
-            if (work / extra).is_file():
-                shutil.copy2(work / extra, output / extra)
+    if run.ctx.is_main and step >= run.total_steps:
+        card = _publish_model(run, output, init_model, step, time.time() - t_run)
         model_path = output
-        card = final
-    dist_utils.barrier(ctx)
-    return TrainingResult(model_path, work, history, best["epoch"], best["dice"], card, network)
+    dist_utils.barrier(run.ctx)
+    return TrainingResult(model_path, work, run.history, run.best["epoch"], run.best["dice"], card, run.network)
 
 
 def train_folds(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path],

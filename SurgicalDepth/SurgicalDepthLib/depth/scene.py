@@ -240,7 +240,7 @@ class RecordedSequenceBuilder:
         """Add the sequences, a browser showing item 0, the camera transform and the camera to ``scene``."""
         import slicer
 
-        from SurgicalDepthLib.camera.files import store_camera_in_scene
+        from SurgicalDepthLib.camera.scene import store_camera_in_scene
 
         if self.count == 0:
             raise InputError("No frame was processed; nothing to add to the scene.")
