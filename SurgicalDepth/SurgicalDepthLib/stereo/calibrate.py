@@ -1,0 +1,106 @@
+"""Stereo calibration from checkerboard pairs (``cv2.stereoCalibrate``): reprojection error reported,
+views that fit badly named."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from SegmentationAILib.errors import InputError
+
+from ..camera import CameraIntrinsics
+from ..camera_io import find_checkerboard
+from .calibration_files import StereoCalibration
+
+
+@dataclass
+class StereoCalibrationResult:
+    calibration: StereoCalibration
+    rms_px: float                                   # OpenCV's RMS over both views
+    per_pair_px: list[float] = field(default_factory=list)
+    pairs_used: list[int] = field(default_factory=list)
+    pairs_total: int = 0
+    bad_pairs: list[int] = field(default_factory=list)   # used, but fit worse than 2x the median and > 0.5 px
+
+    def summary(self) -> str:
+        c = self.calibration
+        text = (f"Stereo calibration from {len(self.pairs_used)} of {self.pairs_total} pairs: baseline "
+                f"{c.baseline_mm:.2f} mm, reprojection error {self.rms_px:.3f} px")
+        if self.bad_pairs:
+            text += "; poorly fitting pairs: " + ", ".join(str(i) for i in self.bad_pairs)
+        return text + "."
+
+
+def _board(pattern: tuple[int, int], square_mm: float) -> np.ndarray:
+    board = np.zeros((pattern[0] * pattern[1], 3), np.float32)
+    board[:, :2] = np.mgrid[0:pattern[0], 0:pattern[1]].T.reshape(-1, 2) * float(square_mm)
+    return board
+
+
+def calibrate_stereo(pairs, pattern: tuple[int, int], square_mm: float, min_pairs: int = 4,
+                     progress=None, cancel=None) -> StereoCalibrationResult:
+    """Both intrinsics and the left-to-right transform from ``pairs`` of (left, right) images showing a
+    checkerboard with ``pattern`` = (columns, rows) inner corners and ``square_mm`` squares. A pair counts
+    only when the whole board is found in both views."""
+    import cv2
+
+    from SegmentationAILib.progress import Progress
+
+    if len(pattern) != 2 or min(pattern) < 2:
+        raise InputError(f"Checkerboard pattern must be (columns, rows) of inner corners, each at least 2; got {pattern}.")
+    if not square_mm > 0:
+        raise InputError(f"Checkerboard square size must be positive, got {square_mm} mm.")
+    pairs = list(pairs)
+    steps = Progress.of(progress, cancel)
+    board = _board(pattern, square_mm)
+    objects, lefts, rights, used, size = [], [], [], [], None
+    for i, (left, right) in enumerate(pairs):
+        steps.step(0.8 * i / max(len(pairs), 1), f"looking for the board in pair {i + 1}/{len(pairs)}")
+        left, right = np.asarray(left), np.asarray(right)
+        if left.shape[:2] != right.shape[:2]:
+            raise InputError(f"Calibration pair {i}: left {left.shape[1]}x{left.shape[0]}, right "
+                             f"{right.shape[1]}x{right.shape[0]}; both views must have one size.")
+        if size is None:
+            size = (left.shape[1], left.shape[0])
+        elif (left.shape[1], left.shape[0]) != size:
+            raise InputError(f"Calibration pair {i} is {left.shape[1]}x{left.shape[0]}, others {size[0]}x{size[1]}.")
+        cl, cr = find_checkerboard(left, pattern), find_checkerboard(right, pattern)
+        if cl is not None and cr is not None:
+            objects.append(board)
+            lefts.append(cl)
+            rights.append(cr)
+            used.append(i)
+    if len(used) < min_pairs:
+        raise InputError(f"Found the {pattern[0]}x{pattern[1]} checkerboard in both views of {len(used)} of "
+                         f"{len(pairs)} pairs; at least {min_pairs} are needed.")
+    steps.step(0.82, "calibrating each camera")
+    _, K1, D1, _, _ = cv2.calibrateCamera(objects, lefts, size, None, None)
+    _, K2, D2, _, _ = cv2.calibrateCamera(objects, rights, size, None, None)
+    steps.step(0.9, "solving for the pair")
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-6)
+    rms, K1, D1, K2, D2, R, T, _, _ = cv2.stereoCalibrate(objects, lefts, rights, K1, D1, K2, D2, size,
+                                                           flags=cv2.CALIB_USE_INTRINSIC_GUESS, criteria=criteria)
+    per_pair = _per_pair_errors(objects, lefts, rights, K1, D1, K2, D2, R, T)
+    median = float(np.median(per_pair))
+    bad = [used[k] for k, e in enumerate(per_pair) if e > max(2 * median, 0.5)]
+    cams = [CameraIntrinsics(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), size[0], size[1],
+                             tuple(float(d) for d in D.ravel()[:5])) for K, D in ((K1, D1), (K2, D2))]
+    steps.step(1.0, "calibrated")
+    return StereoCalibrationResult(StereoCalibration(cams[0], cams[1], R, T.ravel()), float(rms), per_pair, used,
+                                   len(pairs), bad)
+
+
+def _per_pair_errors(objects, lefts, rights, K1, D1, K2, D2, R, T) -> list[float]:
+    """RMS reprojection error per pair, with the board pose solved in the left view and carried to the right."""
+    import cv2
+
+    errors = []
+    for obj, cl, cr in zip(objects, lefts, rights, strict=True):
+        _, rvec, tvec = cv2.solvePnP(obj, cl, K1, D1)
+        pl, _ = cv2.projectPoints(obj, rvec, tvec, K1, D1)
+        Rb, _ = cv2.Rodrigues(rvec)
+        rvec_r, _ = cv2.Rodrigues(R @ Rb)
+        pr, _ = cv2.projectPoints(obj, rvec_r, R @ tvec + T.reshape(3, 1), K2, D2)
+        diff = np.concatenate([(pl - cl).reshape(-1, 2), (pr - cr).reshape(-1, 2)])
+        errors.append(float(np.sqrt(np.mean(np.sum(diff ** 2, axis=1)))))
+    return errors
