@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     ("train-depth", "SurgicalDepthLib.cli_train_depth"),
     ("eval-depth", "SurgicalDepthLib.cli_eval_depth"),
     ("depth", "SurgicalDepthLib.cli_depth"),
+    ("calibrate-stereo", "SurgicalDepthLib.cli_calibrate_stereo"),
     ("register", "SurgicalDepthLib.cli_register"),
     ("demo", "surgicalai.demo"),
 ]

@@ -16,18 +16,18 @@ from .calibration_files import StereoCalibration
 @dataclass
 class StereoCalibrationResult:
     calibration: StereoCalibration
-    rms_px: float                                   # OpenCV's RMS over both views
+    rms_px: float                                   # OpenCV's RMS over both views, pairs used
     per_pair_px: list[float] = field(default_factory=list)
     pairs_used: list[int] = field(default_factory=list)
     pairs_total: int = 0
-    bad_pairs: list[int] = field(default_factory=list)   # used, but fit worse than 2x the median and > 0.5 px
+    bad_pairs: list[int] = field(default_factory=list)   # boards found but left out: they do not fit the rig
 
     def summary(self) -> str:
         c = self.calibration
         text = (f"Stereo calibration from {len(self.pairs_used)} of {self.pairs_total} pairs: baseline "
                 f"{c.baseline_mm:.2f} mm, reprojection error {self.rms_px:.3f} px")
         if self.bad_pairs:
-            text += "; poorly fitting pairs: " + ", ".join(str(i) for i in self.bad_pairs)
+            text += "; left out as not fitting the rig: pairs " + ", ".join(str(i) for i in self.bad_pairs)
         return text + "."
 
 
@@ -37,11 +37,12 @@ def _board(pattern: tuple[int, int], square_mm: float) -> np.ndarray:
     return board
 
 
-def calibrate_stereo(pairs, pattern: tuple[int, int], square_mm: float, min_pairs: int = 4,
+def calibrate_stereo(pairs, pattern: tuple[int, int], square_mm: float, min_pairs: int = 4, fix_k3: bool = True,
                      progress=None, cancel=None) -> StereoCalibrationResult:
     """Both intrinsics and the left-to-right transform from ``pairs`` of (left, right) images showing a
     checkerboard with ``pattern`` = (columns, rows) inner corners and ``square_mm`` squares. A pair counts
-    only when the whole board is found in both views."""
+    only when the whole board is found in both views. ``fix_k3`` keeps the sixth-order radial term at 0:
+    a handful of board views rarely determines it, and left free it lets the fit run away."""
     import cv2
 
     from SegmentationAILib.progress import Progress
@@ -74,15 +75,23 @@ def calibrate_stereo(pairs, pattern: tuple[int, int], square_mm: float, min_pair
         raise InputError(f"Found the {pattern[0]}x{pattern[1]} checkerboard in both views of {len(used)} of "
                          f"{len(pairs)} pairs; at least {min_pairs} are needed.")
     steps.step(0.82, "calibrating each camera")
-    _, K1, D1, _, _ = cv2.calibrateCamera(objects, lefts, size, None, None)
-    _, K2, D2, _, _ = cv2.calibrateCamera(objects, rights, size, None, None)
+    k3 = cv2.CALIB_FIX_K3 if fix_k3 else 0
+    _, K1, D1, _, _ = cv2.calibrateCamera(objects, lefts, size, None, None, flags=k3)
+    _, K2, D2, _, _ = cv2.calibrateCamera(objects, rights, size, None, None, flags=k3)
     steps.step(0.9, "solving for the pair")
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-6)
-    rms, K1, D1, K2, D2, R, T, _, _ = cv2.stereoCalibrate(objects, lefts, rights, K1, D1, K2, D2, size,
-                                                           flags=cv2.CALIB_USE_INTRINSIC_GUESS, criteria=criteria)
-    per_pair = _per_pair_errors(objects, lefts, rights, K1, D1, K2, D2, R, T)
-    median = float(np.median(per_pair))
-    bad = [used[k] for k, e in enumerate(per_pair) if e > max(2 * median, 0.5)]
+    # first with each camera's own intrinsics fixed: a pair that cannot fit the rig (a board moved between
+    # the two exposures, a wrong detection) then shows as an outlier instead of bending the intrinsics
+    first = _stereo(objects, lefts, rights, K1, D1, K2, D2, size, cv2.CALIB_FIX_INTRINSIC)[-1]
+    limit = max(3.0 * float(np.median(first)), 1.0)
+    keep = [k for k, e in enumerate(first) if e <= limit]
+    bad = [used[k] for k, e in enumerate(first) if e > limit]
+    if len(keep) < min_pairs:
+        raise InputError(f"Only {len(keep)} of {len(used)} board pairs fit one stereo rig (pairs "
+                         f"{', '.join(map(str, bad))} do not); at least {min_pairs} are needed.")
+    objects, lefts, rights = ([x[k] for k in keep] for x in (objects, lefts, rights))
+    rms, K1, D1, K2, D2, R, T, per_pair = _stereo(objects, lefts, rights, K1, D1, K2, D2, size,
+                                                  cv2.CALIB_USE_INTRINSIC_GUESS | k3)
+    used = [used[k] for k in keep]
     cams = [CameraIntrinsics(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), size[0], size[1],
                              tuple(float(d) for d in D.ravel()[:5])) for K, D in ((K1, D1), (K2, D2))]
     steps.step(1.0, "calibrated")
@@ -90,17 +99,13 @@ def calibrate_stereo(pairs, pattern: tuple[int, int], square_mm: float, min_pair
                                    len(pairs), bad)
 
 
-def _per_pair_errors(objects, lefts, rights, K1, D1, K2, D2, R, T) -> list[float]:
-    """RMS reprojection error per pair, with the board pose solved in the left view and carried to the right."""
+def _stereo(objects, lefts, rights, K1, D1, K2, D2, size, flags):
+    """cv2.stereoCalibrateExtended; the per-pair error is the RMS over both views of that pair."""
     import cv2
 
-    errors = []
-    for obj, cl, cr in zip(objects, lefts, rights, strict=True):
-        _, rvec, tvec = cv2.solvePnP(obj, cl, K1, D1)
-        pl, _ = cv2.projectPoints(obj, rvec, tvec, K1, D1)
-        Rb, _ = cv2.Rodrigues(rvec)
-        rvec_r, _ = cv2.Rodrigues(R @ Rb)
-        pr, _ = cv2.projectPoints(obj, rvec_r, R @ tvec + T.reshape(3, 1), K2, D2)
-        diff = np.concatenate([(pl - cl).reshape(-1, 2), (pr - cr).reshape(-1, 2)])
-        errors.append(float(np.sqrt(np.mean(np.sum(diff ** 2, axis=1)))))
-    return errors
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-6)
+    out = cv2.stereoCalibrateExtended(objects, lefts, rights, K1, D1, K2, D2, size, None, None,
+                                      flags=flags, criteria=criteria)
+    rms, K1, D1, K2, D2, R, T = out[:7]
+    per_view = np.asarray(out[-1], float).reshape(-1, 2)
+    return float(rms), K1, D1, K2, D2, R, T, [float(e) for e in np.sqrt(np.mean(per_view ** 2, axis=1))]
