@@ -171,7 +171,10 @@ def _coverage(maps, size: tuple[int, int]) -> np.ndarray:
     return cv2.erode(cover.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
 
 
-def _usable(grey: np.ndarray, cover: np.ndarray, dark: int = 12, flat: float = 0.25) -> np.ndarray:
+_DARK = 12
+
+
+def _usable(grey: np.ndarray, cover: np.ndarray, dark: int = _DARK, flat: float = 0.25) -> np.ndarray:
     """Pixels worth matching: on the sensor, not in the black field stop, not textureless (local std in
     grey levels at least ``flat``): two black or flat patches agree with each other at any disparity."""
     import cv2
@@ -179,7 +182,7 @@ def _usable(grey: np.ndarray, cover: np.ndarray, dark: int = 12, flat: float = 0
     g = grey.astype(np.float32)
     mean = cv2.blur(g, (5, 5))
     std = np.sqrt(np.maximum(cv2.blur(g * g, (5, 5)) - mean * mean, 0))
-    return cover & (mean > dark) & (std >= flat)
+    return cover & (mean > dark) & (g > dark) & (std >= flat)
 
 
 class StereoMatcher:
@@ -208,7 +211,8 @@ class StereoMatcher:
         s = self.settings
         self.check_pair(left, right)
         t0 = time.perf_counter()
-        lr = cv2.remap(_grey(left), *self.maps[0], cv2.INTER_LINEAR)
+        grey_left = _grey(left)
+        lr = cv2.remap(grey_left, *self.maps[0], cv2.INTER_LINEAR)
         rr = cv2.remap(_grey(right), *self.maps[1], cv2.INTER_LINEAR)
         t1 = time.perf_counter()
         d_left, d_right = _disparities(lr, rr, s, *self.range)
@@ -222,6 +226,8 @@ class StereoMatcher:
             d_left = guided_smooth(d_left, lr)
         t2 = time.perf_counter()
         depth, conf = _to_original(self.rect, d_left, confidence, s.scale)
+        unseen = grey_left <= _DARK   # the black outside the lens's image circle: nothing to measure there
+        depth[unseen], conf[unseen] = 0, 0
         t3 = time.perf_counter()
         return StereoDepth(depth, conf, d_left, {"rectify": t1 - t0, "match": t2 - t1, "depth": t3 - t2})
 
