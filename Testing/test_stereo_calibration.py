@@ -121,7 +121,7 @@ def test_checkerboard_stereo_calibration_recovers_the_pair():
     pairs = board_pairs()
     # a pair whose right view shows another board pose: found in both views, but it cannot fit the rig
     bad = (pairs[0][0], pairs[1][1])
-    result = calibrate_stereo(pairs[1:] + [bad, (pairs[2][0], np.full_like(pairs[2][1], 90))], (8, 5), 6.0)
+    result = calibrate_stereo([*pairs[1:], bad, (pairs[2][0], np.full_like(pairs[2][1], 90))], (8, 5), 6.0)
     c = result.calibration
     assert result.pairs_total == 9 and len(result.pairs_used) == 7 and 8 not in result.pairs_used
     assert result.bad_pairs == [7], result.per_pair_px

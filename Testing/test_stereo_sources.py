@@ -56,7 +56,7 @@ def test_streams_that_drift_apart_or_differ_in_size_are_refused():
     drifting = open_stereo_source(ArraySource(lefts, fps=30), ArraySource(rights, fps=29))
     with pytest.raises(InputError, match="drifted apart at frame"):
         list(drifting)
-    lefts2, rights2 = views(n=2, w=48)
+    _, rights2 = views(n=2, w=48)
     mixed = open_stereo_source(ArraySource(lefts[:2]), ArraySource(rights2))
     with pytest.raises(InputError, match="both views must have one size"):
         list(mixed)

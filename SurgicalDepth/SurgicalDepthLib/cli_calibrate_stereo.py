@@ -8,12 +8,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("pairs", nargs="+",
                         help="LEFT RIGHT image pairs (l1 r1 l2 r2 ...), two frame folders / videos (left, right), "
                              "or one packed video / folder with --layout")
-    parser.add_argument("-o", "--output", required=True, help="calibration file to write (.yml, .yaml, .xml, .json)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="calibration file to write (.yml, .yaml, .xml, .json)")
     parser.add_argument("--pattern", type=int, nargs=2, required=True, metavar=("COLUMNS", "ROWS"),
                         help="inner corners of the checkerboard")
     parser.add_argument("--square", type=float, required=True, help="checkerboard square size (mm)")
     parser.add_argument("--layout", choices=("sbs", "tb", "interlaced"), help="both views in one frame")
-    parser.add_argument("--min-pairs", type=int, default=4, help="pairs with the board in both views needed (default 4)")
+    parser.add_argument("--min-pairs", type=int, default=4, help="board pairs needed (default 4)")
 
 
 def _pairs(args):

@@ -48,16 +48,17 @@ def calibrate_stereo(pairs, pattern: tuple[int, int], square_mm: float, min_pair
     from SegmentationAILib.progress import Progress
 
     if len(pattern) != 2 or min(pattern) < 2:
-        raise InputError(f"Checkerboard pattern must be (columns, rows) of inner corners, each at least 2; got {pattern}.")
+        raise InputError(f"Checkerboard pattern must be (columns, rows) of inner corners, each at least 2; "
+                         f"got {pattern}.")
     if not square_mm > 0:
         raise InputError(f"Checkerboard square size must be positive, got {square_mm} mm.")
     pairs = list(pairs)
     steps = Progress.of(progress, cancel)
     board = _board(pattern, square_mm)
     objects, lefts, rights, used, size = [], [], [], [], None
-    for i, (left, right) in enumerate(pairs):
+    for i, (left_view, right_view) in enumerate(pairs):
         steps.step(0.8 * i / max(len(pairs), 1), f"looking for the board in pair {i + 1}/{len(pairs)}")
-        left, right = np.asarray(left), np.asarray(right)
+        left, right = np.asarray(left_view), np.asarray(right_view)
         if left.shape[:2] != right.shape[:2]:
             raise InputError(f"Calibration pair {i}: left {left.shape[1]}x{left.shape[0]}, right "
                              f"{right.shape[1]}x{right.shape[0]}; both views must have one size.")

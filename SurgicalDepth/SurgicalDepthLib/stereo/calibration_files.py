@@ -155,7 +155,8 @@ def _load_opencv(path: Path) -> StereoCalibration:
     try:
         storage = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
     except (cv2.error, SystemError) as error:
-        raise InputError(f"Cannot parse stereo calibration {path.name}: {str(error).strip().splitlines()[-1]}") from None
+        reason = str(error).strip().splitlines()[-1]
+        raise InputError(f"Cannot parse stereo calibration {path.name}: {reason}") from None
     d: dict = {}
     try:
         if not storage.isOpened():

@@ -77,10 +77,11 @@ def rectification_for(calibration: StereoCalibration, alpha: float = 0.0) -> Rec
     if c.rectification is not None:
         r = c.rectification
         R1, R2, P1, P2 = (np.asarray(r[k], np.float64) for k in ("R1", "R2", "P1", "P2"))
-        Q = np.asarray(r["Q"], np.float64) if "Q" in r else np.eye(4)
+        Q = np.asarray(r["Q"], np.float64) if "Q" in r else _q_matrix(P1, P2)
     else:
         R1, R2, P1, P2, Q, _, _ = cv2.stereoRectify(c.left.K, c.left.dist_coeffs, c.right.K, c.right.dist_coeffs,
-                                                    size, c.R, c.T.reshape(3, 1), flags=cv2.CALIB_ZERO_DISPARITY, alpha=alpha)
+                                                    size, c.R, c.T.reshape(3, 1), flags=cv2.CALIB_ZERO_DISPARITY,
+                                                    alpha=alpha)
     if abs(P2[1, 3]) > abs(P2[0, 3]):
         raise InputError("The stereo baseline is vertical (cameras one above the other); rotate the views so "
                          "the baseline runs left to right.")
@@ -97,6 +98,13 @@ def rectification_for(calibration: StereoCalibration, alpha: float = 0.0) -> Rec
     z_factor = ray @ R1[:, 2]   # X_orig = R1^T X_rect, so z_orig = R1[:, 2] . X_rect
     return Rectification(size, R1, R2, P1, P2, Q, left_maps, right_maps, back[..., 0].astype(np.float32),
                          back[..., 1].astype(np.float32), z_factor.astype(np.float32))
+
+
+def _q_matrix(P1: np.ndarray, P2: np.ndarray) -> np.ndarray:
+    """Disparity-to-depth matrix of a horizontal rectified pair (as cv2.stereoRectify builds it)."""
+    f, cx, cy = P1[0, 0], P1[0, 2], P1[1, 2]
+    tx = P2[0, 3] / P2[0, 0]
+    return np.array([[1, 0, 0, -cx], [0, 1, 0, -cy], [0, 0, 0, f], [0, 0, -1 / tx, (cx - P2[0, 2]) / tx]])
 
 
 _CACHE: dict = {}

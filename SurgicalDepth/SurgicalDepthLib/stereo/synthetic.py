@@ -62,7 +62,7 @@ def cavity_pair(width: int = 320, height: int = 256, baseline_mm: float = 5.0, s
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         position = -direction * rng.uniform(0.0, 8.0)
-        if not scenario.inside_tissue(position) and not scenario.inside_tissue(position + [baseline_mm, 0, 0]):
+        pose = look_at(position, position + direction * 50.0, rng.uniform(-np.pi, np.pi))
+        if not scenario.inside_tissue(position) and not scenario.inside_tissue(position + baseline_mm * pose[:3, 0]):
             break
-    pose = look_at(position, position + direction * 50.0, rng.uniform(-np.pi, np.pi))
     return render_stereo_pair(scenario, stereo_camera(width, height, distortion=distortion), pose, baseline_mm, seed)
