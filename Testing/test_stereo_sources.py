@@ -102,3 +102,22 @@ def test_stereo_pairs_flow_through_the_depth_pipeline(tmp_path):
     c = (conf > 0.5) & (p.depth_mm > 0)
     assert c.mean() > 0.7 and np.mean(np.abs(depth[c] - p.depth_mm[c]) / p.depth_mm[c]) < 0.02
     assert (tmp_path / "o" / "frames_000001.ply").stat().st_size > 0
+
+
+def test_panel_session_runs_stereo_into_the_scene(scene, tmp_path):
+    from test_stereo_matching import synthetic_pair
+
+    from SurgicalDepthLib.live_processor import DepthSession
+    from SurgicalDepthLib.stereo import save_stereo_calibration
+    from SurgicalDepthLib.stereo.scene import stereo_from_scene, stereo_spec, use_stereo
+
+    p = synthetic_pair()
+    save_stereo_calibration(p.calibration, tmp_path / "pair.json")
+    session = DepthSession(scene)
+    use_stereo(session, tmp_path / "pair.json")
+    assert stereo_from_scene(scene).size == (320, 256) and session.camera == p.calibration.left
+    source = stereo_spec(ArraySource([np.hstack([p.left, p.right])] * 2), "sbs")
+    summary = session.process_all(source)
+    assert summary.frames == 2 and summary.scene_nodes
+    with pytest.raises(InputError, match="right view"):
+        stereo_spec(ArraySource([p.left]), "two views")

@@ -73,3 +73,35 @@ def left_to_right_of(node) -> np.ndarray | None:
     m = vtk.vtkMatrix4x4()
     transform.GetMatrixTransformToParent(m)
     return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+STEREO_LAYOUTS = ("sbs", "tb", "interlaced", "two views")
+
+
+def use_stereo(session, calibration_path, settings=None) -> StereoCalibration:
+    """Make a :class:`DepthSession` (the panel's state) compute depth by stereo: the left camera becomes the
+    session's camera, a :class:`StereoDepthEstimator` its model, and the camera pair is kept in the scene."""
+    from .calibration_files import load_stereo_calibration
+    from .estimator import StereoDepthEstimator
+
+    calibration = load_stereo_calibration(calibration_path)
+    estimator = StereoDepthEstimator(calibration, settings)   # validates before the session changes
+    nodes = [n for n in stereo_nodes(session.scene) if n.GetName() == f"{session.name} stereo pair"]
+    store_stereo_in_scene(session.scene, calibration, f"{session.name} stereo pair", nodes[-1] if nodes else None)
+    session.set_camera(calibration.left)
+    session.use_model(estimator)
+    return calibration
+
+
+def stereo_spec(spec, layout: str, right=None):
+    """The stereo source for a panel source ``spec`` and the chosen layout (``two views``: ``right`` is the
+    right view: a second file, folder, sequence or live node)."""
+    from .sources import open_stereo_source
+
+    if layout not in STEREO_LAYOUTS:
+        raise InputError(f"Stereo layout must be one of {', '.join(STEREO_LAYOUTS)}, got {layout!r}.")
+    if layout == "two views":
+        if right is None or right == "":
+            raise InputError("Choose the right view (a second file, folder, sequence or live node).")
+        return open_stereo_source(spec, right)
+    return open_stereo_source(spec, layout=layout)
