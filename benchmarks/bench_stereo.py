@@ -79,13 +79,17 @@ class PlainPeer:
         return depth, conf
 
 
+def _pair(result):
+    return result.depth_mm, result.confidence
+
+
 def methods(calibration):
     from SurgicalDepthLib.stereo import StereoMatcher
 
     out = {}
     for name, settings in presets().items():
         m = StereoMatcher(calibration, settings)
-        out[name] = lambda a, b, m=m: (lambda r: (r.depth_mm, r.confidence))(m.compute(a, b))
+        out[name] = lambda a, b, m=m: _pair(m.compute(a, b))
     for name, kind in (("peer: OpenCV StereoBM (plain)", "bm"), ("peer: OpenCV StereoSGBM (plain)", "sgbm")):
         peer = PlainPeer(calibration, kind)
         out[name] = peer.compute
