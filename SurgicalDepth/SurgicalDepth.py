@@ -101,10 +101,25 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return self.ui.sequenceBrowserSelector.currentNode()
         return self.ui.liveNodeSelector.currentNode()
 
+    def stereoOrMonoSpec(self):
+        """The source; with a stereo layout chosen, the stereo source built from it (and the right view)."""
+        layout = self.ui.stereoLayoutComboBox.currentIndex
+        if layout == 0:
+            return self.sourceSpec()
+        from SurgicalDepthLib.stereo.scene import STEREO_LAYOUTS, stereo_spec
+
+        kind = self.ui.sourceTypeComboBox.currentIndex
+        right = (self.ui.stereoRightPathLineEdit.currentPath if kind in (SOURCE_FILE, SOURCE_FOLDER)
+                 else self.ui.stereoRightNodeSelector.currentNode())
+        return stereo_spec(self.sourceSpec(), STEREO_LAYOUTS[layout - 1], right)
+
     def applySettings(self):
         path = self.ui.modelFolderPathLineEdit.currentPath or None
         with slicer.util.tryWithErrorDisplay("Cannot load the depth model.", waitCursor=True):
-            self.logic.setModel(path, self.ui.deviceComboBox.currentText, self.ui.pointBudgetSpinBox.value)
+            if self.ui.stereoLayoutComboBox.currentIndex > 0:
+                self.logic.useStereo(self.ui.stereoCalibrationPathLineEdit.currentPath)
+            else:
+                self.logic.setModel(path, self.ui.deviceComboBox.currentText, self.ui.pointBudgetSpinBox.value)
             return True
         return False
 
@@ -160,7 +175,7 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.startLiveButton.checked = False
             return
         try:
-            self.logic.start(self.sourceSpec(), self.ui.cameraTransformSelector.currentNode())
+            self.logic.start(self.stereoOrMonoSpec(), self.ui.cameraTransformSelector.currentNode())
         except Exception as error:
             self.ui.startLiveButton.checked = False
             self.report(error)
@@ -190,7 +205,7 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         out_dir = self.ui.outputFolderPathLineEdit.currentPath or None
         try:
             with slicer.util.tryWithErrorDisplay("Processing failed; nothing was added.", waitCursor=True):
-                summary = self.logic.processAll(self.sourceSpec(), out_dir, self.ui.cameraTransformSelector.currentNode(),
+                summary = self.logic.processAll(self.stereoOrMonoSpec(), out_dir, self.ui.cameraTransformSelector.currentNode(),
                                                 self.progress, self.cancelToken)
                 m = summary.median_ms
                 self.ui.statusLabel.text = f"{summary.frames} frames processed ({summary.fps:.1f} frames/s)."
@@ -231,6 +246,11 @@ class SurgicalDepthLogic(ScriptedLoadableModuleLogic):
 
     def setModel(self, path=None, device="auto", maxPoints=None):
         self.session.set_model(path, device, maxPoints)
+
+    def useStereo(self, calibrationPath):
+        from SurgicalDepthLib.stereo.scene import use_stereo
+
+        return use_stereo(self.session, calibrationPath)
 
     def loadCamera(self, path):
         return self.session.load_camera(path)

@@ -50,14 +50,18 @@ def imported_names(tree):
             yield from (f"{node.module}.{alias.name}" for alias in node.names)
 
 
-def import_targets(tree):
+def import_targets(tree, package: str):
     """Names an import statement makes Python load: ``from pkg import mod`` loads ``pkg.mod`` (and the
-    package itself, whose ``__init__`` here only holds a lazy table)."""
+    package itself, whose ``__init__`` here only holds a lazy table); relative imports resolved."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            yield from (f"{base}.{alias.name}" for alias in node.names)
 
 
 def lazy_export_modules(tree, package: str):
@@ -87,7 +91,8 @@ def import_graph():
     graph = {}
     for name, path in known.items():
         tree = ast.parse(path.read_text(), str(path))
-        targets = {resolve(n, known) for n in import_targets(tree)}
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = {resolve(n, known) for n in import_targets(tree, package)}
         if path.name == "__init__.py":
             targets |= set(lazy_export_modules(tree, name))
         graph[name] = {t for t in targets if t and t != name}

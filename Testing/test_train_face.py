@@ -36,7 +36,7 @@ def test_face_imports_only_qt_slicer_and_the_lib():
 
 def test_lib_names_the_face_uses_exist():
     import SegmentationAILib.cases as cases
-    import SegmentationAILib.training.loop as training
+    import SegmentationAILib.training as training
 
     assert callable(cases.case_from_nodes)
     job = training.TrainingJob

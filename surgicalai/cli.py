@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     ("train-depth", "surgicalai.commands.train_depth"),
     ("eval-depth", "surgicalai.commands.eval_depth"),
     ("depth", "surgicalai.commands.depth"),
+    ("calibrate-stereo", "surgicalai.commands.calibrate_stereo"),
     ("register", "surgicalai.commands.register"),
     ("demo", "surgicalai.demo.pipeline"),
 ]

@@ -5,7 +5,8 @@ HELP = "depth maps (.npy, mm) and point clouds (.ply) for every frame of a video
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("input", help="video file (mp4, avi, mkv) or folder of frames (png, jpg)")
+    parser.add_argument("input", help="video file (mp4, avi, mkv) or folder of frames (png, jpg); with "
+                                      "--stereo-calibration the left (or packed) view")
     parser.add_argument("-o", "--output", required=True, help="output folder (must not exist or be empty)")
     parser.add_argument("--camera", help="camera intrinsics: .json, or OpenCV .yml/.yaml/.xml "
                                          "(default: a centred pinhole with the model's field of view)")
@@ -15,6 +16,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-ply", action="store_true", help="write depth maps and timings only")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of a frame folder (timestamps)")
+    from surgicalai.commands.stereo_options import add_stereo_arguments
+
+    add_stereo_arguments(parser)
 
 
 def run(args) -> int:
@@ -22,16 +26,22 @@ def run(args) -> int:
     from SurgicalAICore.progress import tqdm_callback
 
     from SurgicalDepthLib.camera.files import load_camera
-    from SurgicalDepthLib.depth.pipeline import load_model, process_video
+    from SurgicalDepthLib.depth.loaders import load_depth_model as load_model
+    from SurgicalDepthLib.depth.pipeline import process_video
     from SurgicalDepthLib.video.sources import open_source
 
     if args.points is not None and args.points < 1:
         raise InputError(f"--points must be at least 1, got {args.points}.")
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, got {args.max_frames}.")
-    source = open_source(args.input, fps=args.fps)
-    camera = load_camera(args.camera) if args.camera else None
-    model = load_model(args.model, args.device)
+    if args.stereo_calibration or args.right or args.layout:
+        from surgicalai.commands.stereo_options import stereo_inputs
+
+        source, camera, model = stereo_inputs(args)
+    else:
+        source = open_source(args.input, fps=args.fps)
+        camera = load_camera(args.camera) if args.camera else None
+        model = load_model(args.model, args.device)
     summary = process_video(source, camera, model, out_dir=args.output, max_points=args.points,
                             write_clouds=not args.no_ply, max_frames=args.max_frames,
                             progress=tqdm_callback("depth"))

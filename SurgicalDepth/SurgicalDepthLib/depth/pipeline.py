@@ -45,6 +45,7 @@ class DepthResult:
     timings: Dict[str, float] = field(default_factory=dict)
     poly: object = None          # vtkPolyData of the cloud, built off the main thread
     received_at: float = 0.0     # time.perf_counter() when processing started
+    confidence: Optional[np.ndarray] = None  # [0, 1] per pixel, from depth sources that give one (stereo)
 
 
 class FrameProcessor:
@@ -92,7 +93,13 @@ class FrameProcessor:
         if self.auto_mask:
             prepared.field_of_view = self._field_of_view(rgb)
         t_prep = time.perf_counter()
-        depth = np.asarray(self.model.predict(rgb), dtype=np.float32)
+        confidence = None
+        right = getattr(frame, "right", None)
+        if right is not None and hasattr(self.model, "predict_pair"):  # stereo: see SurgicalDepthLib.stereo
+            depth, confidence = self.model.predict_pair(rgb, right)
+        else:
+            depth = self.model.predict(rgb)
+        depth = np.asarray(depth, dtype=np.float32)
         if depth.shape != rgb.shape[:2]:
             raise ModelError(f"The depth model returned a {depth.shape[1]}x{depth.shape[0]} map for a "
                              f"{rgb.shape[1]}x{rgb.shape[0]} frame.")
@@ -102,7 +109,10 @@ class FrameProcessor:
         poly = polydata_from_cloud(cloud) if self.build_polydata else None
         t_cloud = time.perf_counter()
         timings = {"read": frame.read_s, "prep": t_prep - start, "infer": t_infer - t_prep, "cloud": t_cloud - t_infer}
-        return DepthResult(frame.index, frame.timestamp_s, frame.name, rgb, depth, cloud, camera, timings, poly, start)
+        if confidence is not None:
+            confidence = np.where(depth > 0, confidence, 0).astype(np.float32)
+        return DepthResult(frame.index, frame.timestamp_s, frame.name, rgb, depth, cloud, camera, timings, poly, start,
+                           confidence)
 
 
 def _model_fov(model) -> float:
@@ -205,6 +215,8 @@ def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Opti
             t_write = time.perf_counter()
             if tmp is not None:
                 np.save(tmp / f"{frame.name}.npy", result.depth_mm)
+                if result.confidence is not None:
+                    np.save(tmp / f"{frame.name}_confidence.npy", result.confidence)
                 if write_clouds:
                     write_ply(result.poly if result.poly is not None else result.cloud, tmp / f"{frame.name}.ply")
             if builder is not None:
