@@ -10,7 +10,8 @@ transformers = pytest.importorskip("transformers")
 
 from SurgicalAICore.errors import ModelError  # noqa: E402
 from SurgicalDepthLib.depth.hf import DISPARITY_FLOOR, is_hf_depth_folder  # noqa: E402
-from SurgicalDepthLib.depth.model import align_scale, load_depth_model  # noqa: E402
+from SurgicalDepthLib.depth.loaders import load_depth_model  # noqa: E402
+from SurgicalDepthLib.depth.model import align_scale  # noqa: E402
 
 INPUT_HW = (56, 70)  # multiples of the 14-pixel patch
 FRAME_HW = (64, 80)

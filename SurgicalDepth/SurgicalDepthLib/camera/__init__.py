@@ -1,4 +1,5 @@
-"""Cameras: pinhole intrinsics with distortion (OpenCV frame), their files, checkerboard calibration and scene storage."""
+"""Cameras: pinhole intrinsics with distortion (OpenCV frame), their files, checkerboard calibration and scene storage.
+"""
 from SurgicalAICore.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {

@@ -107,9 +107,11 @@ def load_depth_model(path: str | Path | None = None, device: str = "auto",
     """
     dev = select_device(device)
     path = Path(path) if path is not None else default_model_path()
+    if not path.exists():
+        raise ModelError(f"Depth model folder not found: {path}")
     loader = next((candidate for candidate in LOADERS if candidate.can_load(path)), None)
     if loader is None:
-        raise ModelError(f"Depth model not found: {path}")
+        raise ModelError(f"Not a depth model (folder, Hugging Face folder or TorchScript file): {path}")
     estimator = loader.load(path, dev)
     if metric is not None:
         estimator.is_metric = bool(metric)

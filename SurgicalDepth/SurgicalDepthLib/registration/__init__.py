@@ -3,10 +3,25 @@ from SurgicalAICore.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "evaluation": ("EvalFrame", "EvalSetup", "tre_mm", "cloud_from_depth", "prepare", "run_trials", "summarise",),
-    "icp": ("ICPResult", "check_cloud", "rotation_matrix", "TargetTensors", "cpu_threads", "icp_batch", "icp", "rotation_angle_deg", "pose_error",),
-    "initial_pose": ("init_from_tracking", "transform_node_to_world", "landmark_transform", "points_from_pixels", "random_rotations", "GlobalInitResult", "global_init", "rotation_error_deg",),
-    "scene": ("RegistrationQuality", "assess", "get_matrix", "set_matrix", "RegistrationResult", "initial_pose", "register_cloud", "cloud_points_from_model_node", "RegistrationSession",),
-    "shapes": ("organ_polydata", "rotation_about_axis", "perturbation", "visible_patch", "surface_samples", "apply", "outliers",),
-    "target": ("LookupGrid", "RegistrationTarget", "decimate", "mesh_arrays", "sample_surface", "build_lookup_grid", "target_from_polydata", "append_polydata", "transform_polydata", "segment_surfaces", "target_from_segmentation", "threshold_surface", "target_from_threshold",),
+    "files": ("read_points_file", "load_target_file",),
+    "icp": (
+        "ICPResult", "check_cloud", "rotation_matrix", "TargetTensors", "cpu_threads", "icp_batch", "icp",
+        "rotation_angle_deg", "pose_error",
+    ),
+    "initial_pose": (
+        "init_from_tracking", "landmark_transform", "points_from_pixels", "random_rotations", "GlobalInitResult",
+        "global_init", "rotation_error_deg", "PoseInputs", "PoseInitialiser", "initial_pose",
+    ),
+    "quality": ("RegistrationQuality", "assess",),
+    "register": ("RegistrationResult", "pose_inputs", "register_cloud", "cloud_points_from_model_node",),
+    "shapes": (
+        "organ_polydata", "rotation_about_axis", "perturbation", "visible_patch", "surface_samples", "apply",
+        "outliers",
+    ),
+    "target": (
+        "LookupGrid", "RegistrationTarget", "decimate", "mesh_arrays", "sample_surface", "build_lookup_grid",
+        "target_from_polydata", "append_polydata", "transform_polydata", "segment_surfaces",
+        "target_from_segmentation", "threshold_surface", "target_from_threshold",
+    ),
     "tracking": ("TrackResult", "FrameTracker",),
 })
