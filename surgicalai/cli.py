@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     ("depth", "SurgicalDepthLib.cli_depth"),
     ("register", "SurgicalDepthLib.cli_register"),
     ("demo", "surgicalai.demo"),
+    ("web", "surgicalai.web.cli_web"),
 ]
 
 
