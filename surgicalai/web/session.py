@@ -13,7 +13,6 @@ from SegmentationAILib.errors import InputError
 from SegmentationAILib.image_io import read_image
 from SegmentationAILib.resources import models_dir, sample_ct_path
 from SegmentationAILib.scene_bundle import save_scene_bundle
-from SegmentationAILib.scene_segmentation import STATISTICS_ROLE, segment_volume_node, statistics_table_of
 from SegmentationAILib.segmentation_nodes import export_seg_nrrd
 from SegmentationAILib.statistics import rows_from_table_node
 from SegmentationAILib.volume_nodes import add_volume_from_sitk, sitk_from_volume_node
@@ -83,7 +82,9 @@ class PlanningSession:
         if volume is None:
             raise InputError("Choose a volume to segment first.")
         model = self._model_arg(model_key)
+        # imported here, not at start: torch and MONAI cost seconds the first page should not wait for
         from SegmentationAILib.scene import new_scene
+        from SegmentationAILib.scene_segmentation import segment_volume_node
 
         scratch = new_scene()
         copy = add_volume_from_sitk(scratch, sitk_from_volume_node(volume), name=volume.GetName())
@@ -101,6 +102,8 @@ class PlanningSession:
 
     def _adopt(self, built, volume):
         """Copy a segmentation (and its statistics table) made in a scratch scene into the live scene."""
+        from SegmentationAILib.scene_segmentation import STATISTICS_ROLE, statistics_table_of
+
         node = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", self.scene.GenerateUniqueName(built.GetName()))
         node.GetSegmentation().DeepCopy(built.GetSegmentation())
         node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
@@ -127,6 +130,8 @@ class PlanningSession:
         return out
 
     def statistics(self) -> list[dict]:
+        from SegmentationAILib.scene_segmentation import statistics_table_of
+
         table = statistics_table_of(self.segmentation_node) if self.segmentation_node is not None else None
         return rows_from_table_node(table) if table is not None else []
 

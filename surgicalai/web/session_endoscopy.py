@@ -9,10 +9,6 @@ import cv2
 import numpy as np
 
 from SegmentationAILib.errors import InputError
-from SurgicalDepthLib.depth_pipeline import FrameProcessor, load_model
-from SurgicalDepthLib.depth_scene import camera_transform_node, cloud_model, show_cloud
-from SurgicalDepthLib.frame_sources import open_source
-from SurgicalDepthLib.registration_scene import RegistrationSession
 
 from .jobs import Job
 from .security import FRAME_SUFFIXES, VIDEO_SUFFIXES, DataRoot, suffix_of
@@ -25,8 +21,17 @@ class EndoscopySession:
         self.results: list = []
         self.cloud_nodes: list = []
         self.transform = None
-        self.registration = RegistrationSession(scene)
+        self._registration = None
         self.overlay_png: str = ""
+
+    @property
+    def registration(self):
+        # imported on first use: the depth and registration stack pulls in torch (seconds at start)
+        if self._registration is None:
+            from SurgicalDepthLib.registration_scene import RegistrationSession
+
+            self._registration = RegistrationSession(self.scene)
+        return self._registration
 
     def sources(self) -> list[str]:
         return [e["path"] for e in self.data.listing(VIDEO_SUFFIXES + FRAME_SUFFIXES)
@@ -46,6 +51,9 @@ class EndoscopySession:
             raise InputError("Frames must be between 1 and 200.")
 
         def work(progress, cancel):
+            from SurgicalDepthLib.depth_pipeline import FrameProcessor, load_model
+            from SurgicalDepthLib.frame_sources import open_source
+
             processor = FrameProcessor(load_model(None, device=device), max_points=20000)
             results = []
             with open_source(str(path)) as source:
@@ -63,6 +71,8 @@ class EndoscopySession:
 
     def _adopt(self, results) -> str:
         """Clouds into the scene under one camera-to-RAS transform (server thread)."""
+        from SurgicalDepthLib.depth_scene import camera_transform_node, cloud_model, show_cloud
+
         for node in self.cloud_nodes:
             if node.GetScene() is self.scene:
                 self.scene.RemoveNode(node)
