@@ -74,7 +74,7 @@ def test_uploads_are_checked_before_anything_is_written(root):
     for name, why in refusals.items():
         with pytest.raises(InputError, match=why):
             root.write_upload(name, NII_GZ)
-    with pytest.raises(InputError, match="over the 0 MB limit"):
+    with pytest.raises(InputError, match="is 1064 bytes, over the 1000 bytes limit"):
         root.write_upload("big.nii.gz", NII_GZ + b"\x00" * 1000)
     with pytest.raises(InputError, match="does not contain .nrrd data"):
         root.write_upload("renamed.nrrd", NII_GZ)
@@ -116,3 +116,14 @@ def test_token_middleware_guards_every_route():
     refused, text, wrong, allowed, later = asyncio.run(scenario())
     assert (refused, wrong, allowed, later) == (403, 403, 200, 200)
     assert "access token is required" in text
+
+
+def test_upload_payloads_from_the_page_are_normalised():
+    from surgicalai.web.panel_case import upload_parts
+
+    assert upload_parts({"name": "a.nii.gz", "content": [31, 139]}) == ("a.nii.gz", b"\x1f\x8b")
+    assert upload_parts({"name": "a.nii.gz", "content": [b"\x1f", b"\x8b"]}) == ("a.nii.gz", b"\x1f\x8b")
+    assert upload_parts({"name": "a.nii.gz", "content": b"\x1f\x8b"}) == ("a.nii.gz", b"\x1f\x8b")
+    for bad in (None, "x", {"name": "a"}, {"name": "a", "content": [300]}, {"name": "a", "content": "text"}):
+        with pytest.raises(InputError, match="Upload refused"):
+            upload_parts(bad)

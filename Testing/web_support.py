@@ -84,7 +84,7 @@ class WebServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "surgicalai.cli", "web", "--data", str(data), "--host", host,
              "--port", str(self.port), *extra], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
-        self.ready_s = self._wait_ready(90)
+        self.ready_s = self._wait_ready(240)
         self.token = self._printed_token()
 
     @property

@@ -1,11 +1,10 @@
 """Case panel: load a CT/MRI from the data folder (file or DICOM folder) or by upload."""
 from __future__ import annotations
 
-from trame.app.file_upload import ClientFile
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
-from SegmentationAILib.errors import SurgicalAIError
+from SegmentationAILib.errors import InputError, SurgicalAIError
 
 from .security import IMAGE_SUFFIXES
 
@@ -47,9 +46,9 @@ class CasePanel:
         self.app.state.sai_upload = None
         uploads = sai_upload if isinstance(sai_upload, list) else [sai_upload]
         for upload in uploads:
-            file = ClientFile(upload)
             try:
-                target = self.app.session.data.write_upload(file.name or "", file.content or b"", IMAGE_SUFFIXES)
+                name, content = upload_parts(upload)
+                target = self.app.session.data.write_upload(name, content, IMAGE_SUFFIXES)
             except SurgicalAIError as error:
                 self.app.tell(str(error), error=True)
                 return
@@ -57,6 +56,20 @@ class CasePanel:
             self.refresh_files()
             self.app.state.sai_case_path = relative
             self.app.run_action(lambda r=relative: self._show(self.app.session.load_case(r)))
+
+
+def upload_parts(upload) -> tuple[str, bytes]:
+    """(name, content) of a file the page sent; anything malformed is refused with a message."""
+    if not isinstance(upload, dict):
+        raise InputError("Upload refused: not a file.")
+    content = upload.get("content")
+    if isinstance(content, list) and all(isinstance(c, int) for c in content):
+        content = bytes(content) if all(0 <= c < 256 for c in content) else None
+    elif isinstance(content, list):
+        content = b"".join(bytes(c) for c in content if isinstance(c, (bytes, bytearray, memoryview)))
+    if not isinstance(content, (bytes, bytearray, memoryview)):
+        raise InputError("Upload refused: the file's content did not arrive.")
+    return str(upload.get("name") or ""), bytes(content)
 
 
 def build_case_panel(v_if):

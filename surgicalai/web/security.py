@@ -142,8 +142,8 @@ class DataRoot:
         if suffix is None:
             raise InputError(f"Upload refused: '{name}' is not one of {', '.join(suffixes)}.")
         if len(content) > self.max_upload_bytes:
-            raise InputError(f"Upload refused: '{name}' is {len(content) / 2**20:.1f} MB, over the "
-                             f"{self.max_upload_bytes / 2**20:.0f} MB limit.")
+            raise InputError(f"Upload refused: '{name}' is {_size(len(content))}, over the "
+                             f"{_size(self.max_upload_bytes)} limit.")
         if not sniff_type(bytes(content[:1024]), suffix):
             raise InputError(f"Upload refused: '{name}' does not contain {suffix} data.")
         target_dir = self.resolve(folder, must_exist=False)
@@ -169,6 +169,10 @@ class DataRoot:
         while (candidate := path.with_name(f"{stem}-{n}{suffix}")).exists():
             n += 1
         return candidate
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 10_000 else f"{n / 2**20:.2f} MB"
 
 
 def _looks_like_series(filenames: list[str]) -> bool:
