@@ -10,7 +10,7 @@ import pytest
 from SegmentationAILib.errors import InputError
 
 pytest.importorskip("aiohttp")
-from surgicalai.web.security import DataRoot, is_loopback, new_token, sniff_type, token_matches  # noqa: E402
+from surgicalai.web.security import DataRoot, is_loopback, new_token, sniff_type, token_matches
 
 NII_GZ = b"\x1f\x8b\x08\x00" + b"\x00" * 60
 
@@ -74,9 +74,9 @@ def test_uploads_are_checked_before_anything_is_written(root):
     for name, why in refusals.items():
         with pytest.raises(InputError, match=why):
             root.write_upload(name, NII_GZ)
-    with pytest.raises(InputError, match="is 1064 bytes, over the 1000 bytes limit"):
+    with pytest.raises(InputError, match=r"is 1064 bytes, over the 1000 bytes limit"):
         root.write_upload("big.nii.gz", NII_GZ + b"\x00" * 1000)
-    with pytest.raises(InputError, match="does not contain .nrrd data"):
+    with pytest.raises(InputError, match=r"does not contain \.nrrd data"):
         root.write_upload("renamed.nrrd", NII_GZ)
     assert files_under(root.root) == before
 

@@ -10,8 +10,8 @@ import pytest
 from SegmentationAILib.errors import InputError
 
 pytest.importorskip("aiohttp")
-from surgicalai.web.security import DataRoot  # noqa: E402
-from surgicalai.web.session import PlanningSession  # noqa: E402
+from surgicalai.web.security import DataRoot
+from surgicalai.web.session import PlanningSession
 
 
 @pytest.fixture
@@ -25,8 +25,9 @@ def session(scene, tmp_path, sample_ct_path):
 
 def test_bad_cases_leave_the_scene_unchanged(session, snapshot):
     before = snapshot(session.scene)
-    for path, why in (("broken.nrrd", "Cannot read"), ("dicom", "No DICOM series"), ("missing.nii.gz", "does not exist"),
-                      ("../x.nii.gz", "outside")):
+    bad = (("broken.nrrd", "Cannot read"), ("dicom", "No DICOM series"), ("missing.nii.gz", "does not exist"),
+           ("../x.nii.gz", "outside"))
+    for path, why in bad:
         with pytest.raises(InputError, match=why):
             session.load_case(path)
     assert snapshot(session.scene) == before

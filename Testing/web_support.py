@@ -204,31 +204,37 @@ def element_pixels(element) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(element.screenshot_as_png)).convert("RGB"))
 
 
-# JS: time from an input event on a view until the view shows a new frame (the server's answer)
-RESPONSE_TIME_JS = """
-const [img, kind, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+# JS: note the time of the first real input event on a view (a wheel step, or a move with a button held)
+# and of the first new frame the view shows after it: the response time the user sees.
+ARM_JS = """
+const [img, kind] = arguments;
+const probe = {t_in: null, t_out: null};
+window.__saiProbe = probe;
 const area = img.closest('.remote-controlled-area');
-const r = area.getBoundingClientRect();
-const x = r.left + r.width / 2, y = r.top + r.height / 2;
+const onInput = (e) => { if (probe.t_in === null && (e.type === 'wheel' || e.buttons)) probe.t_in = performance.now(); };
+area.addEventListener(kind === 'wheel' ? 'wheel' : 'pointermove', onInput, {capture: true});
 const before = img.src;
-const t0 = performance.now();
-const opts = (dx) => ({clientX: x + dx, clientY: y, bubbles: true, cancelable: true, button: 0, buttons: 1});
-if (kind === 'wheel') {
-  area.dispatchEvent(new WheelEvent('wheel', {clientX: x, clientY: y, deltaY: 120, bubbles: true, cancelable: true}));
-} else {
-  area.dispatchEvent(new PointerEvent('pointerdown', opts(0)));
-  area.dispatchEvent(new MouseEvent('mousedown', opts(0)));
-  for (const dx of [10, 20, 30]) {
-    area.dispatchEvent(new PointerEvent('pointermove', opts(dx)));
-    area.dispatchEvent(new MouseEvent('mousemove', opts(dx)));
-  }
-  area.dispatchEvent(new PointerEvent('pointerup', opts(30)));
-  area.dispatchEvent(new MouseEvent('mouseup', opts(30)));
-}
-const poll = () => {
-  if (img.src !== before) return done(performance.now() - t0);
-  if (performance.now() - t0 > 5000) return done(-1);
-  setTimeout(poll, 1);
-};
-poll();
+new MutationObserver((_m, observer) => {
+  if (probe.t_in !== null && img.src !== before) { probe.t_out = performance.now(); observer.disconnect(); }
+}).observe(img, {attributes: true, attributeFilter: ['src']});
 """
+
+
+def response_ms(driver, img, kind: str) -> float:
+    """Milliseconds from a real (WebDriver) wheel step or drag on a view to its next frame; -1 if none came."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+
+    driver.execute_script(ARM_JS, img, kind)
+    actions = ActionChains(driver)
+    if kind == "wheel":
+        actions.scroll_from_origin(ScrollOrigin.from_element(img), 0, 120)
+    else:
+        actions.move_to_element(img).click_and_hold().move_by_offset(20, 0).move_by_offset(20, 5).release()
+    actions.perform()
+    try:
+        wait_for(lambda: driver.execute_script("return window.__saiProbe.t_out"), 5, interval=0.02)
+    except AssertionError:
+        return -1.0
+    probe = driver.execute_script("return window.__saiProbe")
+    return round(probe["t_out"] - probe["t_in"], 1)

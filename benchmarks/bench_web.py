@@ -32,8 +32,8 @@ def main() -> int:
     rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "Testing/test_web_browser.py"], cwd=ROOT, env=env)
     timings = json.loads(out.read_text())
-    timings["machine"] = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_1min": os.getloadavg()[0]}
+    timings["machine"] = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+                          "python": platform.python_version(), "load_1min": os.getloadavg()[0]}
     out.write_text(json.dumps(timings, indent=1))
     print(f"first page with the sample CT: {timings['first_page_s']:.1f} s after spawn "
           f"(server ready {timings['server_ready_s']:.1f} s)")

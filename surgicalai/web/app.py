@@ -11,7 +11,6 @@ import logging
 
 from trame.app import TrameApp, get_server
 from trame.widgets import html
-from trame.widgets import vuetify3 as v3
 from trame_slicer import module as trame_slicer_module
 from trame_slicer.app.logic import (
     LayoutButtonLogic,
@@ -65,6 +64,7 @@ class SurgicalAIWeb(TrameApp):
         self._build_ui()
         install_hooks(self.server, self.slicer.scene, token)
         self.server.controller.on_server_ready.add(self._start_polling)
+        self.server.controller.on_client_connected.add(self._on_client_connected)
         if load_sample:
             self.show_volume(self.session.load_sample())
 
@@ -89,6 +89,8 @@ class SurgicalAIWeb(TrameApp):
             self.tell(f"{error.strerror or error}: {error.filename or ''}", error=True)
 
     def show_volume(self, volume) -> None:
+        for view in self.slicer.view_manager.get_slice_views():
+            view.set_visible_in_3d(True)  # the 3-D view shows the case from the first page on
         self.slicer.display_manager.show_volume(volume, do_reset_views=True)
         self.volume_props.on_volume_changed(volume)
         self.state.is_volume_loaded = True
@@ -107,6 +109,12 @@ class SurgicalAIWeb(TrameApp):
     def render_all(self) -> None:
         for view in self.slicer.view_manager.get_views():
             view.schedule_render()
+
+    def _on_client_connected(self, *_args, **_kwargs):
+        # a view sends frames when it renders; a page that joins after the last render would show none
+        loop = asyncio.get_event_loop()
+        for delay in (0.3, 1.5):
+            loop.call_later(delay, self.render_all)
 
     # -- background jobs ----------------------------------------------------------------------------
     def _start_polling(self, **_):

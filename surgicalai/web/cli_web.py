@@ -5,6 +5,7 @@ import os
 import time
 from pathlib import Path
 
+MAX_PORT = 65535
 HELP = "serve the planning panels (case, segmentation, endoscopy) to browsers; the sample CT is loaded"
 
 
@@ -26,7 +27,7 @@ def run(args) -> int:
 
     from .security import DataRoot, is_loopback, new_token
 
-    if not 0 < args.port < 65536:
+    if not 0 < args.port <= MAX_PORT:
         raise InputError(f"Port {args.port} is not between 1 and 65535.")
     folder = Path(args.data) if args.data else Path.cwd() / "surgicalai-data"
     if args.data is None:

@@ -29,8 +29,9 @@ class CasePanel:
         self.app.state.sai_files = [e["path"] for e in data.listing(IMAGE_SUFFIXES)
                                     if e["kind"] == "folder" or e["path"].lower().endswith(IMAGE_SUFFIXES)]
 
-    def load_selected(self):
-        path = self.app.state.sai_case_path
+    def load_selected(self, path=None):
+        # the page passes the path it shows, so a click never races the select's state update
+        path = path or self.app.state.sai_case_path
         if not path:
             self.app.tell("Choose a file or DICOM folder from the data folder first.", error=True)
             return
@@ -80,7 +81,7 @@ def build_case_panel(v_if):
             v3.VSelect(label="From the data folder", items=("sai_files",), v_model=("sai_case_path",),
                        density="compact", id="sai-case-select")
             with html.Div(classes="d-flex"):
-                v3.VBtn("Load", click="trigger('sai_load_case')", id="sai-load-case", color="primary", size="small")
+                v3.VBtn("Load", click="trigger('sai_load_case', [sai_case_path])", id="sai-load-case", color="primary", size="small")
                 v3.VBtn("Refresh", click="trigger('sai_refresh_files')", size="small", classes="ml-2")
             v3.VFileInput(label="Upload NIfTI / NRRD / MHA", v_model=("sai_upload", None), density="compact",
                           classes="mt-4", id="sai-upload", accept=".nii,.gz,.nrrd,.mha")

@@ -32,13 +32,14 @@ class EndoscopyPanel:
     def refresh(self):
         self.app.state.sai_endo_sources = self.session.sources()
 
-    def run(self):
+    def run(self, source=None, frames=None):
         s = self.app.state
 
         def start():
             if self.job is not None and self.job.running:
                 raise InputError("Depth is already running.")
-            self.job = self.session.start_depth(s.sai_endo_source, s.sai_endo_frames, s.sai_device).start()
+            self.job = self.session.start_depth(source or s.sai_endo_source, frames or s.sai_endo_frames,
+                                                s.sai_device).start()
             s.sai_endo_running, s.sai_endo_fraction = True, 0.0
             return "Depth started."
 
@@ -103,7 +104,7 @@ def build_endoscopy_panel(v_if):
             v3.VSelect(label="Video or frame folder", items=("sai_endo_sources",), v_model=("sai_endo_source",),
                        density="compact", id="sai-endo-source")
             v3.VTextField(label="Frames", v_model_number=("sai_endo_frames",), type="number", density="compact")
-            v3.VBtn("Run depth", v_if="!sai_endo_running", click="trigger('sai_endo_run')", color="primary",
+            v3.VBtn("Run depth", v_if="!sai_endo_running", click="trigger('sai_endo_run', [sai_endo_source, sai_endo_frames])", color="primary",
                     block=True, id="sai-endo-run")
             v3.VBtn("Cancel", v_else=True, click="trigger('sai_endo_cancel')", color="warning", block=True)
             v3.VProgressLinear(model_value=("sai_endo_fraction",), height=6, classes="mt-2")

@@ -52,27 +52,26 @@ def suffix_of(name: str, allowed: tuple[str, ...]) -> str | None:
     return next((s for s in allowed if lower.endswith(s)), None)
 
 
+NIFTI_MAGIC = slice(344, 348)  # the NIfTI-1 header's magic field
+SIGNATURES = {
+    ".nii.gz": lambda h: h.startswith(b"\x1f\x8b"),
+    ".nii": lambda h: h[NIFTI_MAGIC] in (b"n+1\x00", b"ni1\x00"),
+    ".nrrd": lambda h: h.startswith(b"NRRD"),
+    ".mha": lambda h: b"ObjectType" in h[:512] or b"NDims" in h[:512],
+    ".png": lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"),
+    ".jpg": lambda h: h.startswith(b"\xff\xd8\xff"),
+    ".jpeg": lambda h: h.startswith(b"\xff\xd8\xff"),
+    ".mp4": lambda h: h[4:8] == b"ftyp",
+    ".mov": lambda h: h[4:8] == b"ftyp",
+    ".avi": lambda h: h.startswith(b"RIFF") and h[8:12] == b"AVI ",
+    ".mkv": lambda h: h.startswith(b"\x1a\x45\xdf\xa3"),
+}
+
+
 def sniff_type(head: bytes, suffix: str) -> bool:
     """Do the first bytes look like the format the name claims? (a renamed file is refused)"""
-    if suffix in (".nii.gz",):
-        return head[:2] == b"\x1f\x8b"
-    if suffix == ".nii":
-        return len(head) >= 348 and head[344:348] in (b"n+1\x00", b"ni1\x00")
-    if suffix == ".nrrd":
-        return head.startswith(b"NRRD")
-    if suffix == ".mha":
-        return b"ObjectType" in head[:512] or b"NDims" in head[:512]
-    if suffix == ".png":
-        return head.startswith(b"\x89PNG\r\n\x1a\n")
-    if suffix in (".jpg", ".jpeg"):
-        return head.startswith(b"\xff\xd8\xff")
-    if suffix in (".mp4", ".mov"):
-        return head[4:8] == b"ftyp"
-    if suffix == ".avi":
-        return head.startswith(b"RIFF") and head[8:12] == b"AVI "
-    if suffix == ".mkv":
-        return head.startswith(b"\x1a\x45\xdf\xa3")
-    return False
+    check = SIGNATURES.get(suffix)
+    return bool(check and check(head))
 
 
 def safe_upload_name(name: str) -> str:

@@ -109,7 +109,8 @@ class PlanningSession:
         node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
         node.CreateDefaultDisplayNodes()
         node.GetDisplayNode().SetVisibility3D(True)
-        table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", self.scene.GenerateUniqueName(f"{node.GetName()} statistics"))
+        table_name = self.scene.GenerateUniqueName(f"{node.GetName()} statistics")
+        table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", table_name)
         table.GetTable().DeepCopy(statistics_table_of(built).GetTable())
         node.SetNodeReferenceID(STATISTICS_ROLE, table.GetID())
         self.segmentation_node = node
