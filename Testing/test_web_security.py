@@ -97,7 +97,7 @@ def test_types_are_sniffed():
     assert sniff_type(b"\x00\x00\x00\x1cftypisom", ".mp4") and sniff_type(b"\x89PNG\r\n\x1a\n", ".png")
 
 
-def test_token_middleware_guards_every_route():
+def test_token_middleware_guards_every_route(tmp_path):
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -105,7 +105,9 @@ def test_token_middleware_guards_every_route():
 
     async def scenario():
         app = web.Application(middlewares=[token_middleware("s3cret-token-value")])
-        app.router.add_get("/index.html", lambda _r: web.Response(text="page"))
+        page = tmp_path / "index.html"
+        page.write_text("page")
+        app.router.add_get("/index.html", lambda _r: web.FileResponse(page))  # as wslink serves the page
         async with TestClient(TestServer(app)) as client:
             refused = await client.get("/index.html")
             wrong = await client.get("/index.html?token=nope")

@@ -73,3 +73,24 @@ def test_one_job_at_a_time(session):
     job.wait(120)
     with pytest.raises(InputError, match="not a model folder"):
         session.start_segmentation(volume.GetID(), "dicom", {})
+
+
+def test_endoscopy_session_refuses_bad_sources(scene, tmp_path, snapshot):
+    from surgicalai.web.session_endoscopy import EndoscopySession
+
+    (tmp_path / "frames").mkdir()
+    for k in range(2):
+        (tmp_path / "frames" / f"{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x1cftypisom")
+    (tmp_path / "notes.txt").write_text("x")
+    endo = EndoscopySession(scene, DataRoot.of(tmp_path))
+    assert endo.sources() == ["clip.mp4", "frames"]
+    before = snapshot(scene)
+    for source, frames, why in (("", 5, "Choose a video"), ("notes.txt", 5, "not a video"),
+                                ("../clip.mp4", 5, "outside"), ("clip.mp4", 0, "between 1 and 200")):
+        with pytest.raises(InputError, match=why):
+            endo.start_depth(source, frames)
+    job = endo.start_depth("clip.mp4", 2, device="cpu").start()  # an unreadable video: a message, no nodes
+    assert job.wait(60)["state"] == "failed" and snapshot(scene) == before
+    with pytest.raises(InputError, match="Run depth"):
+        endo.register(0, "global")

@@ -233,7 +233,7 @@ def response_ms(driver, img, kind: str) -> float:
         actions.move_to_element(img).click_and_hold().move_by_offset(20, 0).move_by_offset(20, 5).release()
     actions.perform()
     try:
-        wait_for(lambda: driver.execute_script("return window.__saiProbe.t_out"), 5, interval=0.02)
+        wait_for(lambda: driver.execute_script("return window.__saiProbe.t_out"), 10, interval=0.02)
     except AssertionError:
         return -1.0
     probe = driver.execute_script("return window.__saiProbe")

@@ -141,6 +141,7 @@ class SurgicalAIWeb(TrameApp):
         with ViewerLayout(self.server, title="SurgicalAI", is_drawer_visible=True) as self.layout:
             self.state[self.layout.typed_state.name.active_tool] = CasePanel.TOOL
             with self.layout.appbar:
+                html.Div("Case: {{ sai_case_name || 'none' }}", id="sai-case-title", classes="text-body-2 mx-2")
                 html.Div("{{ sai_message }}", id="sai-message", classes="text-body-2 mx-4",
                          style=("{color: sai_message_error ? '#ff7070' : '#a0e0a0'}",),
                          __properties=[("data_error", "data-error")], data_error=("sai_message_error",))

@@ -17,8 +17,8 @@ def token_middleware(token: str | None):
         if not token_matches(given, token):
             return web.Response(status=403, text=REFUSED)
         response = await handler(request)
-        if token and request.query.get(TOKEN_PARAM) and isinstance(response, web.Response) \
-                and not isinstance(response, web.WebSocketResponse):
+        if token and request.query.get(TOKEN_PARAM) and isinstance(response, web.StreamResponse) \
+                and not isinstance(response, web.WebSocketResponse) and not response.prepared:
             # the page's own requests (scripts, the websocket) then carry it as a cookie
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
         return response
