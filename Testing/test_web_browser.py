@@ -131,7 +131,7 @@ def test_segmentation_story_with_cancel(server, browser):
     open_tool(browser, "SegmentationPanel")
     assert "abdomen-ct-unet (bundled)" in browser.find_element("id", "sai-seg-panel").text  # the model chosen
     click(browser, "sai-apply")
-    wait_for(lambda: browser.find_elements("id", "sai-cancel"), 10, what="the Cancel button")
+    wait_for(lambda: browser.find_elements("id", "sai-cancel"), 30, what="the Cancel button")
     click(browser, "sai-cancel")
     status = browser.find_element("id", "sai-job-message")
     wait_for(lambda: status.get_attribute("data-state") in ("cancelled", "done"), 60, what="the cancel")
@@ -207,6 +207,7 @@ def test_endoscopy_story(server, browser):
     assert "RMS" in text_of(browser, "sai-endo-quality")
     click(browser, "sai-endo-overlay-btn")
     wait_for(lambda: browser.find_elements("id", "sai-endo-overlay"), 30, what="the overlay")
+    browser.execute_script("document.getElementById('sai-endo-frame').scrollIntoView({block: 'center'});")
     save_screenshot(browser, "endoscopy")
 
 

@@ -172,7 +172,9 @@ def set_state(driver, **values) -> None:
 
 
 def click(driver, element_id: str) -> None:
-    driver.find_element("id", element_id).click()
+    element = driver.find_element("id", element_id)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
 
 
 # JS: the view images (slice views have a slider in their grid cell, the 3-D view has none)

@@ -104,6 +104,9 @@ class SurgicalAIWeb(TrameApp):
         editor.deactivate_effect()
         if volume is not None:
             editor.set_active_segmentation(node, volume)
+        editor.set_surface_representation_enabled(True)  # the structures as surfaces in the 3-D view
+        node.GetDisplayNode().SetVisibility3D(True)
+        node.GetDisplayNode().SetPreferredDisplayRepresentationName3D("Closed surface")
         self.render_all()
 
     def render_all(self) -> None:

@@ -112,8 +112,10 @@ def build_endoscopy_panel(v_if):
             v3.VSlider(v_if="sai_endo_count > 1", v_model=("sai_endo_index",), min=0, max=("sai_endo_count - 1",),
                        step=1, label="Frame", density="compact", hide_details=True)
             with html.Div(v_if="sai_endo_frame_png", classes="d-flex mt-1"):
-                html.Img(src=("sai_endo_frame_png",), style="width: 50%", id="sai-endo-frame")
-                html.Img(src=("sai_endo_depth_png",), style="width: 50%", id="sai-endo-depth")
+                html.Img(src=("sai_endo_frame_png",), style="width: 33%", id="sai-endo-frame")
+                html.Img(src=("sai_endo_depth_png",), style="width: 33%", id="sai-endo-depth")
+                html.Img(v_if="sai_endo_overlay_png", src=("sai_endo_overlay_png",), style="width: 33%",
+                         id="sai-endo-overlay")
             v3.VDivider(classes="my-2")
             html.Div("Registration", classes="text-subtitle-2")
             v3.VTextField(label="CT threshold (HU) when no segmentation", v_model_number=("sai_endo_threshold",),
@@ -128,5 +130,3 @@ def build_endoscopy_panel(v_if):
             html.Div("RMS {{ sai_endo_quality.rms_mm }} mm, inliers {{ sai_endo_quality.inliers }}, "
                      "{{ sai_endo_quality.trusted ? 'trusted' : 'not trusted' }}",
                      v_if="sai_endo_quality", id="sai-endo-quality", classes="text-caption")
-            html.Img(v_if="sai_endo_overlay_png", src=("sai_endo_overlay_png",), style="width: 100%",
-                     id="sai-endo-overlay", classes="mt-1")

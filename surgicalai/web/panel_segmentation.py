@@ -90,7 +90,8 @@ def build_segmentation_panel(v_if):
                     html.Th("mL", style="text-align: right")
                 with html.Tr(v_for="seg in sai_segments", key="seg.id", classes="sai-segment-row",
                              __properties=[("data_color", "data-color")], data_color=("seg.color",)):
-                    html.Td(html.Div(style=("{background: seg.color, width: '14px', height: '14px'}",)))
+                    with html.Td():
+                        html.Div(style=("{background: seg.color, width: '14px', height: '14px'}",))
                     html.Td("{{ seg.name }}")
                     html.Td("{{ seg.volume_ml }}", style="text-align: right")
             with html.Div(classes="d-flex mt-2"):

@@ -82,14 +82,16 @@ class PlanningSession:
         if volume is None:
             raise InputError("Choose a volume to segment first.")
         model = self._model_arg(model_key)
-        # imported here, not at start: torch and MONAI cost seconds the first page should not wait for
-        from SegmentationAILib.scene import new_scene
-        from SegmentationAILib.scene_segmentation import segment_volume_node
-
-        scratch = new_scene()
-        copy = add_volume_from_sitk(scratch, sitk_from_volume_node(volume), name=volume.GetName())
+        image, name = sitk_from_volume_node(volume), volume.GetName()  # the only read of the live scene
 
         def work(progress, cancel):
+            # imported in the worker: torch and MONAI take seconds to import, the server must not wait
+            from SegmentationAILib.scene import new_scene
+            from SegmentationAILib.scene_segmentation import segment_volume_node
+
+            progress(0.0, "loading the model")
+            scratch = new_scene()
+            copy = add_volume_from_sitk(scratch, image, name=name)
             return segment_volume_node(scratch, copy, model, options, progress=progress, cancel=cancel)
 
         def finish(result):
