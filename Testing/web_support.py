@@ -213,7 +213,9 @@ const [img, kind] = arguments;
 const probe = {t_in: null, t_out: null};
 window.__saiProbe = probe;
 const area = img.closest('.remote-controlled-area');
-const onInput = (e) => { if (probe.t_in === null && (e.type === 'wheel' || e.buttons)) probe.t_in = performance.now(); };
+const onInput = (e) => {
+  if (probe.t_in === null && (e.type === 'wheel' || e.buttons)) probe.t_in = performance.now();
+};
 area.addEventListener(kind === 'wheel' ? 'wheel' : 'pointermove', onInput, {capture: true});
 const before = img.src;
 new MutationObserver((_m, observer) => {

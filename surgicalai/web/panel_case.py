@@ -81,7 +81,8 @@ def build_case_panel(v_if):
             v3.VSelect(label="From the data folder", items=("sai_files",), v_model=("sai_case_path",),
                        density="compact", id="sai-case-select")
             with html.Div(classes="d-flex"):
-                v3.VBtn("Load", click="trigger('sai_load_case', [sai_case_path])", id="sai-load-case", color="primary", size="small")
+                v3.VBtn("Load", click="trigger('sai_load_case', [sai_case_path])", id="sai-load-case",
+                        color="primary", size="small")
                 v3.VBtn("Refresh", click="trigger('sai_refresh_files')", size="small", classes="ml-2")
             v3.VFileInput(label="Upload NIfTI / NRRD / MHA", v_model=("sai_upload", None), density="compact",
                           classes="mt-4", id="sai-upload", accept=".nii,.gz,.nrrd,.mha")

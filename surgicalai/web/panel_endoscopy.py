@@ -104,7 +104,8 @@ def build_endoscopy_panel(v_if):
             v3.VSelect(label="Video or frame folder", items=("sai_endo_sources",), v_model=("sai_endo_source",),
                        density="compact", id="sai-endo-source")
             v3.VTextField(label="Frames", v_model_number=("sai_endo_frames",), type="number", density="compact")
-            v3.VBtn("Run depth", v_if="!sai_endo_running", click="trigger('sai_endo_run', [sai_endo_source, sai_endo_frames])", color="primary",
+            v3.VBtn("Run depth", v_if="!sai_endo_running", color="primary",
+                    click="trigger('sai_endo_run', [sai_endo_source, sai_endo_frames])",
                     block=True, id="sai-endo-run")
             v3.VBtn("Cancel", v_else=True, click="trigger('sai_endo_cancel')", color="warning", block=True)
             v3.VProgressLinear(model_value=("sai_endo_fraction",), height=6, classes="mt-2")
