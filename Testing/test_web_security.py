@@ -129,3 +129,12 @@ def test_upload_payloads_from_the_page_are_normalised():
     for bad in (None, "x", {"name": "a"}, {"name": "a", "content": [300]}, {"name": "a", "content": "text"}):
         with pytest.raises(InputError, match="Upload refused"):
             upload_parts(bad)
+
+
+def test_cli_refuses_a_missing_data_folder_and_a_bad_port(tmp_path, capsys):
+    from surgicalai.cli import main
+
+    assert main(["web", "--data", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["web", "--data", str(tmp_path), "--port", "70000"]) == 2
+    assert "between 1 and 65535" in capsys.readouterr().err
