@@ -20,6 +20,7 @@ $py benchmarks/bench_depth.py "${depth_args[@]}" --out docs/BENCHMARKS_depth.md
 $py benchmarks/bench_video_depth.py --out docs/BENCHMARKS_video.md
 $py benchmarks/bench_registration.py --frames 5 --trials 4 --out docs/BENCHMARKS_registration.md
 $py benchmarks/bench_stereo.py --out docs/BENCHMARKS_stereo.md
+$py benchmarks/bench_web.py   # numbers in benchmarks/results_web.json, copied by hand into docs/BENCHMARKS_web.md
 if [ -n "${TRAINING:-}" ]; then
   $py benchmarks/bench_training.py brats --minutes 25
   $py benchmarks/bench_training.py openkbp --minutes 90

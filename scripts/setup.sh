@@ -30,4 +30,15 @@ if ! "$venv/bin/python" "$root/scripts/check_render.py" >/dev/null 2>&1; then
   fi
   "$venv/bin/python" "$root/scripts/check_render.py"
 fi
+
+# Browser tests of `surgicalai web` drive Debian's Chromium through Selenium (no browser downloads).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "[setup] installing chromium and chromium-driver for the browser tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+      || echo "[setup] chromium unavailable: the browser tests will be skipped"
+  else
+    echo "[setup] chromium/chromedriver absent (needs root and apt): the browser tests will be skipped"
+  fi
+fi
 echo "[setup] ready: $venv"

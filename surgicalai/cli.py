@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     ("calibrate-stereo", "surgicalai.commands.calibrate_stereo"),
     ("register", "surgicalai.commands.register"),
     ("demo", "surgicalai.demo.pipeline"),
+    ("web", "surgicalai.commands.web"),
 ]
 
 
