@@ -91,6 +91,16 @@ def test_teaching_lowers_the_held_out_error_and_the_model_loads(stereo_video, tm
     assert card["camera"]["width"] == 160 and card["input_size"] == [64, 96]
 
 
+def test_frames_are_spread_over_the_video_and_minutes_bound_the_training(stereo_video, tmp_path):
+    root, _, base = stereo_video
+    result = teach_from_stereo(root / "SBS", root / "pair.yml", tmp_path / "taught", model=base, layout="sbs",
+                               settings=FAST, frames=3, steps=100_000, minutes=0.002, held_out_fraction=0.34)
+    frames = result.card["training"]["frames"]
+    assert frames == {"read": 3, "train": [0, 2], "held_out": [4]}
+    assert 1 <= result.steps < 100_000 and result.card["training"]["steps"] == result.steps
+    assert load_depth_model(tmp_path / "taught", "cpu").predict(np.zeros((128, 160, 3), np.uint8)).shape == (128, 160)
+
+
 def test_cancel_leaves_nothing(stereo_video, tmp_path):
     root, _, base = stereo_video
     token = CancelToken()

@@ -113,6 +113,7 @@ def _read_pairs(source, calibration, settings: TeachSettings, frames: int, progr
 
     count = source.frame_count or 0
     stride = max(1, count // frames) if count else 1
+    expected = min(frames, -(-count // stride)) if count else frames
     digest = hashlib.sha256()
     pairs = _Pairs([], [], [], [], "", 0)
     estimator = None
@@ -134,7 +135,7 @@ def _read_pairs(source, calibration, settings: TeachSettings, frames: int, progr
             pairs.depth.append(depth.astype(np.float32))
             pairs.mask.append(mask)
             pairs.indices.append(int(frame.index))
-        progress.step(pairs.read / frames, f"stereo depth {pairs.read}/{frames} pairs")
+        progress.step(pairs.read / expected, f"stereo depth {pairs.read}/{expected} pairs")
         if pairs.read >= frames:
             break
     pairs.pixels_sha256, pairs.calibration = digest.hexdigest(), calibration
