@@ -194,6 +194,7 @@ def _tensors(estimator, pairs: _Pairs, indices, device):
     xs = torch.cat([estimator._prepare([pairs.rgb[i]])[0] for i in indices])
     depth = torch.from_numpy(np.stack([pairs.depth[i] for i in indices]))[:, None].to(device)
     mask = torch.from_numpy(np.stack([pairs.mask[i] for i in indices]))[:, None].to(device)
+    estimator.module.eval()   # the prior is the source model as inference runs it
     with torch.no_grad():
         prior = torch.cat([estimator.module(xs[i:i + 8]) for i in range(0, len(xs), 8)])
     return xs, depth, mask, prior.clamp_min(1e-3).log()
