@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     ("eval-depth", "surgicalai.commands.eval_depth"),
     ("depth", "surgicalai.commands.depth"),
     ("calibrate-stereo", "surgicalai.commands.calibrate_stereo"),
+    ("stereo-teach", "surgicalai.commands.stereo_teach"),
     ("register", "surgicalai.commands.register"),
     ("demo", "surgicalai.demo.pipeline"),
     ("web", "surgicalai.commands.web"),

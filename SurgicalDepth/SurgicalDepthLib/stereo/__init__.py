@@ -9,4 +9,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "matching": ("StereoDepth", "StereoMatcher", "StereoSettings"),
     "rectify": ("Rectification", "cached_rectification"),
     "sources": ("LAYOUTS", "StereoFrame", "open_stereo_source", "split_views"),
+    "teach": ("TeachResult", "TeachSettings", "teach_from_stereo"),
 })
