@@ -141,17 +141,27 @@ class RegistrationSection:
             self._lastPoly, self._lastMTime = poly, poly.GetMTime()
             result = self.session.track(output.cloud_node, output.transform_node, scale=self.ui.scaleCheckBox.checked)
             self._showQuality(result.quality)
-            self._afterPose(result.matrix)
+            self._showTrust(result)
+            self._afterPose(result.matrix, result.state)
         except Exception as error:  # stop on the first error and say why, rather than every 100 ms
             self.ui.trackLiveButton.checked = False
             slicer.util.errorDisplay(f"Tracking stopped: {error}")
 
-    # ---- overlay ----
-    def _afterPose(self, pose):
-        if self.ui.showOverlayCheckBox.checked:
-            self._overlay(pose)
+    def _showTrust(self, result):
+        """The tracker's three-state trust: a frame it cannot vouch for is said so, in the panel's words."""
+        text = {"trusted": "trusted",
+                "uncertain": f"UNCERTAIN (not published): {result.reason}",
+                "lost": f"LOST - holding the last good pose: {result.reason}"}[result.state]
+        self.ui.qualityLabel.text = text
+        self.ui.qualityLabel.setStyleSheet({"trusted": "color: green", "uncertain": "color: orange"}.get(
+            result.state, "color: red"))
 
-    def _overlay(self, pose):
+    # ---- overlay ----
+    def _afterPose(self, pose, state="trusted"):
+        if self.ui.showOverlayCheckBox.checked:
+            self._overlay(pose, state)
+
+    def _overlay(self, pose, state="trusted"):
         output = self._output()
         if output.video_node is None:
             return
@@ -163,7 +173,7 @@ class RegistrationSection:
             viewNode = slicer.app.layoutManager().threeDWidget(0).mrmlViewNode()
             self.session.camera_node = slicer.modules.cameras.logic().GetViewActiveCameraNode(viewNode)
         self.session.overlay(rgb, pose, self._camera(rgb), names, opacity=self.ui.opacitySlider.value,
-                             follow_camera=follow)
+                             follow_camera=follow, state=state)
 
     def onOverlay(self):
         from SurgicalAICore.mrml.transforms import get_matrix
