@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     ("eval-depth", "surgicalai.commands.eval_depth"),
     ("depth", "surgicalai.commands.depth"),
     ("register", "surgicalai.commands.register"),
+    ("fuse", "surgicalai.commands.fuse"),
     ("demo", "surgicalai.demo.pipeline"),
 ]
 

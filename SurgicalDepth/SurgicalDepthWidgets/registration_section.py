@@ -56,7 +56,9 @@ class RegistrationSection:
             w.visible = seg
         for w in (self.ui.targetVolumeLabel, self.ui.targetVolumeSelector, self.ui.thresholdLabel,
                   self.ui.thresholdSpinBox):
-            w.visible = not seg
+            w.visible = index == 1
+        for w in (self.ui.targetModelLabel, self.ui.targetModelSelector):
+            w.visible = index == 2
 
     def _ensureTarget(self):
         if self.ui.targetTypeComboBox.currentIndex == 0:
@@ -65,6 +67,12 @@ class RegistrationSection:
             key = ("seg", node.GetID() if node else None, tuple(ids or ()), node.GetMTime() if node else 0)
             if key != self._targetKey:
                 self.session.set_target_segmentation(node, ids)
+        elif self.ui.targetTypeComboBox.currentIndex == 2:
+            node = self.ui.targetModelSelector.currentNode()
+            poly = node.GetPolyData() if node else None
+            key = ("model", node.GetID() if node else None, poly.GetMTime() if poly else 0)
+            if key != self._targetKey:
+                self.session.set_target_model(node)
         else:
             node = self.ui.targetVolumeSelector.currentNode()
             hu = self.ui.thresholdSpinBox.value

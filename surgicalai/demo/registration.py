@@ -184,7 +184,8 @@ def run_demo_step(ctx) -> None:
                 "with the registered pose (filled: trusted; outline + amber banner: uncertain; red banner, no "
                 "overlay: lost), frames " + ", ".join(str(frames[i]["index"]) for i in picks),
                 write_png(out / "overlay_strip.png", strip))
-    placed = [apply(r.matrix, c) for r, c in zip(results, clouds["pred"]) if r.state != "lost"][:: max(1, len(results) // 5)]
+    placed = [apply(r.matrix, c) for r, c in zip(results, clouds["pred"]) if r.state != "lost"]
+    placed = placed[:: max(1, len(results) // 5)]
     placed = placed or [apply(results[0].matrix, clouds["pred"][0])]
     ctx.picture("Predicted-depth point clouds placed by the registration on the CT surfaces (3D)",
                 clouds_on_ct_picture(surfaces, placed, out / "registered_clouds_3d.png"))

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -29,18 +29,18 @@ def banner(rgb: np.ndarray, state: str) -> np.ndarray:
         return rgb
     color, text = BANNERS[state]
     out = np.ascontiguousarray(rgb).copy()
-    h, w = out.shape[:2]
+    h = out.shape[0]
     bar = max(12, h // 14)
     out[:bar] = (0.35 * out[:bar] + 0.65 * np.asarray(color, np.float32)).astype(np.uint8)
     scale = bar / 30.0
     cv2.putText(out, text, (4, int(bar * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                max(1, int(round(scale * 1.5))), cv2.LINE_AA)
+                max(1, round(scale * 1.5)), cv2.LINE_AA)
     return out
 
 
 def overlay_for_state(rgb: np.ndarray, structures: Iterable[OverlayStructure], pose_cam_to_ras: np.ndarray,
                       camera: CameraIntrinsics, state: str, opacity: float = 0.35, outline_px: int = 1,
-                      field_of_view: Optional[np.ndarray] = None) -> np.ndarray:
+                      field_of_view: np.ndarray | None = None) -> np.ndarray:
     """The overlaid frame for a registration in ``state`` (trusted / uncertain / lost)."""
     from SurgicalAICore.errors import InputError
 

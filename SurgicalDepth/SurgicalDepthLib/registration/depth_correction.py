@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from SurgicalDepthLib.registration.icp import MAX_LOG_SCALE
 from SurgicalDepthLib.registration.register import RegistrationResult, register_cloud
 from SurgicalDepthLib.registration.target import RegistrationTarget
 
@@ -43,6 +44,7 @@ def joint_depth_shift(cloud: np.ndarray, target: RegistrationTarget, pose: np.nd
     bound = max_relative * float(np.median(p[:, 2]))
     m = np.asarray(pose, float).copy()
     t = 0.0
+    log_scale = 0.0  # relative to ``pose``; bounded like the ICP's (a free scale shrinks a bad cloud to a point)
     for _ in range(iterations):
         w = (p + t * rays) @ m[:3, :3].T + m[:3, 3]
         q, n, d = target.closest(w, exact=False)
@@ -63,7 +65,10 @@ def joint_depth_shift(cloud: np.ndarray, target: RegistrationTarget, pose: np.nd
         d_ = np.sqrt(np.clip(np.diag(A), 1e-12, None))
         delta = np.linalg.solve(A / np.outer(d_, d_) + 1e-9 * np.eye(8), b / d_) / d_
         R = _skew_exp(delta[:3] / rho)
-        s = float(np.exp(np.clip(delta[6] / rho, -0.1, 0.1)))
+        ds = float(np.clip(delta[6] / rho, -0.1, 0.1))
+        ds = float(np.clip(ds, -MAX_LOG_SCALE - log_scale, MAX_LOG_SCALE - log_scale))
+        log_scale += ds
+        s = float(np.exp(ds))
         inc = np.eye(4)
         inc[:3, :3] = s * R
         inc[:3, 3] = c + delta[3:6] - s * R @ c

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -42,7 +41,7 @@ class TrackResult:
     state: str = TRUSTED  # trusted / uncertain / lost (see registration.trust)
     reason: str = ""      # why not trusted
     estimate: np.ndarray = field(default_factory=lambda: np.eye(4))  # the fit itself, whatever its state
-    features: Optional[TrustFeatures] = None
+    features: TrustFeatures | None = None
 
     @property
     def trusted(self) -> bool:
@@ -59,7 +58,7 @@ class FrameTracker:
                  transform_node=None, max_rms_mm: float = 1.5, min_inlier_fraction: float = 0.3,
                  max_points: int = 10000, iterations: int = 12, exact_final: int = 0, gate_mm: float = 10.0,
                  global_budget_s: float = 1.0, search_deg: float = 45.0, search_mm: float = 30.0,
-                 device: Optional[str] = "cpu", calibration: TrustCalibration | None = None,
+                 device: str | None = "cpu", calibration: TrustCalibration | None = None,
                  max_mm_per_frame: float = 8.0, max_deg_per_frame: float = 8.0):
         self.target = target
         self.motion = MotionModel(initial_pose, max_mm=max_mm_per_frame, max_deg=max_deg_per_frame)

@@ -192,6 +192,6 @@ def evaluate(rows: list[dict], calibration: TrustCalibration | None = None) -> d
     states = [classify(TrustFeatures(**{k: r[k] for k in _FIELDS}), calibration)[0] for r in rows]
     out = {"n": len(rows)}
     for s in STATES:
-        tre = [r["tre_mm"] for r, st in zip(rows, states) if st == s]
+        tre = [r["tre_mm"] for r, st in zip(rows, states, strict=False) if st == s]
         out[s] = {"share": len(tre) / max(len(rows), 1), "max_tre_mm": float(max(tre)) if tre else None}
     return out
