@@ -150,7 +150,8 @@ def test_global_init_budget_is_counted_in_candidates_not_seconds(organ):
     start = shapes.perturbation(20, 10, view.mean(0), np.random.default_rng(5))
     a = global_init(view, target, prior=start, budget_s=0.25, seed=3)
     b = global_init(view, target, prior=start, budget_s=0.25, seed=3)
-    assert a.candidates == b.candidates == int(round(CANDIDATES_PER_SECOND * 0.25))
+    batches = -(-round(CANDIDATES_PER_SECOND * 0.25) // 64)  # whole batches of 64
+    assert a.candidates == b.candidates == 64 * batches
     assert np.allclose(a.matrix, b.matrix)
     assert global_init(view, target, prior=start, candidates=64, seed=3).candidates == 64
 
@@ -200,7 +201,7 @@ def test_global_init_in_a_sinus_does_not_stop_on_a_slid_pose():
 
     rows = run_trials(setup, {"ours": register}, misalignments=((30.0, 20.0),), trials_per_frame=4, seed=2)
     assert len(rows) == 20
-    assert all(r["tre_mm"] < 1.0 for r in rows), sorted(round(r["tre_mm"], 2) for r in rows)
+    assert all(r["tre_mm"] < 1.0 for r in rows), sorted(round(r["tre_mm"], 2) for r in rows)[-5:]
     # CPU time: the search budget is counted in candidate poses, so its cost does not depend on the load of a
     # shared machine, while its wall time does
     assert np.median([r["cpu_seconds"] for r in rows]) < 1.0

@@ -20,7 +20,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    import numpy as np
 
     from SurgicalAICore.errors import InputError
     from SurgicalDepthLib.registration.files import read_points_file

@@ -2,9 +2,11 @@
 
 Each frame starts from the motion model's prediction (or an external tracker's pose). The fit is judged by
 :mod:`trust` (trusted / uncertain / lost, limits calibrated on frames with known TRE); a frame that is not
-trusted triggers a global search around the last good pose. Only a trusted pose is published (the transform
-node follows it) and moves the motion model on; an uncertain pose is reported but not published; a lost frame
-reports the last good pose, held, so a run of frames the tracker cannot explain never drags the pose away.
+trusted triggers a global search around the last good pose. *Uncertain* needs a recent trusted frame: the
+motion-model agreement it rests on means nothing while the start pose is unverified.
+Only a trusted pose is published (the transform node follows it) and moves the motion model on; an uncertain
+pose is reported but not published; a lost frame reports the last good pose, held, so a run of frames the
+tracker cannot explain never drags the pose away.
 """
 from __future__ import annotations
 
@@ -22,12 +24,16 @@ from SurgicalDepthLib.registration.target import RegistrationTarget
 from SurgicalDepthLib.registration.trust import (
     LOST,
     TRUSTED,
+    UNCERTAIN,
     TrustCalibration,
     TrustFeatures,
     classify,
     features,
     rank,
 )
+
+
+MAX_UNCERTAIN_FRAMES = 5  # after this many frames without a trusted one, an uncertain fit counts as lost
 
 
 @dataclass
@@ -76,6 +82,7 @@ class FrameTracker:
         self.device = device
         self.calibration = calibration
         self.frames = 0
+        self.anchored = False   # a frame has been trusted since the start pose (which may be a guess)
 
     @property
     def pose(self) -> np.ndarray:
@@ -119,7 +126,14 @@ class FrameTracker:
             if (rank(judged[1]), judged[0].icp.inlier_fraction) > (rank(best[1]), best[0].icp.inlier_fraction):
                 best = judged
         registered, state, reason, f = best
+        if state == UNCERTAIN and (not self.anchored or self.motion.frames_since_good >= MAX_UNCERTAIN_FRAMES):
+            # agreement with the motion model is evidence only while the model rests on a recent trusted pose:
+            # from an unverified start, a wrong pose agrees with itself frame after frame
+            state = LOST
+            reason = ("no trusted frame yet: " if not self.anchored else
+                      f"no trusted frame for {self.motion.frames_since_good} frames: ") + reason
         if state == TRUSTED:
+            self.anchored = True
             self.motion.update(registered.matrix)
             if self.transform_node is not None:
                 set_matrix(self.transform_node, registered.matrix)

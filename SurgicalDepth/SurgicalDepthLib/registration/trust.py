@@ -12,7 +12,7 @@ laparoscopy, sinus, bronchoscopy) so that no calibration frame marked trusted ha
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -69,14 +69,16 @@ class TrustCalibration:
     source: str = ""
 
 
-# Written by ``python benchmarks/calibrate_trust.py`` (see docs/BENCHMARKS_registration.md): limits that mark
-# no calibration frame trusted with TRE > 4 mm nor uncertain with TRE > 15 mm (1 mm / 5 mm margins).
+# Written by ``python benchmarks/calibrate_trust.py`` (results_trust_calibration.json; see
+# docs/BENCHMARKS_registration.md): fitted on 432 registrations (3 scenarios x true / noisy / predicted depth x
+# 2 camera paths x 6 frames x 4 starts) so that none marked trusted has TRE > 4 mm nor uncertain > 15 mm, then
+# held within TRUSTED_CAPS / UNCERTAIN_CAPS. An infinite limit is one the data did not need.
 CALIBRATION = TrustCalibration(
-    trusted=TrustLimits(max_rms_mm=1.0, min_inlier_fraction=0.8, min_conditioning=1e-3, max_log_scale=0.05,
-                        max_moved_mm=3.0, max_turned_deg=3.0),
-    uncertain=TrustLimits(max_rms_mm=3.0, min_inlier_fraction=0.5, min_conditioning=1e-4, max_log_scale=0.2,
-                          max_moved_mm=10.0, max_turned_deg=10.0),
-    source="placeholder before calibration")
+    trusted=TrustLimits(max_rms_mm=math.inf, min_inlier_fraction=0.9959, min_conditioning=0.01, max_log_scale=0.3,
+                        max_moved_mm=6.3211, max_turned_deg=8.0),
+    uncertain=TrustLimits(max_rms_mm=2.2439, min_inlier_fraction=0.6701, min_conditioning=-math.inf, max_log_scale=0.39,
+                          max_moved_mm=12.0, max_turned_deg=12.0),
+    source="benchmarks/results_trust_calibration.json, 2026-12-03T16:58+00:00")
 
 
 def features(result: ICPResult, start: np.ndarray, cloud: np.ndarray) -> TrustFeatures:
@@ -130,10 +132,11 @@ def _fit_limits(x: np.ndarray, tre: np.ndarray, max_tre: float, n_grid: int = 40
         col = x[:, j]
         finite = col[np.isfinite(col)]
         grid = np.unique(np.quantile(finite, np.linspace(0, 1, n_grid + 1))) if len(finite) else np.zeros(1)
+        # tight -> loose, from a limit no row passes to one every row passes
         if name in _UPPER:
-            grid = np.append(grid, np.inf)            # tight -> loose: ascending maxima
+            grid = np.concatenate([[-np.inf], grid, [np.inf]])        # ascending maxima
         else:
-            grid = np.append(grid[::-1], -np.inf)     # tight -> loose: descending minima
+            grid = np.concatenate([[np.inf], grid[::-1], [-np.inf]])  # descending minima
         grids.append(grid)
 
     def accepted(p):
@@ -157,7 +160,7 @@ def _fit_limits(x: np.ndarray, tre: np.ndarray, max_tre: float, n_grid: int = 40
                     score = bad_gone / (int((ok & good & ~t).sum()) + 1)
                     if best is None or score > best[0]:
                         best = (score, trial)
-        if best is None:  # cannot happen: the tightest limits accept no row
+        if best is None:  # cannot happen: the first grid value of each limit rejects every row
             break
         pos = best[1]
         ok = accepted(pos)
@@ -178,11 +181,25 @@ def _fit_limits(x: np.ndarray, tre: np.ndarray, max_tre: float, n_grid: int = 40
                        max_moved_mm=vals["moved_mm"], max_turned_deg=vals["turned_deg"])
 
 
+# Physical bounds the data-fitted limits may not exceed (a few dozen frames per scenario do not show every way
+# a fit fails): the motion model allows 8 mm / 8 deg per frame, a fit that needed the ICP's scale bound
+# (log 1.5 = 0.405) did not find the scale, and a cloud in a tube (conditioning < 0.01) can slide along it.
+TRUSTED_CAPS = {"max_moved_mm": 8.0, "max_turned_deg": 8.0, "max_log_scale": 0.3, "min_conditioning": 0.01}
+UNCERTAIN_CAPS = {"max_moved_mm": 12.0, "max_turned_deg": 12.0, "max_log_scale": 0.39}
+
+
+def _capped(limits: TrustLimits, caps: dict) -> TrustLimits:
+    return replace(limits, **{k: (max if k.startswith("min_") else min)(getattr(limits, k), v)
+                              for k, v in caps.items()})
+
+
 def calibrate(rows: list[dict], margin_mm: float = 1.0, uncertain_margin_mm: float = 5.0) -> TrustCalibration:
-    """Limits from rows holding the :class:`TrustFeatures` fields and the frame's true ``tre_mm``."""
+    """Limits from rows holding the :class:`TrustFeatures` fields and the frame's true ``tre_mm``: fitted so
+    that no row above ``TRUSTED_TRE_MM - margin_mm`` (``UNCERTAIN_TRE_MM - uncertain_margin_mm``) passes,
+    then held within the physical caps."""
     x, tre = _matrix(rows), np.array([r["tre_mm"] for r in rows], float)
-    trusted = _fit_limits(x, tre, TRUSTED_TRE_MM - margin_mm)
-    uncertain = _fit_limits(x, tre, UNCERTAIN_TRE_MM - uncertain_margin_mm)
+    trusted = _capped(_fit_limits(x, tre, TRUSTED_TRE_MM - margin_mm), TRUSTED_CAPS)
+    uncertain = _capped(_fit_limits(x, tre, UNCERTAIN_TRE_MM - uncertain_margin_mm), UNCERTAIN_CAPS)
     # classify() tests the trusted limits first, so each set only has to hold on its own rows
     return TrustCalibration(trusted, uncertain, source=f"{len(rows)} calibration registrations")
 
