@@ -37,7 +37,13 @@ def test_demo_registration_step_writes_overlays_and_numbers(scene, tmp_path):
     numbers = ctx.numbers["Registration"]
     assert numbers["max TRE, true depth [mm]"] < 1.0
     assert numbers["trusted frames, true depth"] == "3/3"
-    assert len(numbers["TRE per frame, predicted depth [mm]"].split(",")) == 3
+    for label in ("true depth", "predicted depth, with scale"):
+        per_frame = numbers[f"frames, {label}"]
+        assert [e["frame"] for e in per_frame] == [0, 1, 2]
+        assert all(e["trust"] in ("trusted", "uncertain", "lost") and e["tre_mm"] >= 0 for e in per_frame)
+        # honesty: a frame flagged trusted is within 5 mm, one not flagged lost within 20 mm
+        assert all(e["tre_mm"] <= 5.0 for e in per_frame if e["trust"] == "trusted")
+        assert all(e["tre_mm"] <= 20.0 for e in per_frame if e["trust"] != "lost")
     out = tmp_path / "registration"
     assert (out / "overlay.mp4").stat().st_size > 0
     assert len(list((out / "overlay_frames").glob("*.png"))) == 3

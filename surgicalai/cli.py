@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     ("calibrate-stereo", "surgicalai.commands.calibrate_stereo"),
     ("stereo-teach", "surgicalai.commands.stereo_teach"),
     ("register", "surgicalai.commands.register"),
+    ("fuse", "surgicalai.commands.fuse"),
     ("demo", "surgicalai.demo.pipeline"),
     ("web", "surgicalai.commands.web"),
 ]

@@ -9,12 +9,7 @@ import numpy as np
 
 from SurgicalAICore.errors import InputError
 from SurgicalAICore.mrml.transforms import get_matrix, transform_node_to_world, transform_points
-from SurgicalDepthLib.registration.register import (
-    RegistrationResult,
-    _check_transform_node,
-    cloud_points_from_model_node,
-    register_cloud,
-)
+from SurgicalDepthLib.registration.register import RegistrationResult, _check_transform_node, cloud_points_from_model_node, register_cloud
 from SurgicalDepthLib.registration.target import RegistrationTarget
 
 
@@ -80,6 +75,18 @@ class RegistrationSession:
         self.tracker = None
         return self.target
 
+    def set_target_model(self, model_node, allow_open: bool = False) -> RegistrationTarget:
+        """A surface mesh the user has (a model node, e.g. a loaded .stl): checked for emptiness, holes,
+        non-manifold edges and units first; the scene is not touched."""
+        from SurgicalDepthLib.registration.meshes import model_node_polydata, target_from_mesh
+
+        name = model_node.GetName() if model_node is not None else "model"
+        poly = model_node_polydata(model_node)
+        self.target = target_from_mesh(poly, name, allow_open=allow_open)
+        self.target_surfaces = {name: poly}
+        self.tracker = None
+        return self.target
+
     def register_once(self, cloud_node, transform_node, method: str = "current", scale: bool = False,
                       device: str = "cpu", **init_kwargs) -> RegistrationResult:
         if self.target is None:
@@ -102,10 +109,15 @@ class RegistrationSession:
         return self.tracker.update(cloud_points_from_model_node(cloud_node))
 
     def overlay(self, rgb: np.ndarray, pose: np.ndarray, camera, segment_names=None, opacity: float = 0.35,
-                follow_camera: bool = False):
-        """Overlay the chosen target segments on ``rgb``; updates (or creates) the overlay image node."""
+                follow_camera: bool = False, state: str = "trusted"):
+        """Overlay the chosen target segments on ``rgb``; updates (or creates) the overlay image node.
+
+        ``state`` is the registration's trust (a tracker result's ``state``): an uncertain pose is drawn as
+        neutral outlines under a warning banner, a lost one not at all (the banner says the last good pose
+        is held), and the 3D camera follows trusted poses only."""
         from SurgicalDepthLib.overlay.follow_camera import endoscope_camera_node, follow_camera as follow
-        from SurgicalDepthLib.overlay.composite import overlay_frame, overlay_volume_node, structures_from_surfaces
+        from SurgicalDepthLib.overlay.composite import overlay_volume_node, structures_from_surfaces
+        from SurgicalDepthLib.overlay.trust_overlay import overlay_for_state
 
         if not self.target_surfaces:
             raise InputError("Choose a registration target first: its segments are what is overlaid.")
@@ -116,11 +128,11 @@ class RegistrationSession:
         if getattr(self, "_structures_key", None) != key:  # decimate once per choice, not per frame
             self._structures = structures_from_surfaces(chosen)
             self._structures_key = key
-        img, _ = overlay_frame(rgb, self._structures, pose, camera, opacity=opacity)
+        img = overlay_for_state(rgb, self._structures, pose, camera, state, opacity=opacity)
         if self.overlay_node is not None and self.overlay_node.GetScene() is not self.scene:
             self.overlay_node = None
         self.overlay_node = overlay_volume_node(self.scene, img, "CT structures on video", node=self.overlay_node)
-        if follow_camera:
+        if follow_camera and state == "trusted":
             if self.camera_node is None or self.camera_node.GetScene() is not self.scene:
                 self.camera_node = endoscope_camera_node(self.scene)
             follow(self.camera_node, pose, camera)

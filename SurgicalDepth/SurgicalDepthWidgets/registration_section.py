@@ -56,7 +56,9 @@ class RegistrationSection:
             w.visible = seg
         for w in (self.ui.targetVolumeLabel, self.ui.targetVolumeSelector, self.ui.thresholdLabel,
                   self.ui.thresholdSpinBox):
-            w.visible = not seg
+            w.visible = index == 1
+        for w in (self.ui.targetModelLabel, self.ui.targetModelSelector):
+            w.visible = index == 2
 
     def _ensureTarget(self):
         if self.ui.targetTypeComboBox.currentIndex == 0:
@@ -65,6 +67,12 @@ class RegistrationSection:
             key = ("seg", node.GetID() if node else None, tuple(ids or ()), node.GetMTime() if node else 0)
             if key != self._targetKey:
                 self.session.set_target_segmentation(node, ids)
+        elif self.ui.targetTypeComboBox.currentIndex == 2:
+            node = self.ui.targetModelSelector.currentNode()
+            poly = node.GetPolyData() if node else None
+            key = ("model", node.GetID() if node else None, poly.GetMTime() if poly else 0)
+            if key != self._targetKey:
+                self.session.set_target_model(node)
         else:
             node = self.ui.targetVolumeSelector.currentNode()
             hu = self.ui.thresholdSpinBox.value
@@ -141,17 +149,27 @@ class RegistrationSection:
             self._lastPoly, self._lastMTime = poly, poly.GetMTime()
             result = self.session.track(output.cloud_node, output.transform_node, scale=self.ui.scaleCheckBox.checked)
             self._showQuality(result.quality)
-            self._afterPose(result.matrix)
+            self._showTrust(result)
+            self._afterPose(result.matrix, result.state)
         except Exception as error:  # stop on the first error and say why, rather than every 100 ms
             self.ui.trackLiveButton.checked = False
             slicer.util.errorDisplay(f"Tracking stopped: {error}")
 
-    # ---- overlay ----
-    def _afterPose(self, pose):
-        if self.ui.showOverlayCheckBox.checked:
-            self._overlay(pose)
+    def _showTrust(self, result):
+        """The tracker's three-state trust: a frame it cannot vouch for is said so, in the panel's words."""
+        text = {"trusted": "trusted",
+                "uncertain": f"UNCERTAIN (not published): {result.reason}",
+                "lost": f"LOST - holding the last good pose: {result.reason}"}[result.state]
+        self.ui.qualityLabel.text = text
+        self.ui.qualityLabel.setStyleSheet({"trusted": "color: green", "uncertain": "color: orange"}.get(
+            result.state, "color: red"))
 
-    def _overlay(self, pose):
+    # ---- overlay ----
+    def _afterPose(self, pose, state="trusted"):
+        if self.ui.showOverlayCheckBox.checked:
+            self._overlay(pose, state)
+
+    def _overlay(self, pose, state="trusted"):
         output = self._output()
         if output.video_node is None:
             return
@@ -163,7 +181,7 @@ class RegistrationSection:
             viewNode = slicer.app.layoutManager().threeDWidget(0).mrmlViewNode()
             self.session.camera_node = slicer.modules.cameras.logic().GetViewActiveCameraNode(viewNode)
         self.session.overlay(rgb, pose, self._camera(rgb), names, opacity=self.ui.opacitySlider.value,
-                             follow_camera=follow)
+                             follow_camera=follow, state=state)
 
     def onOverlay(self):
         from SurgicalAICore.mrml.transforms import get_matrix

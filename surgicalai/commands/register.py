@@ -1,4 +1,4 @@
-"""``surgicalai register CLOUD (--segmentation FILE | --ct FILE --threshold HU) -o OUTDIR``.
+"""``surgicalai register CLOUD (--segmentation FILE | --ct FILE --threshold HU | --mesh FILE) -o OUTDIR``.
 
 Registers a camera-frame point cloud (.ply or .npy, mm) to a CT surface and writes the camera-to-CT
 transform (RAS, 4x4: ``camera_to_ct.txt``) and ``registration.json`` (matrix, residual, inlier
@@ -6,7 +6,8 @@ fraction, quality flag, timings). The start poses are the panel's (``--init``), 
 """
 from __future__ import annotations
 
-HELP = "register a depth point cloud (.ply/.npy) to a CT surface (segmentation or threshold) -> transform + report"
+HELP = ("register a depth point cloud (.ply/.npy) to a CT surface (segmentation, threshold or mesh) "
+        "-> transform + report")
 
 
 def add_arguments(parser) -> None:
@@ -16,6 +17,8 @@ def add_arguments(parser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--segmentation", help="label map (.nii.gz, .nrrd) or Slicer .seg.nrrd of the CT")
     target.add_argument("--ct", help="CT volume (.nii.gz, .nrrd); the surface is the --threshold isosurface")
+    target.add_argument("--mesh", help="surface mesh of the anatomy in CT RAS, mm (.stl, .ply, .vtk, .vtp, .obj)")
+    parser.add_argument("--open-mesh", action="store_true", help="accept an open (partial) --mesh surface")
     parser.add_argument("--segments", help="comma-separated segment names or label values (default: all)")
     parser.add_argument("--threshold", type=float, default=-400.0, help="isosurface HU for --ct (default -400)")
     parser.add_argument("--init", default="current", choices=list(INITIALISER_LABELS),
@@ -74,23 +77,37 @@ def _write_outputs(out, result, report) -> None:
 
 def run(args) -> int:
     import time
+
+    import numpy as np
     from pathlib import Path
 
+    from SurgicalAICore.errors import InputError
     from SurgicalDepthLib.registration.files import load_target_file, read_points_file
     from SurgicalDepthLib.registration.register import register_cloud
+    from SurgicalDepthLib.registration.trust import classify
+    from SurgicalDepthLib.registration.trust import features as trust_features
 
     start = time.perf_counter()
     cloud = read_points_file(args.cloud, "point cloud")
+    if cloud.ndim == 2 and not np.all(np.isfinite(cloud)):
+        bad = int((~np.all(np.isfinite(cloud), axis=1)).sum())
+        raise InputError(f"The point cloud has {bad} points with NaN/inf coordinates: drop invalid depth first.")
     segments = [s.strip() for s in args.segments.split(",")] if args.segments else None
-    target = load_target_file(args.segmentation or args.ct, kind="segmentation" if args.segmentation else "ct",
-                              segments=segments, threshold_hu=args.threshold)
+    kind = "segmentation" if args.segmentation else "ct" if args.ct else "mesh"
+    target = load_target_file(args.segmentation or args.ct or args.mesh, kind=kind, segments=segments,
+                              threshold_hu=args.threshold, allow_open=args.open_mesh, cloud=cloud)
     registered = register_cloud(cloud, target, method=args.init, scale=args.scale, device=args.device,
                                 **_init_inputs(args))
     result, quality = registered.icp, registered.quality
+    features = trust_features(result, registered.initial, cloud)
+    if args.init.startswith("global"):  # a search is meant to move far from its start: no motion model here
+        features.moved_mm = features.turned_deg = 0.0
+    state, why = classify(features)
     report = {"camera_to_ct_ras": result.matrix.tolist(), "initial": registered.initial.tolist(),
               "init": args.init, "rms_mm": result.rms_mm, "inlier_fraction": result.inlier_fraction,
               "scale": result.scale, "iterations": result.iterations, "points": result.n_points,
-              "trusted": quality.trusted, "reason": quality.reason, "seconds": time.perf_counter() - start,
+              "trusted": quality.trusted, "reason": quality.reason, "trust": state, "trust_reason": why,
+              "trust_features": features.as_dict(), "seconds": time.perf_counter() - start,
               "target": target.name, "convention": "4x4 maps camera-frame points (OpenCV, mm) to CT RAS (mm)"}
     out = Path(args.output)
     _write_outputs(out, result, report)

@@ -101,8 +101,8 @@ def clouds_on_ct_picture(surfaces: Dict[str, object], clouds: List[np.ndarray], 
 def run_demo_step(ctx) -> None:
     from SurgicalDepthLib.overlay.follow_camera import endoscope_camera_node, follow_camera
     from SurgicalDepthLib.video.prep import field_stop_mask
-    from SurgicalDepthLib.overlay.composite import overlay_frame, overlay_volume_node, structures_from_surfaces, write_mp4, write_png
-    from SurgicalDepthLib.registration.initial_pose import global_init
+    from SurgicalDepthLib.overlay.composite import overlay_volume_node, structures_from_surfaces, write_mp4, write_png
+    from SurgicalDepthLib.overlay.trust_overlay import overlay_for_state
     from SurgicalAICore.mrml.transforms import set_matrix
     from SurgicalDepthLib.registration.tracking import FrameTracker
 
@@ -125,45 +125,55 @@ def run_demo_step(ctx) -> None:
     ctx.say(f"registering {len(frames)} frames to the {target_what}, starting 15 deg / 10 mm off")
     per_kind = {}
     for kind, scale in (("true", False), ("pred", True)):
-        g = global_init(clouds[kind][0], target, prior=start, budget_s=1.0, scale=scale, device=device)
-        tracker = FrameTracker(target, g.matrix, scale=scale, max_points=8000, exact_final=1,
+        # the tracker starts from the user's pose and searches around it itself when its first fit fails: the
+        # first trusted pose must agree with that start (within the motion bound), so a search that slid
+        # elsewhere cannot become the anchor every later frame agrees with
+        tracker = FrameTracker(target, start, scale=scale, max_points=8000, exact_final=1,
                                max_rms_mm=1.5 if kind == "true" else 4.0, device=device)
         results = [tracker.update(c) for c in clouds[kind]]
         tres = [tre_mm(r.matrix, f["pose_true"], centroids) for r, f in zip(results, frames)]
         per_kind[kind] = (results, tres)
         for f, r, t in zip(frames, results, tres):
-            ctx.say(f"  {kind} depth, frame {f['index']}: TRE {t:.2f} mm, residual {r.quality.rms_mm:.2f} mm, "
-                    f"inliers {100 * r.quality.inlier_fraction:.0f}%, {1000 * r.seconds:.0f} ms"
-                    f"{'' if r.quality.trusted else ' (not trusted: ' + r.quality.reason + ')'}")
+            ctx.say(f"  {kind} depth, frame {f['index']}: TRE {t:.2f} mm, {r.state}, residual {r.icp.rms_mm:.2f} mm, "
+                    f"inliers {100 * r.icp.inlier_fraction:.0f}%, {1000 * r.seconds:.0f} ms"
+                    f"{'' if r.trusted else ' (' + r.reason + ')'}")
 
     results, tres = per_kind["pred"]
     numbers = ctx.numbers.setdefault("Registration", {})
     numbers["target"] = target_what
-    numbers["start misalignment"] = "15 deg / 10 mm (global search 1 s, then frame-to-frame tracking)"
+    numbers["start misalignment"] = ("15 deg / 10 mm (the tracker searches around it when its first fit fails, "
+                                     "then follows frame to frame)")
     for kind, label in (("true", "true depth"), ("pred", "predicted depth, with scale")):
         r_k, t_k = per_kind[kind]
         numbers[f"median TRE at organ centroids, {label} [mm]"] = round(float(np.median(t_k)), 2)
         numbers[f"max TRE, {label} [mm]"] = round(float(np.max(t_k)), 2)
         numbers[f"median rotation error, {label} [deg]"] = round(float(np.median(
             [pose_error(r.matrix, f["pose_true"])[0] for r, f in zip(r_k, frames)])), 2)
-        numbers[f"trusted frames, {label}"] = f"{sum(r.quality.trusted for r in r_k)}/{len(r_k)}"
+        for state in ("trusted", "uncertain", "lost"):
+            numbers[f"{state} frames, {label}"] = f"{sum(r.state == state for r in r_k)}/{len(r_k)}"
+        numbers[f"frames, {label}"] = [{"frame": int(f["index"]), "tre_mm": round(float(t), 3), "trust": r.state}
+                                       for f, r, t in zip(frames, r_k, t_k)]
         numbers[f"median update ms, {label}"] = round(1000 * float(np.median([r.seconds for r in r_k[1:] or r_k])), 1)
-    numbers["TRE per frame, true depth [mm]"] = ", ".join(f"{t:.2f}" for t in per_kind["true"][1])
-    numbers["TRE per frame, predicted depth [mm]"] = ", ".join(f"{t:.2f}" for t in tres)
+    trusted = [t for kind in per_kind for r, t in zip(*per_kind[kind]) if r.state == "trusted"]
+    numbers["worst TRE of a trusted frame [mm]"] = round(float(max(trusted)), 3) if trusted else None
+    shown = [t for kind in per_kind for r, t in zip(*per_kind[kind]) if r.state != "lost"]
+    numbers["worst TRE of a frame not flagged lost [mm]"] = round(float(max(shown)), 3) if shown else None
 
     # the scene: the point clouds' camera-to-CT transform follows the registration; the 3D view the endoscope
     node = ctx.shared.get("pointcloud_transform_node")
-    if node is not None:
-        set_matrix(node, results[-1].matrix)
-    follow_camera(endoscope_camera_node(ctx.scene), results[-1].matrix, camera)
+    good = [r for r in results if r.trusted]
+    if node is not None and good:  # the scene shows the last trusted pose only
+        set_matrix(node, good[-1].matrix)
+    if good:
+        follow_camera(endoscope_camera_node(ctx.scene), good[-1].matrix, camera)
 
     structures = structures_from_surfaces(_overlay_choice(overlay_surfaces))
     overlaid = []
     frame_dir = out / "overlay_frames"
     frame_dir.mkdir(exist_ok=True)
     for f, r in zip(frames, results):
-        img, _ = overlay_frame(f["rgb"], structures, r.matrix, camera, opacity=0.35, outline_px=1,
-                               field_of_view=field_stop_mask(f["rgb"]))
+        img = overlay_for_state(f["rgb"], structures, r.matrix, camera, r.state, opacity=0.35, outline_px=1,
+                                field_of_view=field_stop_mask(f["rgb"]))
         overlaid.append(img)
         write_png(frame_dir / f"overlay_{f['index']:04d}.png", img)
     overlay_volume_node(ctx.scene, overlaid[-1], "CT structures on video")
@@ -173,8 +183,11 @@ def run_demo_step(ctx) -> None:
     picks = sorted({0, len(overlaid) // 2, len(overlaid) - 1})
     strip = np.concatenate([overlaid[i] for i in picks], axis=1)
     ctx.picture("Hidden CT structures (" + ", ".join(s.name for s in structures) + ") overlaid on the video "
-                "with the registered pose, frames " + ", ".join(str(frames[i]["index"]) for i in picks),
+                "with the registered pose (filled: trusted; outline + amber banner: uncertain; red banner, no "
+                "overlay: lost), frames " + ", ".join(str(frames[i]["index"]) for i in picks),
                 write_png(out / "overlay_strip.png", strip))
-    placed = [apply(r.matrix, c) for r, c in zip(results, clouds["pred"])][:: max(1, len(results) // 5)]
+    placed = [apply(r.matrix, c) for r, c in zip(results, clouds["pred"]) if r.state != "lost"]
+    placed = placed[:: max(1, len(results) // 5)]
+    placed = placed or [apply(results[0].matrix, clouds["pred"][0])]
     ctx.picture("Predicted-depth point clouds placed by the registration on the CT surfaces (3D)",
                 clouds_on_ct_picture(surfaces, placed, out / "registered_clouds_3d.png"))

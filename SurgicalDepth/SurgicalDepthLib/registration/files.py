@@ -30,9 +30,11 @@ def read_points_file(path: str | Path, what: str) -> np.ndarray:
 
 
 def load_target_file(path: str | Path, *, kind: str, segments: list[str] | None = None,
-                     threshold_hu: float = -400.0) -> RegistrationTarget:
-    """A registration target from a segmentation (label map or ``.seg.nrrd``; ``kind='segmentation'``)
-    or a CT volume's ``threshold_hu`` isosurface (``kind='ct'``)."""
+                     threshold_hu: float = -400.0, allow_open: bool = False,
+                     cloud: np.ndarray | None = None) -> RegistrationTarget:
+    """A registration target from a segmentation (label map or ``.seg.nrrd``; ``kind='segmentation'``),
+    a CT volume's ``threshold_hu`` isosurface (``kind='ct'``) or a surface mesh (``kind='mesh'``: .stl, .ply,
+    .vtk, .vtp, .obj; checked, and its units compared with ``cloud``'s)."""
     import SimpleITK as sitk
 
     from SurgicalAICore.geometry import array_from_sitk
@@ -43,6 +45,10 @@ def load_target_file(path: str | Path, *, kind: str, segments: list[str] | None 
     )
 
     path = Path(path)
+    if kind == "mesh":
+        from SurgicalDepthLib.registration.meshes import read_mesh, target_from_mesh
+
+        return target_from_mesh(read_mesh(path), path.name, allow_open=allow_open, cloud=cloud)
     if not path.is_file():
         raise InputError(f"Target file not found: {path}")
     if kind == "segmentation" and path.name.endswith(".seg.nrrd"):

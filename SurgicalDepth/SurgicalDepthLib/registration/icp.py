@@ -34,6 +34,7 @@ class ICPResult:
     converged: bool
     well_constrained: bool   # False when the surface lets the cloud slide (flat / cylindrical patch)
     n_points: int
+    conditioning: float = 1.0  # min/max eigenvalue ratio of the normalised point-to-plane system
 
 
 def check_cloud(points: np.ndarray, min_points: int = 10, what: str = "point cloud") -> np.ndarray:
@@ -285,7 +286,8 @@ def icp(source_points: np.ndarray, target: RegistrationTarget, init: Optional[np
         rms = float(torch.sqrt((r0[inl] ** 2).mean())) if n_in else float("inf")
         s = float(np.cbrt(abs(np.linalg.det(m[:3, :3]))))
     return ICPResult(matrix=m, scale=s, rms_mm=rms, inlier_fraction=n_in / len(pts), iterations=int(it),
-                     converged=bool(conv[0]), well_constrained=bool(cond[0] > 1e-4), n_points=len(pts))
+                     converged=bool(conv[0]), well_constrained=bool(cond[0] > 1e-4), n_points=len(pts),
+                     conditioning=float(cond[0]))
 
 
 def rotation_angle_deg(R: np.ndarray) -> float:

@@ -119,15 +119,20 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
                 rotation_range_deg: Optional[float] = 35.0, translation_range_mm: float = 25.0,
                 budget_s: float = 1.0, scale: bool = False, n_points: int = 400, batch: int = 64,
                 iterations: int = 12, accept_mm: float = 2.5, seed: int = 0,
-                device: Optional[str] = "cpu") -> GlobalInitResult:
+                device: Optional[str] = "cpu", candidates: Optional[int] = None,
+                max_seconds: Optional[float] = None) -> GlobalInitResult:
     """Coarse multi-start search: batches of sampled poses, each refined by a short ICP on a
     subsample of the cloud; the pose with the most points within ``accept_mm`` of the surface wins.
 
     With a ``prior`` pose (e.g. the tracker's or the last good one) rotations are sampled within
     ``rotation_range_deg`` about the cloud centre and shifts within ``translation_range_mm``;
     without one, rotations cover all of SO(3) and the cloud centre is placed at surface samples.
-    Searches for ``SEARCH_SHARE`` of ``budget_s`` (at least one batch), then verifies a short list on a
-    denser subsample. It never stops early on support alone: in a sinus a pose slid along the passage
+    The budget is counted in candidate poses, so the result does not depend on how busy the machine is:
+    ``candidates`` (default ``CANDIDATES_PER_SECOND * budget_s``, what an unloaded core searches in
+    ``SEARCH_SHARE`` of ``budget_s``; at least one batch); ``max_seconds`` (default
+    ``CPU_CEILING * budget_s``, CPU seconds of this thread) is only a ceiling for a far slower machine.
+    Then a short list is verified on a denser subsample. It never stops early on support alone: in a sinus a
+    pose slid along the passage
     reached 99.5 % support on the coarse subsample in 3 of 20 starts from 30 deg / 20 mm. The search keeps the prior's scale (a free
     scale on a few hundred points from a rough start can shrink the cloud onto any patch); with
     ``scale`` the caller's final ICP estimates it."""
@@ -147,6 +152,9 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
         anchors = target.points[rng.choice(len(target.points), 4096)]
     pool = [(-np.inf, 0.0, np.inf, base)]  # (score, support, rms, pose), best first
     tried = 0
+    wanted = max(batch, int(round(CANDIDATES_PER_SECOND * budget_s)) if candidates is None else int(candidates))
+    ceiling = CPU_CEILING * budget_s if max_seconds is None else max_seconds
+    cpu_start = time.thread_time()  # this thread's CPU time: other jobs on the machine do not advance it
     with cpu_threads(dev):
         while True:
             R = random_rotations(batch, rotation_range_deg, rng)
@@ -176,7 +184,7 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
             for k in torch.topk(score, min(VERIFY_CANDIDATES, batch)).indices.tolist():
                 pool.append((float(score[k]), float(frac[k]), float(rms[k]), M[k].cpu().numpy()))
             pool = _distinct_best(pool, VERIFY_CANDIDATES)
-            if time.perf_counter() - start >= SEARCH_SHARE * budget_s:
+            if tried >= wanted or time.thread_time() - cpu_start >= ceiling:
                 break
         best = _verify(pool, pts, tt, dev, rng, accept_mm, translation_range_mm)
     return GlobalInitResult(best[2], best[0], best[1], tried, time.perf_counter() - start)
@@ -185,6 +193,10 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
 # candidates that go on to the verification stage
 VERIFY_CANDIDATES = 6
 SEARCH_SHARE = 0.8  # of the budget; the rest is for verifying the short list
+# candidate poses an unloaded core of the benchmark machine (docs/BENCHMARKS_registration.md) refines in
+# SEARCH_SHARE of a second: 5 batches of 64
+CANDIDATES_PER_SECOND = 320
+CPU_CEILING = 5.0  # x budget_s of CPU seconds: stops a search only on a far slower machine
 
 
 def _distinct_best(pool, k: int, min_shift_mm: float = 1.0, min_angle_deg: float = 1.0):

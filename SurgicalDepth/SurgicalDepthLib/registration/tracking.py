@@ -1,44 +1,73 @@
-"""Frame-to-frame registration: each frame starts from the previous pose; when the fit is lost a
-global search around the last good pose takes over."""
+"""Frame-to-frame registration with an honest three-state confidence.
+
+Each frame starts from the motion model's prediction (or an external tracker's pose). The fit is judged by
+:mod:`trust` (trusted / uncertain / lost, limits calibrated on frames with known TRE); a frame that is not
+trusted triggers a global search around the last good pose. *Uncertain* needs a recent trusted frame: the
+motion-model agreement it rests on means nothing while the start pose is unverified.
+Only a trusted pose is published (the transform node follows it) and moves the motion model on; an uncertain
+pose is reported but not published; a lost frame reports the last good pose, held, so a run of frames the
+tracker cannot explain never drags the pose away.
+"""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from SurgicalAICore.mrml.transforms import set_matrix
 from SurgicalDepthLib.registration.icp import ICPResult
+from SurgicalDepthLib.registration.motion import MotionModel, check_rigid
 from SurgicalDepthLib.registration.quality import RegistrationQuality
 from SurgicalDepthLib.registration.register import RegistrationResult, register_cloud
 from SurgicalDepthLib.registration.target import RegistrationTarget
+from SurgicalDepthLib.registration.trust import (
+    LOST,
+    TRUSTED,
+    UNCERTAIN,
+    TrustCalibration,
+    TrustFeatures,
+    classify,
+    features,
+    rank,
+)
+
+
+MAX_UNCERTAIN_FRAMES = 5  # after this many frames without a trusted one, an uncertain fit counts as lost
 
 
 @dataclass
 class TrackResult:
-    matrix: np.ndarray
+    matrix: np.ndarray    # the pose to show: the new fit when trusted or uncertain, the last good one when lost
     quality: RegistrationQuality
     icp: ICPResult
     relocalised: bool     # the global search ran for this frame
-    lost: bool            # still not trusted after relocalising; the pose is the last good one
+    lost: bool            # state == 'lost': matrix is the last good pose, held
     seconds: float
+    state: str = TRUSTED  # trusted / uncertain / lost (see registration.trust)
+    reason: str = ""      # why not trusted
+    estimate: np.ndarray = field(default_factory=lambda: np.eye(4))  # the fit itself, whatever its state
+    features: TrustFeatures | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return self.state == TRUSTED
 
 
 class FrameTracker:
     """Keeps a camera-to-CT pose up to date from successive camera-frame clouds.
 
-    ``max_points`` subsamples each cloud (speed), ``exact_final`` exact-neighbour iterations
-    polish each update; the transform node, if given, follows every trusted frame."""
+    ``max_points`` subsamples each cloud (speed), ``exact_final`` exact-neighbour iterations polish each
+    update; the transform node, if given, follows every trusted frame and only those."""
 
     def __init__(self, target: RegistrationTarget, initial_pose: np.ndarray, *, scale: bool = False,
                  transform_node=None, max_rms_mm: float = 1.5, min_inlier_fraction: float = 0.3,
                  max_points: int = 10000, iterations: int = 12, exact_final: int = 0, gate_mm: float = 10.0,
                  global_budget_s: float = 1.0, search_deg: float = 45.0, search_mm: float = 30.0,
-                 device: Optional[str] = "cpu"):
+                 device: str | None = "cpu", calibration: TrustCalibration | None = None,
+                 max_mm_per_frame: float = 8.0, max_deg_per_frame: float = 8.0):
         self.target = target
-        self.pose = np.asarray(initial_pose, float).copy()
-        self.last_good = self.pose.copy()
+        self.motion = MotionModel(initial_pose, max_mm=max_mm_per_frame, max_deg=max_deg_per_frame)
         self.scale = scale
         self.transform_node = transform_node
         self.max_rms_mm = max_rms_mm
@@ -51,9 +80,17 @@ class FrameTracker:
         self.search_deg = search_deg
         self.search_mm = search_mm
         self.device = device
+        self.calibration = calibration
         self.frames = 0
-        self.ref_rms: Optional[float] = None       # running fit of recent trusted frames
-        self.ref_inliers: Optional[float] = None
+        self.anchored = False   # a frame has been trusted since the start pose (which may be a guess)
+
+    @property
+    def pose(self) -> np.ndarray:
+        return self.motion.last_good
+
+    @property
+    def last_good(self) -> np.ndarray:
+        return self.motion.last_good
 
     def _register(self, cloud, method: str, start: np.ndarray, icp_options: dict) -> RegistrationResult:
         return register_cloud(cloud, self.target, method=method, current=start, scale=self.scale,
@@ -62,36 +99,46 @@ class FrameTracker:
                               seed=self.frames, device=self.device,
                               icp_options={"max_points": self.max_points, "seed": self.frames, **icp_options})
 
-    def _suspicious(self, result: ICPResult) -> bool:
-        """A fit clearly worse than the recent good ones means the local update slid into a wrong
-        pose, even when it is within the absolute limits."""
-        if self.ref_rms is None:
-            return False
-        return (result.rms_mm > max(2.5 * self.ref_rms, self.ref_rms + 0.5)
-                or result.inlier_fraction < 0.8 * self.ref_inliers)
+    def _judge(self, registered: RegistrationResult, start: np.ndarray, cloud: np.ndarray, slack: tuple):
+        f = features(registered.icp, start, cloud)
+        # motion the model allows since the last good pose is not evidence against the fit
+        f.moved_mm = max(0.0, f.moved_mm - slack[0])
+        f.turned_deg = max(0.0, f.turned_deg - slack[1])
+        state, reason = classify(f, self.calibration)
+        return state, reason, f
 
-    def update(self, cloud: np.ndarray) -> TrackResult:
-        start = time.perf_counter()
+    def update(self, cloud: np.ndarray, prior: np.ndarray | None = None) -> TrackResult:
+        """Register one frame; ``prior`` is an external tracker's camera-to-CT pose (must be rigid)."""
+        start_time = time.perf_counter()
+        cloud = np.asarray(cloud, dtype=np.float64)
         self.frames += 1
-        local = self._register(cloud, "current", self.pose,
+        start = check_rigid(prior) if prior is not None else self.motion.predict()
+        local = self._register(cloud, "current", start,
                                {"max_iterations": self.iterations, "gate_mm": self.gate_mm,
                                 "exact_final": self.exact_final, "tolerance_mm": 5e-3})
-        result, quality = local.icp, local.quality
+        best = (local, *self._judge(local, start, cloud, (0.0, 0.0)))
         relocalised = False
-        if not quality.trusted or self._suspicious(result):
+        if best[1] != TRUSTED:
             relocalised = True
-            again = self._register(cloud, "global", self.last_good, {})
-            # keep a trusted fit first, then whichever explains more of the cloud, then the tighter one
-            if (again.quality.trusted, again.icp.inlier_fraction, -again.icp.rms_mm) > (
-                    quality.trusted, result.inlier_fraction - 0.02, -result.rms_mm):
-                result, quality = again.icp, again.quality
-        if quality.trusted:
-            self.pose = result.matrix
-            self.last_good = result.matrix
-            a = 0.3 if self.ref_rms is not None else 1.0
-            self.ref_rms = (1 - a) * (self.ref_rms or 0.0) + a * result.rms_mm
-            self.ref_inliers = (1 - a) * (self.ref_inliers or 0.0) + a * result.inlier_fraction
+            again = self._register(cloud, "global", self.motion.last_good, {})
+            # judged against the last good pose, less the motion the bounded velocity allows since
+            judged = (again, *self._judge(again, self.motion.last_good, cloud, self.motion.reach()))
+            if (rank(judged[1]), judged[0].icp.inlier_fraction) > (rank(best[1]), best[0].icp.inlier_fraction):
+                best = judged
+        registered, state, reason, f = best
+        if state == UNCERTAIN and (not self.anchored or self.motion.frames_since_good >= MAX_UNCERTAIN_FRAMES):
+            # agreement with the motion model is evidence only while the model rests on a recent trusted pose:
+            # from an unverified start, a wrong pose agrees with itself frame after frame
+            state = LOST
+            reason = ("no trusted frame yet: " if not self.anchored else
+                      f"no trusted frame for {self.motion.frames_since_good} frames: ") + reason
+        if state == TRUSTED:
+            self.anchored = True
+            self.motion.update(registered.matrix)
             if self.transform_node is not None:
-                set_matrix(self.transform_node, result.matrix)
-        return TrackResult(self.pose.copy(), quality, result, relocalised, not quality.trusted,
-                           time.perf_counter() - start)
+                set_matrix(self.transform_node, registered.matrix)
+        else:
+            self.motion.miss()
+        shown = self.motion.last_good if state == LOST else registered.matrix
+        return TrackResult(shown.copy(), registered.quality, registered.icp, relocalised, state == LOST,
+                           time.perf_counter() - start_time, state, reason, registered.matrix.copy(), f)

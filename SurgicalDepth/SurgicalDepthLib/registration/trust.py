@@ -1,0 +1,214 @@
+"""Three-state confidence of a registered frame (trusted / uncertain / lost), calibrated on frames with known TRE.
+
+A fit statistic alone does not tell a right pose from a wrong one: with depth that is ~10 % off in a smooth,
+systematic way a slid pose fits as tightly as the true one. The state therefore combines the fit (inlier RMS,
+inlier share), the conditioning of the point-to-plane system (a cloud that can slide along a smooth surface or
+a tube pins the pose only weakly), the scale a similarity fit needed, and how far the fit moved the cloud away
+from where the motion model expected it. The limits are not guessed: :func:`calibrate` picks them on synthetic
+frames whose true pose is known (``benchmarks/calibrate_trust.py``: true, noisy and predicted depth;
+laparoscopy, sinus, bronchoscopy) so that no calibration frame marked trusted has a TRE above
+``TRUSTED_TRE_MM`` minus a margin, and none marked uncertain one above ``UNCERTAIN_TRE_MM`` minus a margin.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from SurgicalDepthLib.registration.icp import ICPResult, rotation_angle_deg
+
+TRUSTED, UNCERTAIN, LOST = "trusted", "uncertain", "lost"
+STATES = (TRUSTED, UNCERTAIN, LOST)
+TRUSTED_TRE_MM = 5.0      # a trusted frame must be within this of the truth
+UNCERTAIN_TRE_MM = 20.0   # a frame shown at all (uncertain) must be within this
+
+
+@dataclass
+class TrustFeatures:
+    rms_mm: float            # inlier point-to-plane RMS
+    inlier_fraction: float
+    conditioning: float      # smallest / largest eigenvalue of the normalised normal equations
+    log_scale: float         # |log| of the similarity scale (0 for a rigid fit)
+    moved_mm: float          # displacement of the cloud centre from the start (motion-model) pose
+    turned_deg: float        # rotation from the start pose
+
+    def as_dict(self) -> dict:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TrustLimits:
+    max_rms_mm: float
+    min_inlier_fraction: float
+    min_conditioning: float
+    max_log_scale: float
+    max_moved_mm: float
+    max_turned_deg: float
+
+    def failures(self, f: TrustFeatures) -> list[str]:
+        out = []
+        if not math.isfinite(f.rms_mm) or f.rms_mm > self.max_rms_mm:
+            out.append(f"residual {f.rms_mm:.2f} mm > {self.max_rms_mm:.2f} mm")
+        if f.inlier_fraction < self.min_inlier_fraction:
+            out.append(f"only {100 * f.inlier_fraction:.0f}% of the points match the surface")
+        if f.conditioning < self.min_conditioning:
+            out.append("the surface does not pin the pose (the cloud can slide along it)")
+        if f.log_scale > self.max_log_scale:
+            out.append(f"the depth needed a scale of {math.exp(f.log_scale):.2f}")
+        if f.moved_mm > self.max_moved_mm or f.turned_deg > self.max_turned_deg:
+            out.append(f"the fit moved {f.moved_mm:.1f} mm / {f.turned_deg:.1f} deg from where the motion "
+                       "model expected the camera")
+        return out
+
+
+@dataclass(frozen=True)
+class TrustCalibration:
+    trusted: TrustLimits
+    uncertain: TrustLimits
+    source: str = ""
+
+
+# Written by ``python benchmarks/calibrate_trust.py`` (results_trust_calibration.json; see
+# docs/BENCHMARKS_registration.md): fitted on 432 registrations (3 scenarios x true / noisy / predicted depth x
+# 2 camera paths x 6 frames x 4 starts) so that none marked trusted has TRE > 4 mm nor uncertain > 15 mm, then
+# held within TRUSTED_CAPS / UNCERTAIN_CAPS. An infinite limit is one the data did not need.
+CALIBRATION = TrustCalibration(
+    trusted=TrustLimits(max_rms_mm=math.inf, min_inlier_fraction=0.9959, min_conditioning=0.01, max_log_scale=0.3,
+                        max_moved_mm=6.3211, max_turned_deg=8.0),
+    uncertain=TrustLimits(max_rms_mm=2.2439, min_inlier_fraction=0.6701, min_conditioning=-math.inf, max_log_scale=0.39,
+                          max_moved_mm=12.0, max_turned_deg=12.0),
+    source="benchmarks/results_trust_calibration.json, 2026-12-03T16:58+00:00")
+
+
+def features(result: ICPResult, start: np.ndarray, cloud: np.ndarray) -> TrustFeatures:
+    """Trust features of an ICP ``result`` that started at ``start`` (the motion model's prediction)."""
+    centre = np.asarray(cloud, float).mean(axis=0)
+    m, s = np.asarray(result.matrix, float), np.asarray(start, float)
+    moved = float(np.linalg.norm((m[:3, :3] @ centre + m[:3, 3]) - (s[:3, :3] @ centre + s[:3, 3])))
+    rm = m[:3, :3] / np.cbrt(np.linalg.det(m[:3, :3]))
+    rs = s[:3, :3] / np.cbrt(np.linalg.det(s[:3, :3]))
+    return TrustFeatures(float(result.rms_mm), float(result.inlier_fraction), float(result.conditioning),
+                         abs(math.log(max(result.scale, 1e-9))), moved, rotation_angle_deg(rm @ rs.T))
+
+
+def classify(f: TrustFeatures, calibration: TrustCalibration | None = None) -> tuple[str, str]:
+    """(state, reason): ``trusted`` when every trusted limit holds, ``uncertain`` when the looser ones hold,
+    else ``lost``; the reason names what failed ('' when trusted)."""
+    cal = calibration or CALIBRATION
+    strict = cal.trusted.failures(f)
+    if not strict:
+        return TRUSTED, ""
+    loose = cal.uncertain.failures(f)
+    if not loose:
+        return UNCERTAIN, "; ".join(strict)
+    return LOST, "; ".join(loose)
+
+
+def rank(state: str) -> int:
+    return {TRUSTED: 2, UNCERTAIN: 1, LOST: 0}[state]
+
+
+# ---- calibration ----
+
+_FIELDS = ("rms_mm", "inlier_fraction", "conditioning", "log_scale", "moved_mm", "turned_deg")
+_UPPER = {"rms_mm", "log_scale", "moved_mm", "turned_deg"}  # limits that are maxima (others are minima)
+
+
+def _matrix(rows: list[dict]) -> np.ndarray:
+    x = np.array([[r[k] for k in _FIELDS] for r in rows], float)
+    return np.nan_to_num(x, nan=np.inf, posinf=np.inf)
+
+
+def _fit_limits(x: np.ndarray, tre: np.ndarray, max_tre: float, n_grid: int = 40) -> TrustLimits:
+    """Limits that accept as many rows as possible while accepting none with ``tre`` > ``max_tre``.
+
+    Greedy, on per-feature quantile grids (an exhaustive search over six features is too slow): from limits
+    that accept everything, tighten the one limit that drops the most bad rows per good row lost until no bad
+    row is left, then loosen any limit that can be loosened without letting a bad row back in."""
+    good = tre <= max_tre
+    grids = []
+    for j, name in enumerate(_FIELDS):
+        col = x[:, j]
+        finite = col[np.isfinite(col)]
+        grid = np.unique(np.quantile(finite, np.linspace(0, 1, n_grid + 1))) if len(finite) else np.zeros(1)
+        # tight -> loose, from a limit no row passes to one every row passes
+        if name in _UPPER:
+            grid = np.concatenate([[-np.inf], grid, [np.inf]])        # ascending maxima
+        else:
+            grid = np.concatenate([[np.inf], grid[::-1], [-np.inf]])  # descending minima
+        grids.append(grid)
+
+    def accepted(p):
+        ok = np.ones(len(x), bool)
+        for j, name in enumerate(_FIELDS):
+            v = grids[j][p[j]]
+            ok &= (x[:, j] <= v) if name in _UPPER else (x[:, j] >= v)
+        return ok
+
+    pos = [len(g) - 1 for g in grids]
+    ok = accepted(pos)
+    while (ok & ~good).any():
+        best = None
+        for j in range(len(_FIELDS)):
+            for k in range(pos[j]):
+                trial = pos.copy()
+                trial[j] = k
+                t = accepted(trial)
+                bad_gone = int((ok & ~good & ~t).sum())
+                if bad_gone:
+                    score = bad_gone / (int((ok & good & ~t).sum()) + 1)
+                    if best is None or score > best[0]:
+                        best = (score, trial)
+        if best is None:  # cannot happen: the first grid value of each limit rejects every row
+            break
+        pos = best[1]
+        ok = accepted(pos)
+    improved = True
+    while improved:
+        improved = False
+        for j in range(len(_FIELDS)):
+            for k in range(len(grids[j]) - 1, pos[j], -1):
+                trial = pos.copy()
+                trial[j] = k
+                t = accepted(trial)
+                if not (t & ~good).any() and t.sum() > ok.sum():
+                    pos, ok, improved = trial, t, True
+                    break
+    vals = {name: float(grids[j][pos[j]]) for j, name in enumerate(_FIELDS)}
+    return TrustLimits(max_rms_mm=vals["rms_mm"], min_inlier_fraction=vals["inlier_fraction"],
+                       min_conditioning=vals["conditioning"], max_log_scale=vals["log_scale"],
+                       max_moved_mm=vals["moved_mm"], max_turned_deg=vals["turned_deg"])
+
+
+# Physical bounds the data-fitted limits may not exceed (a few dozen frames per scenario do not show every way
+# a fit fails): the motion model allows 8 mm / 8 deg per frame, a fit that needed the ICP's scale bound
+# (log 1.5 = 0.405) did not find the scale, and a cloud in a tube (conditioning < 0.01) can slide along it.
+TRUSTED_CAPS = {"max_moved_mm": 8.0, "max_turned_deg": 8.0, "max_log_scale": 0.3, "min_conditioning": 0.01}
+UNCERTAIN_CAPS = {"max_moved_mm": 12.0, "max_turned_deg": 12.0, "max_log_scale": 0.39}
+
+
+def _capped(limits: TrustLimits, caps: dict) -> TrustLimits:
+    return replace(limits, **{k: (max if k.startswith("min_") else min)(getattr(limits, k), v)
+                              for k, v in caps.items()})
+
+
+def calibrate(rows: list[dict], margin_mm: float = 1.0, uncertain_margin_mm: float = 5.0) -> TrustCalibration:
+    """Limits from rows holding the :class:`TrustFeatures` fields and the frame's true ``tre_mm``: fitted so
+    that no row above ``TRUSTED_TRE_MM - margin_mm`` (``UNCERTAIN_TRE_MM - uncertain_margin_mm``) passes,
+    then held within the physical caps."""
+    x, tre = _matrix(rows), np.array([r["tre_mm"] for r in rows], float)
+    trusted = _capped(_fit_limits(x, tre, TRUSTED_TRE_MM - margin_mm), TRUSTED_CAPS)
+    uncertain = _capped(_fit_limits(x, tre, UNCERTAIN_TRE_MM - uncertain_margin_mm), UNCERTAIN_CAPS)
+    # classify() tests the trusted limits first, so each set only has to hold on its own rows
+    return TrustCalibration(trusted, uncertain, source=f"{len(rows)} calibration registrations")
+
+
+def evaluate(rows: list[dict], calibration: TrustCalibration | None = None) -> dict:
+    """Share of rows per state and the worst TRE in each state (how the limits do on ``rows``)."""
+    states = [classify(TrustFeatures(**{k: r[k] for k in _FIELDS}), calibration)[0] for r in rows]
+    out = {"n": len(rows)}
+    for s in STATES:
+        tre = [r["tre_mm"] for r, st in zip(rows, states, strict=False) if st == s]
+        out[s] = {"share": len(tre) / max(len(rows), 1), "max_tre_mm": float(max(tre)) if tre else None}
+    return out

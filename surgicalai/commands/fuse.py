@@ -1,0 +1,40 @@
+"""``surgicalai fuse CLOUD... --poses POSES.npy -o FUSED.ply``: several registered depth frames into one surface.
+
+Each cloud (.ply/.npy, camera frame, mm) is placed with its camera-to-CT pose (``POSES.npy``: (N, 4, 4), one
+per cloud, in order; e.g. from tracking) and points in the same ``--voxel`` cell are averaged. The fused cloud
+(.ply, .vtk or .vtp, CT RAS mm) can then be registered or shown as a model.
+"""
+from __future__ import annotations
+
+HELP = "fuse several registered depth clouds (.ply/.npy + camera-to-CT poses) into one surface cloud"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("clouds", nargs="+", help="point clouds in the camera frame, mm (.ply or .npy)")
+    parser.add_argument("--poses", required=True, help=".npy of shape (N, 4, 4): camera-to-CT pose of each cloud")
+    parser.add_argument("--voxel", type=float, default=1.0, help="cell size in mm (default 1)")
+    parser.add_argument("--min-frames", type=int, default=1, help="keep cells seen in at least this many frames")
+    parser.add_argument("-o", "--output", required=True, help="fused cloud: .ply, .vtk or .vtp")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+
+    from SurgicalAICore.errors import InputError
+    from SurgicalDepthLib.registration.files import read_points_file
+    from SurgicalDepthLib.registration.fusion import fuse_clouds, write_fused
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".ply", ".vtk", ".vtp"):
+        raise InputError(f"Output format '{out.suffix}' is not supported: use .ply, .vtk or .vtp.")
+    poses = read_points_file(args.poses, "poses") if args.poses.endswith(".npy") else None
+    if poses is None or poses.ndim != 3 or poses.shape[1:] != (4, 4):
+        raise InputError("--poses must be a .npy file of shape (N, 4, 4), one camera-to-CT pose per cloud.")
+    clouds = [read_points_file(c, "point cloud") for c in args.clouds]
+    fused = fuse_clouds(clouds, list(poses), voxel_mm=args.voxel, min_frames=args.min_frames)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_fused(fused, out)
+    print(f"fused {fused.n_frames} frames ({sum(len(c) for c in clouds)} points) into {len(fused.points)} "
+          f"surfels of {args.voxel:g} mm -> {out}")
+    return 0
