@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from .errors import InputError, SurgicalAIError
 from .image_io import IMAGE_SUFFIXES, has_suffix, publish
 
-RESULT_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", ".mha")
+RESULT_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", ".mha", ".dcm")
 SUMMARY_NAME = "summary.csv"
 
 
@@ -40,12 +40,19 @@ class CaseResult:
         return not self.error
 
 
-def write_result(labels_image: sitk.Image, labels: Sequence[dict], output: Path) -> list[dict]:
-    """Write a label image as ``.seg.nrrd`` (names, colours, terminology) or a label file, plus its
-    statistics CSV beside it; returns the statistics rows."""
+def write_result(labels_image: sitk.Image, labels: Sequence[dict], output: Path, source: Path | None = None,
+                 model_name: str = "SlicerSurgicalAI") -> list[dict]:
+    """Write a label image as ``.seg.nrrd`` (names, colours, terminology), DICOM SEG (``.dcm``, for a
+    DICOM series ``source``) or a label file, plus its statistics CSV beside it; returns the statistics rows."""
     from .statistics import label_statistics, write_statistics_csv
 
-    if output.name.lower().endswith(".seg.nrrd"):
+    if output.name.lower().endswith(".dcm"):
+        from .dicom_seg import write_dicom_seg
+
+        if source is None or not Path(source).is_dir():
+            raise InputError(f"{output.name}: a DICOM SEG is written only for a DICOM series input.")
+        write_dicom_seg(labels_image, labels, source, output, model_name)
+    elif output.name.lower().endswith(".seg.nrrd"):
         from .geometry import array_from_sitk
         from .segmentation_nodes import export_seg_nrrd, new_segmentation_node
 
@@ -110,7 +117,7 @@ def _segment_case(case: str, path: Path, output: Path, models: Any, options: Any
     try:
         loaded = resolve_models(models, getattr(options, "device", "auto"))
         labels_image = segment_image(read_image(path), loaded, options)
-        rows = write_result(labels_image, loaded[0].labels, output)
+        rows = write_result(labels_image, loaded[0].labels, output, source=path, model_name=loaded[0].name)
         result.output = str(output)
         result.volumes_ml = {r["name"]: float(r["volume_ml"]) for r in rows}
     except (SurgicalAIError, OSError, RuntimeError) as error:

@@ -1,7 +1,8 @@
 """``surgicalai segment INPUT... -o OUTPUT``: segment image files or DICOM series folders.
 
 One input: OUTPUT ending in ``.seg.nrrd`` gives a Slicer segmentation (segment names, colours and
-SNOMED-CT terminology); ``.nii.gz``/``.nii``/``.nrrd``/``.mha`` gives a label image. A statistics CSV
+SNOMED-CT terminology); ``.dcm`` a DICOM SEG (for a DICOM series input, with ``highdicom``);
+``.nii.gz``/``.nii``/``.nrrd``/``.mha`` gives a label image. A statistics CSV
 (volume in mL per structure) is written beside it as ``<OUTPUT stem>_statistics.csv``.
 
 Several inputs, or a folder of cases: OUTPUT is a folder that gets ``<case>.seg.nrrd`` (or
@@ -15,21 +16,22 @@ import sys
 from pathlib import Path
 
 HELP = "segment CT/MR image files, DICOM series folders or a folder of cases with a U-Net model"
-OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
+OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("input", nargs="+", help="image file(s) (NIfTI, NRRD, MHA/MHD), DICOM series folder(s), "
                                                  "or a folder of cases")
     parser.add_argument("-o", "--output", required=True,
-                        help="output .seg.nrrd (segmentation) or .nii.gz (label map); a folder for several cases")
+                        help="output .seg.nrrd (segmentation), .nii.gz (label map) or .dcm (DICOM SEG, for a DICOM "
+                             "series input); a folder for several cases")
     parser.add_argument("--model", default=None, help="model folder, nnU-Net v2 result folder or MONAI bundle "
                                                       "(default: the bundled abdomen-ct-unet)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--no-tta", action="store_true", help="no mirroring test-time augmentation (faster)")
     parser.add_argument("--clahe", action="store_true", default=None, help="contrast-limited histogram equalisation")
     parser.add_argument("--denoise", action="store_true", default=None, help="edge-preserving denoising")
-    parser.add_argument("--format", default=".seg.nrrd", choices=(".seg.nrrd", ".nii.gz", ".nrrd", ".mha"),
+    parser.add_argument("--format", default=".seg.nrrd", choices=(".seg.nrrd", ".nii.gz", ".nrrd", ".mha", ".dcm"),
                         help="result format per case in batch mode")
     parser.add_argument("--jobs", type=int, default=1, help="cases segmented at once in batch mode (processes)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,6 +74,7 @@ def _run_batch(args, options) -> int:
 
 def run(args) -> int:
     from .batch import write_result
+    from .errors import InputError
     from .image_io import check_output_path, read_image
     from .progress import tqdm_callback
     from .segmenter import SegmentationOptions, resolve_models, segment_image
@@ -81,13 +84,16 @@ def run(args) -> int:
     if _is_batch(args):
         return _run_batch(args, options)
     output = check_output_path(args.output, OUTPUT_SUFFIXES)
+    if output.name.lower().endswith(".dcm") and not Path(args.input[0]).is_dir():
+        raise InputError(f"{output.name}: a DICOM SEG is written only for a DICOM series input.")
     stats_path = statistics_path_for(output)
     image = read_image(args.input[0])
     models = resolve_models(args.model, args.device)
     progress = None if args.quiet else tqdm_callback("segment")
     labels_image = segment_image(image, models, options, progress=progress,
                                  notify=lambda message: print(f"surgicalai segment: {message}", file=sys.stderr))
-    rows = write_result(labels_image, models[0].labels, output)
+    rows = write_result(labels_image, models[0].labels, output, source=Path(args.input[0]),
+                        model_name=models[0].name)
     found = [r for r in rows if r["voxels"]]
     print(f"segmentation: {output}")
     print(f"statistics:   {stats_path}")
