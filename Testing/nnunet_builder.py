@@ -102,15 +102,17 @@ def _train(configuration: str, root: Path, seed: int, steps: int):
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         data, target = cases[rng.integers(len(cases))]
-        spatial = data.shape[1:]
-        if len(patch) == 2:  # one slice along the first axis, mostly one that shows a structure
+        if len(patch) == 2:  # a batch of slices along the first axis, mostly ones that show a structure
             shown = np.flatnonzero((target[0] > 0).any(axis=(1, 2)))
-            z = rng.choice(shown) if len(shown) and rng.random() < 0.8 else rng.integers(spatial[0])
-            data, target, spatial = data[:, z], target[:, z], spatial[1:]
-        starts = [rng.integers(0, max(s - p, 0) + 1) for s, p in zip(spatial, patch, strict=True)]
-        window = tuple(slice(a, a + p) for a, p in zip(starts, patch, strict=True))
-        x = torch.from_numpy(np.ascontiguousarray(data[(slice(None), *window)]))[None].float()
-        y = torch.from_numpy(np.ascontiguousarray(target[(0, *window)])).long().clamp(min=0)[None]
+            z = rng.choice(shown, 8) if len(shown) else rng.integers(data.shape[1], size=8)
+            x = torch.from_numpy(np.ascontiguousarray(data[:, z].transpose(1, 0, 2, 3))).float()
+            y = torch.from_numpy(np.ascontiguousarray(target[0, z])).long().clamp(min=0)
+            x, y = x[..., : patch[0], : patch[1]], y[..., : patch[0], : patch[1]]
+        else:
+            starts = [rng.integers(0, max(s - p, 0) + 1) for s, p in zip(data.shape[1:], patch, strict=True)]
+            window = tuple(slice(a, a + p) for a, p in zip(starts, patch, strict=True))
+            x = torch.from_numpy(np.ascontiguousarray(data[(slice(None), *window)]))[None].float()
+            y = torch.from_numpy(np.ascontiguousarray(target[(0, *window)])).long().clamp(min=0)[None]
         pad = [q for s, p in zip(reversed(x.shape[2:]), reversed(patch), strict=True) for q in (0, p - s)]
         x, y = torch.nn.functional.pad(x, pad), torch.nn.functional.pad(y, pad)
         loss = dice_ce(network(x), y)
