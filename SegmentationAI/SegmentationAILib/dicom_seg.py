@@ -33,7 +33,7 @@ def _description(entry: dict, number: int, algorithm):
     import highdicom as hd
 
     coded = terminology_of(entry) or {"category": TISSUE, "type": TISSUE}
-    rgb = [int(round(255 * c)) for c in entry["color"]]
+    rgb = [round(255 * float(c)) for c in entry["color"]]
     desc = hd.seg.SegmentDescription(
         segment_number=number, segment_label=str(entry["name"])[:64],
         segmented_property_category=_code(coded["category"]), segmented_property_type=_code(coded["type"]),
