@@ -84,7 +84,7 @@ def test_card_follows_plans_and_dataset(fullres):
     assert sorted(model.card["patch_size"]) == sorted(config["patch_size"])
     assert [(e["value"], e["name"]) for e in model.labels] == [(1, "liver"), (2, "kidney_left")]
     assert model.card["folds"] == ["fold_0", "fold_1"] and model.card["normalization"][0]["type"] == "ct"
-    assert model.card["inference"]["tta_axes"] == [0, 1, 2]
+    assert model.card["mirror_axes_ijk"] == [0, 1, 2] and len(model.network.flips) == 8
     assert "nnU-Net" in model_summary(fullres)
 
 
@@ -155,3 +155,15 @@ def test_wrong_channel_count_is_an_input_error(fullres):
     image, _ = synthetic_case(np.random.default_rng(3), (30, 30, 20), SPACING)
     with pytest.raises(InputError, match="expects 1 input channel"):
         segment_image([image, image], fullres, {"device": "cpu"})
+
+
+def test_checkpoint_best_is_used_where_final_is_absent(fullres, tmp_path):
+    folder = _copy(fullres, tmp_path)
+    for fold in folder.glob("fold_*"):
+        (fold / "checkpoint_final.pth").rename(fold / "checkpoint_best.pth")
+    best = load_segmentation_model(folder, device="cpu")
+    final = load_segmentation_model(fullres, device="cpu")
+    x = torch.randn(1, 1, *reversed(final.card["patch_size"]))
+    with torch.no_grad():
+        assert torch.equal(best.network(x), final.network(x))
+    assert "fold_0/checkpoint_best.pth" in (folder / RECORD_NAME).read_text()

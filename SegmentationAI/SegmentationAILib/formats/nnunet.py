@@ -203,8 +203,10 @@ def _resolved_configuration(plans: dict[str, Any], name: str) -> dict[str, Any]:
     return config
 
 
-def load_nnunet_folder(path: str | Path, device: torch.device, folds: list[str] | None = None):
-    """A :class:`SegmentationModel` from an nnU-Net v2 result folder (all folds found, ensembled)."""
+def load_nnunet_folder(path: str | Path, device: torch.device, folds: list[str] | None = None,
+                       mirror_tta: bool = True):
+    """A :class:`SegmentationModel` from an nnU-Net v2 result folder (all folds found, ensembled; mirrored
+    over the checkpoint's allowed axes unless ``mirror_tta`` is False)."""
     from ..seg_model import SegmentationModel
     from ..terminology import color_for
 
@@ -243,12 +245,14 @@ def load_nnunet_folder(path: str | Path, device: torch.device, folds: list[str] 
         "spacing": [float(s) for s in reversed(_in_kji(spacing, transpose))],
         "patch_size": [int(p) for p in reversed(_in_kji(patch, transpose))],
         "normalization": norms,
-        "inference": {"overlap": 0.5, "blend": "gaussian", "tta": True,
-                      "tta_axes": _axes_ijk(mirror, transpose)},
+        # mirroring happens in the adapter, on logits as nnU-Net does; the shared TTA would average probabilities
+        "inference": {"overlap": 0.5, "blend": "gaussian", "tta": False, "tta_axes": [0, 1, 2]},
+        "mirror_axes_ijk": _axes_ijk(mirror, transpose),
         "folds": [p.parent.name for p, _ in loaded],
         "configuration": configuration,
     }
-    network = AxisOrderedNetwork(networks, order=transpose, two_d=two_d).to(device).eval()
+    mirror_kji = [2 - a for a in card["mirror_axes_ijk"]] if mirror_tta else []
+    network = AxisOrderedNetwork(networks, order=transpose, two_d=two_d, mirror_axes=mirror_kji).to(device).eval()
     return SegmentationModel(card, network, device, folder)
 
 

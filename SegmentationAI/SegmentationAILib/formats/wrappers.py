@@ -20,12 +20,16 @@ class AxisOrderedNetwork(torch.nn.Module):
     ``order[a]`` is the k/j/i axis (0, 1, 2) that the networks see as their spatial axis ``a``. With
     ``two_d`` the networks are 2-D and see slices along their first spatial axis."""
 
-    def __init__(self, networks: Sequence[torch.nn.Module], order: Sequence[int] = (0, 1, 2), two_d: bool = False):
+    def __init__(self, networks: Sequence[torch.nn.Module], order: Sequence[int] = (0, 1, 2), two_d: bool = False,
+                 mirror_axes: Sequence[int] = ()):
         super().__init__()
         self.networks = torch.nn.ModuleList(networks)
         self.order = [int(a) for a in order]
         self.inverse = [self.order.index(a) for a in range(3)]
         self.two_d = bool(two_d)
+        # nnU-Net mirrors inside the prediction and averages logits (not probabilities): k/j/i axes here
+        dims = sorted(2 + int(a) for a in mirror_axes)
+        self.flips = [tuple(d for n, d in enumerate(dims) if mask >> n & 1) for mask in range(2 ** len(dims))]
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         out = None
@@ -36,6 +40,16 @@ class AxisOrderedNetwork(torch.nn.Module):
         return out / len(self.networks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.flips) <= 1:
+            return self._oriented(x)
+        out = None
+        for dims in self.flips:
+            y = self._oriented(torch.flip(x, dims) if dims else x)
+            y = torch.flip(y, dims) if dims else y
+            out = y if out is None else out + y
+        return out / len(self.flips)
+
+    def _oriented(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 1, *(2 + a for a in self.order))
         if self.two_d:
             n, c, d, h, w = x.shape
