@@ -70,6 +70,7 @@ def test_bad_model_stops_before_any_case(cases, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # two spawned processes each import torch and MONAI
 def test_jobs_in_processes_match_one_process(cases, tmp_path):
     _, model, folder = cases
     inputs = [folder / "patient0.nii.gz", folder / "patient1.nii.gz"]
