@@ -21,7 +21,7 @@ SPACING = (2.5, 1.0, 1.0)  # the plans' spacing (x coarse: nnU-Net transposes it
 
 @pytest.fixture(scope="session")
 def nnunet_root(tmp_path_factory):
-    """nnU-Net's fingerprint, planner and preprocessor on 3 small cases, then 2 folds x 40 steps (~10 s alone)."""
+    """nnU-Net's fingerprint, planner and preprocessor on 3 small cases, then 2 folds x 40 training steps of a 4-16 feature network."""
     root = tmp_path_factory.mktemp("nnunet")
     build_result_folder(root, "3d_fullres", folds=(0, 1))
     return root
