@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SURGICALAI_VENV:-$root/.venv}"
 py="${PYTHON:-python3}"
 stamp="$venv/.surgicalai-installed"
-want="$(sha256sum "$root/pyproject.toml" | cut -c1-16)"
+want="$(cat "$root/pyproject.toml" "$root/scripts/setup.sh" | sha256sum | cut -c1-16)"
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating virtual environment in $venv"
@@ -18,6 +18,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q "torch==2.13.0"
   "$venv/bin/python" -m pip install -q -e "$root[dev]"
+  # nnU-Net parity tests: nnunetv2 and its network library without their timm/torchvision dependency (PyPI's
+  # torchvision cannot be imported beside the CPU build of torch); their other dependencies as usual.
+  "$venv/bin/python" -m pip install -q --no-deps "nnunetv2==2.8.1" "dynamic-network-architectures==0.4.4"
+  "$venv/bin/python" -m pip install -q "acvl-utils==0.2.6" "batchgenerators==0.25.5" "batchgeneratorsv2==0.3.6" \
+    "blosc2==4.15.0" "einops==0.8.2" "graphviz==0.21" "imagecodecs==2026.3.6" "nibabel==5.4.2" "pandas==3.1.1" \
+    "scikit-image==0.26.0" "scikit-learn==1.9.1" "seaborn==0.13.2" "tifffile==2026.3.3" "yacs==0.1.8"
   echo "$want" > "$stamp"
 fi
 

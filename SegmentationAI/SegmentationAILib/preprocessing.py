@@ -65,6 +65,7 @@ def resample_to_spacing(image: sitk.Image, spacing: Sequence[float], interpolato
     """``image`` on a grid with the same origin and direction, covering the same extent, at ``spacing``."""
     old_spacing = np.array(image.GetSpacing(), float)
     new_spacing = np.array(spacing, float)
+    new_spacing = np.where(new_spacing > 0, new_spacing, old_spacing)  # 0: keep (2-D models' slice axis)
     if np.allclose(old_spacing, new_spacing, rtol=1e-4):
         return image
     old_size = np.array(image.GetSize(), float)
@@ -117,6 +118,8 @@ def normalize(array: np.ndarray, norm: Mapping[str, Any]) -> np.ndarray:
         out = np.zeros_like(array)
         out[mask] = (values - float(values.mean())) / std
         return out
+    if kind == "zscore":
+        return ((array - float(array.mean())) / max(float(array.std()), 1e-8)).astype(np.float32)
     return array.copy()
 
 
@@ -150,6 +153,8 @@ def prepare_input(channels: List[sitk.Image], card: Mapping[str, Any], clahe: bo
                          f"got {len(channels)}.")
     for n, image in enumerate(channels):
         check_image(image, "The input volume" if expected == 1 else f"Input channel '{card['channels'][n]}'")
+    if card.get("orientation"):  # models trained on reoriented arrays (MONAI bundles' Orientationd)
+        channels = [sitk.DICOMOrient(image, str(card["orientation"])) for image in channels]
     first = sitk.Cast(channels[0], sitk.sitkFloat32)
     grid = resample_to_spacing(first, card["spacing"], sitk.sitkLinear, default_value=_background(first))
     arrays = []

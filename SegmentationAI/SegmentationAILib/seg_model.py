@@ -17,6 +17,7 @@ import torch
 from SurgicalAICore.errors import InputError, ModelError
 from SurgicalAICore.model_folder import (CardSchema, ModelFolder, load_weights, read_model_folder, validate_card,
                            write_model_folder)
+from SurgicalAICore.terminology import check_terminology
 
 DEFAULT_MODEL_NAME = "abdomen-ct-unet"
 
@@ -29,7 +30,7 @@ SEG_SCHEMA = CardSchema(
     optional={"preprocessing": dict, "postprocessing": dict, "inference": dict},
 )
 
-_NORM_TYPES = ("ct", "zscore_foreground", "none")
+_NORM_TYPES = ("ct", "zscore_foreground", "zscore", "none")
 _ARCH_KEYS = {"name", "spatial_dims", "channels", "strides", "num_res_units", "norm", "dropout"}
 _PRE_KEYS = {"clahe": bool, "denoise": bool}
 _POST_KEYS = {"largest_component", "fill_holes"}
@@ -49,8 +50,12 @@ def _check_labels(labels: List[Any], where: Any) -> None:
         raise _bad(where, "'labels' is empty; a segmentation model needs at least one structure.")
     values = []
     for entry in labels:
-        if not isinstance(entry, dict) or set(entry) != {"value", "name", "color"}:
-            raise _bad(where, "each label must be {\"value\": int, \"name\": str, \"color\": [r, g, b]}.")
+        if not isinstance(entry, dict) or not {"value", "name", "color"} <= set(entry) <= {
+                "value", "name", "color", "terminology"}:
+            raise _bad(where, "each label must be {\"value\": int, \"name\": str, \"color\": [r, g, b]} "
+                              "(optionally \"terminology\").")
+        if "terminology" in entry:
+            check_terminology(entry["terminology"], where)
         value, name, color = entry["value"], entry["name"], entry["color"]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _bad(where, f"label value {value!r} must be an integer >= 1 (0 is background).")
@@ -247,10 +252,14 @@ def _check_outputs(network: torch.nn.Module, card: Mapping[str, Any], folder: Pa
 def load_segmentation_model(path: Union[str, Path, None] = None, device: Union[str, torch.device] = "auto") -> SegmentationModel:
     """Load and check a segmentation model folder (``None``: the bundled default model)."""
     from SurgicalAICore.device import select_device
+    from SegmentationAILib.formats.loaders import find_loader
 
     folder = Path(path) if path is not None else default_model_path()
     if path is not None and not str(path).strip():
         raise ModelError("No model folder was given.")
+    foreign = find_loader(folder)  # nnU-Net result folders, MONAI bundles (formats/)
+    if foreign is not None:
+        return foreign.load(folder, device if isinstance(device, torch.device) else select_device(device))
     model = read_model_folder(folder, SEG_SCHEMA)
     validate_seg_card(model.card, folder / "model.json")
     dev = device if isinstance(device, torch.device) else select_device(device)
@@ -306,6 +315,11 @@ def model_summary(path: Union[str, Path, None] = None) -> str:
     folder = Path(path) if path else default_model_path()
     if path is not None and not str(path).strip():
         return "Choose a model folder."
+    from SegmentationAILib.formats import find_loader
+
+    foreign = find_loader(folder)
+    if foreign is not None:
+        return f"{folder.name}: a {foreign.name} (checked when loaded)."
     try:
         model = read_model_folder(folder, SEG_SCHEMA)
         validate_seg_card(model.card, folder / "model.json")

@@ -19,6 +19,7 @@ from SurgicalAICore.errors import InputError
 from SurgicalAICore.atomic import publish
 from SurgicalAICore.mrml.volumes import image_data_from_array
 from SurgicalAICore.mrml.transforms import numpy_from_vtk_matrix, vtk_matrix_from_numpy
+from SurgicalAICore.terminology import slicer_terminology_string, terminology_of
 
 BINARY = "Binary labelmap"
 SURFACE = "Closed surface"
@@ -95,6 +96,9 @@ def new_segmentation_node(label_array: np.ndarray, ijk_to_ras: np.ndarray, label
         segment.SetName(str(entry["name"]))
         segment.SetColor(*[float(c) for c in entry["color"]])
         segment.SetLabelValue(int(entry["value"]))
+        coded = terminology_of(entry)
+        if coded is not None:  # Slicer's terminology tag; .seg.nrrd and DICOM SEG carry it
+            segment.SetTerminology(slicer_terminology_string(coded))
         segment.AddRepresentation(BINARY, shared)
         segmentation.AddSegment(segment, segment_id_for(str(entry["name"])))
     if closed_surface:
