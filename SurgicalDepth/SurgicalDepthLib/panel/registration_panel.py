@@ -17,13 +17,26 @@ from SurgicalAICore.mrml.transforms import get_matrix
 from SurgicalAICore.mrml.views import show_in_slice_views
 from SurgicalAICore.panel.jobs import error_message
 from SurgicalAICore.panel.parameters import Param, ParameterStore
-from SurgicalDepthLib.registration.initial_pose import INITIALISER_LABELS
 
 MODULE = "SurgicalDepth"
 
-# the registration wing's table of start poses, as the choice the panel, the web face and the CLI share
-InitMethod = enum.Enum("InitMethod", {key.replace("-", "_").upper(): key for key in INITIALISER_LABELS},
-                       type=str)
+
+class InitMethod(str, enum.Enum):
+    """The start poses of ``registration.initial_pose.INITIALISER_LABELS`` (which imports torch, so the
+    panel cannot read it before the dependencies are confirmed; a test keeps the two equal)."""
+
+    CURRENT = "current"
+    TRACKING = "tracking"
+    LANDMARKS = "landmarks"
+    GLOBAL = "global"
+    GLOBAL_FULL = "global-full"
+
+
+def init_method_labels() -> dict:
+    """Display label per choice (imports the registration wing: call once dependencies are in)."""
+    from SurgicalDepthLib.registration.initial_pose import INITIALISER_LABELS
+
+    return {InitMethod(key): label for key, label in INITIALISER_LABELS.items()}
 
 
 class TargetType(str, enum.Enum):
