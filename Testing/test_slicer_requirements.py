@@ -66,3 +66,31 @@ def test_first_run_installs_what_is_missing_and_a_failed_install_raises():
     state["missing"] = ["scipy>=1.12"]
     with pytest.raises(RuntimeError, match="no matching"):  # the face catches it and shows one line
         ensure_dependencies(lambda _text: True, failing, torch, lambda: state["missing"])
+
+
+def test_dependency_gate_builds_after_install_or_says_restart():
+    from SurgicalAICore.panel.first_run import DependencyGate
+
+    state = {"missing": ["scipy>=1.12"]}
+
+    def pip_install(_specs):
+        state["missing"] = []
+
+    gate = DependencyGate(lambda: state["missing"], modules=("json",))
+    assert not gate.check() and "scipy>=1.12" in gate.message
+    assert not gate.install(lambda _text: False, pip_install) and not gate.ready  # declined
+    assert gate.install(lambda _text: True, pip_install) and gate.ready and gate.message == ""
+
+    state["missing"] = ["scipy>=1.12"]
+    broken = DependencyGate(lambda: state["missing"], modules=("surgicalai_no_such_module",))
+    assert not broken.install(lambda _text: True, pip_install)
+    assert broken.restart_needed and "restart 3D Slicer" in broken.message
+
+    state["missing"] = ["scipy>=1.12"]
+    failing = DependencyGate(lambda: state["missing"])
+
+    def pip_fails(_specs):
+        raise RuntimeError("pip: no matching distribution for scipy>=1.12\nmore lines")
+
+    assert not failing.install(lambda _text: True, pip_fails)
+    assert failing.message == "Installing Python packages failed: RuntimeError: pip: no matching distribution for scipy>=1.12"
