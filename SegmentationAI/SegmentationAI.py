@@ -155,7 +155,7 @@ class SegmentationAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             widget.enabled = not running
         self.ui.applyButton.text = "Cancel" if running else "Apply"
         self.ui.applyButton.enabled = running or (panel.can_apply and not self.trainSection.running)
-        self.ui.progressBar.value = int(round(100 * panel.job.fraction))
+        self.ui.progressBar.value = round(100 * panel.job.fraction)
         self.ui.statusLabel.text = panel.job.message
         self.trainSection.updateView()
 

@@ -51,8 +51,9 @@ class TrainPanel:
         """(volumes, segmentation) per case, as the scene holds them."""
         values = self.params.values()
         seconds = values["caseSecondVolumes"]
+        pairs = zip(values["caseVolumes"], values["caseSegmentations"], strict=False)
         return [([volume] + ([seconds[i]] if seconds else []), segmentation)
-                for i, (volume, segmentation) in enumerate(zip(values["caseVolumes"], values["caseSegmentations"]))]
+                for i, (volume, segmentation) in enumerate(pairs)]
 
     def add_case(self, volume, segmentation, second=None) -> None:
         if volume is None or segmentation is None:
@@ -116,7 +117,8 @@ class TrainPanel:
             else LabelMapping.identity(cases)
         self.job = TrainingJob(cases, mapping, values["outputFolder"], self.settings(),
                                init_model=values["finetuneFolder"] or None, resume=values["resume"])
-        self.fraction, self.message, self.epochs, self.model_path, self.error = 0.0, "Preparing the cases...", [], None, None
+        self.fraction, self.message, self.epochs = 0.0, "Preparing the cases...", []
+        self.model_path = self.error = None
         self.job.start()
         return self.job
 

@@ -55,7 +55,8 @@ class TrainSection:
         self.panel.shutdown()
 
     def cleanup(self):
-        self.shutdown()
+        self.timer.stop()
+        self.panel.shutdown()
         self.binding.release()
 
     # ---- view ----
@@ -69,7 +70,7 @@ class TrainSection:
         for widget in (self.ui.addCaseButton, self.ui.removeCaseButton, self.ui.outputPathEdit,
                        self.ui.finetunePathEdit, self.ui.resumeCheckBox):
             widget.enabled = not running
-        self.ui.trainProgressBar.value = int(round(100 * self.panel.fraction))
+        self.ui.trainProgressBar.value = round(100 * self.panel.fraction)
         self.ui.trainStatusLabel.text = self.panel.message or "Idle."
 
     def showCurves(self):

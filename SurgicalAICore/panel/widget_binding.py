@@ -26,21 +26,23 @@ class WidgetBinding:
         choices (``labels``: display text per member, else the member's value)."""
         param = self.store.params[name]
         self.widgets[name] = widget
+        # signals by their full signature: several are overloaded (Qt picks no overload for Python)
         if hasattr(widget, "setCurrentNode"):
-            widget.currentNodeChanged.connect(lambda node: self.store.set(name, node))
+            widget.connect("currentNodeChanged(vtkMRMLNode*)", lambda node: self.store.set(name, node))
         elif hasattr(widget, "currentPathChanged"):
-            widget.currentPathChanged.connect(lambda path: self.store.set(name, path))
+            widget.connect("currentPathChanged(QString)", lambda path: self.store.set(name, path))
         elif _is_enum(param.kind):
             widget.clear()
             for member in param.kind:
                 widget.addItem((labels or {}).get(member, str(member.value)), member.value)
-            widget.currentIndexChanged.connect(lambda index: self.store.set(name, widget.itemData(index)))
+            widget.connect("currentIndexChanged(int)", lambda index: self.store.set(name, widget.itemData(index)))
         elif param.kind is bool:
-            widget.toggled.connect(lambda checked: self.store.set(name, bool(checked)))
+            widget.connect("toggled(bool)", lambda checked: self.store.set(name, bool(checked)))
         elif param.kind in (int, float):
-            widget.valueChanged.connect(lambda value: self.store.set(name, param.kind(value)))
+            signature = "valueChanged(int)" if param.kind is int else "valueChanged(double)"
+            widget.connect(signature, lambda value: self.store.set(name, param.kind(value)))
         else:
-            widget.textChanged.connect(lambda text: self.store.set(name, text))
+            widget.connect("textChanged(QString)", lambda text: self.store.set(name, text))
         self._show(name)
 
     def _show(self, name: str) -> None:
