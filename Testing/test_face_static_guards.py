@@ -195,3 +195,16 @@ def test_sequence_source_reads_the_scene_only_when_opened(scene):
     sequence.RemoveAllDataNodes()  # were the thread to read the nodes, it would find none
     frames = list(source)
     assert [f.rgb[0, 0, 0] for f in frames] == [0, 10, 20] and [f.timestamp_s for f in frames] == [0.0, 0.1, 0.2]
+
+
+def test_extension_metadata_points_at_files_that_exist():
+    """The icon and screenshot URLs in the top CMakeLists name files of this repository; LICENSE is there."""
+    import re
+
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    urls = re.findall(r'set\(EXTENSION_(?:ICONURL|SCREENSHOTURLS) "([^"]+)"\)', cmake)
+    assert len(urls) == 2
+    for url in urls:
+        for single in url.split():
+            assert (ROOT / single.split("/main/", 1)[1]).is_file(), single
+    assert "Apache License" in (ROOT / "LICENSE").read_text()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from SurgicalAICore.panel.choices import Device, values
+
 HELP = "segment a CT/MR image file or DICOM series folder with a U-Net model"
 OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 
@@ -17,7 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("input", help="image file (NIfTI, NRRD, MHA/MHD) or DICOM series folder")
     parser.add_argument("-o", "--output", required=True, help="output .seg.nrrd (segmentation) or .nii.gz (label map)")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled abdomen-ct-unet)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--device", default="auto", choices=values(Device), help="auto, cpu, cuda or mps")
     parser.add_argument("--no-tta", action="store_true", help="no mirroring test-time augmentation (faster)")
     parser.add_argument("--clahe", action="store_true", default=None, help="contrast-limited histogram equalisation")
     parser.add_argument("--denoise", action="store_true", default=None, help="edge-preserving denoising")

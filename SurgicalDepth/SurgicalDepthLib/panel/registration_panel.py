@@ -151,10 +151,10 @@ class RegistrationPanel:
         try:
             cloud, transform = self.cloud_and_transform()
             poly = cloud.GetPolyData()
-            stamp = (id(poly), poly.GetMTime())
-            if stamp == self._last_cloud:
+            # hold the polydata itself: a VTK object's Python wrapper (and so its id) is not stable otherwise
+            if self._last_cloud is not None and self._last_cloud[0] is poly and self._last_cloud[1] == poly.GetMTime():
                 return None
-            self._last_cloud = stamp
+            self._last_cloud = (poly, poly.GetMTime())
             result = self.session.track(cloud, transform, scale=self.params.get("scale"))
             self._after_pose(result)
             return result
