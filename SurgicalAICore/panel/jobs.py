@@ -37,7 +37,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._cancel: CancelToken | None = None
         self._apply: Callable[[Any], Any] | None = None
-        self._outcome: tuple[str, Any] | None = None  # ("result", value) or ("error", exception)
+        self._box: dict = {}  # this job's outcome: ("result", value) or ("error", exception) under "outcome"
         self.name = ""
         self.fraction = 0.0
         self.message = ""
@@ -54,14 +54,16 @@ class JobRunner:
         if self.running:
             raise SurgicalAIError(f"{self.name or 'A job'} is still running: wait for it or cancel it first.")
         self._cancel = CancelToken()
-        self._apply, self._outcome = apply, None
+        # each job writes into its own box: a worker abandoned by shutdown() cannot touch a later job
+        self._apply, self._box = apply, {}
         self.name, self.fraction, self.message, self.error, self.result = name, 0.0, "Starting...", None, None
-        cancel = self._cancel
+        cancel, box = self._cancel, self._box
 
         def progress(fraction: float, message: str) -> None:
             cancel.raise_if_cancelled()
             with self._lock:
-                self.fraction, self.message = float(fraction), message
+                if self._box is box:
+                    self.fraction, self.message = float(fraction), message
 
         def run() -> None:
             try:
@@ -69,7 +71,7 @@ class JobRunner:
             except BaseException as error:  # reported by poll() on the caller's thread
                 outcome = ("error", error)
             with self._lock:
-                self._outcome = outcome
+                box["outcome"] = outcome
 
         self._thread = threading.Thread(target=run, name=f"SurgicalAI {name}", daemon=True)
         self._thread.start()
@@ -85,7 +87,7 @@ class JobRunner:
         if self._thread is None:
             return False
         with self._lock:
-            outcome = self._outcome
+            outcome = self._box.get("outcome")
         if outcome is None:
             return False
         self._thread.join()
@@ -123,4 +125,4 @@ class JobRunner:
             if self._cancel is not None:
                 self._cancel.cancel()
             self._thread.join(timeout)
-            self._thread = None
+            self._thread, self._box = None, {}
