@@ -71,6 +71,7 @@ def test_live_on_a_recorded_sequence_then_failure_leaves_it_stopped(scene, frame
     assert live_cloud is panel.session.output.cloud_node
     panel.stop_live()
     assert not panel.live_running and panel.live_message.startswith("Stopped")
+    assert panel.status()["live_message"] == panel.live_message and " fps | " in panel.status()["stats"]
 
     panel.params.update(sourceType=SourceType.FILE, videoFile="")
     with pytest.raises(Exception, match="Choose the file"):

@@ -68,6 +68,7 @@ def test_registration_story_register_track_fail_overlay_reload(scene, tmp_path):
     _set_points(cloud, np.c_[rng.normal(size=(200, 2)), np.zeros(200)])  # a planar cloud cannot be tracked
     assert panel.poll() is None
     assert not panel.tracking and panel.message.startswith("Tracking stopped:") and "\n" not in panel.message
+    assert panel.status()["tracking"] is False and panel.status()["message"] == panel.message
 
     pose = np.eye(4)
     pose[:3, 3] = [0, 0, -150.0]

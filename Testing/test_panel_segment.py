@@ -45,6 +45,8 @@ def test_segment_story_cancel_rerun_save_reload(scene, sample_ct_path, snapshot,
     assert {"liver", "vertebrae"} <= names
     assert statistics_table_of(node).GetNumberOfRows() == len(names)
     assert panel.job.message.startswith("Done:")
+    assert panel.status() == {"running": False, "fraction": 1.0, "message": panel.job.message, "error": None,
+                              "can_apply": True, "notes": []}
 
     path = save_scene_bundle(scene, tmp_path / "story.mrb")
     reloaded = load_scene_bundle(path)

@@ -53,6 +53,8 @@ def test_train_story_stop_restart_finish_save_reload(scene, tmp_path):
     assert _wait(panel, lambda: not panel.running)
     assert panel.error is None and panel.model_path == str(output) and (output / "model.json").is_file()
     assert panel.curves_path is not None and panel.message.startswith("Model written")
+    status = panel.status()
+    assert status["model_path"] == str(output) and not status["running"] and status["epochs"] >= 1
 
     reloaded = load_scene_bundle(save_scene_bundle(scene, tmp_path / "train.mrb"))
     again = TrainPanel(reloaded)

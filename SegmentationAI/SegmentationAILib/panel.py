@@ -109,6 +109,9 @@ class SegmentPanel:
         self.job.message = f"Done: '{node.GetName()}', {found} of {len(rows)} structures found."
         return node
 
+    def status(self) -> dict:
+        return {**self.job.status(), "can_apply": self.can_apply, "notes": list(self.notes)}
+
     def cancel(self) -> None:
         self.job.cancel()
 

@@ -149,6 +149,10 @@ class TrainPanel:
                 self.message = self.error
         return events
 
+    def status(self) -> dict:
+        return {"running": self.running, "fraction": self.fraction, "message": self.message, "error": self.error,
+                "epochs": len(self.epochs), "model_path": self.model_path, "cases": self.case_labels()}
+
     @property
     def curves_path(self):
         return self.job.curves_path if self.job is not None and self.job.curves_path.is_file() else None

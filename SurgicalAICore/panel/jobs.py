@@ -108,6 +108,10 @@ class JobRunner:
                 logging.error("%s failed", self.name or "job", exc_info=value)
         return True
 
+    def status(self) -> dict:
+        """What any view shows of the job (the web face serialises this)."""
+        return {"running": self.running, "fraction": self.fraction, "message": self.message, "error": self.error}
+
     def wait(self, timeout: float = 60.0, poll_s: float = 0.01) -> bool:
         """Poll until the job is done (tests, scripts, self-tests); False on timeout."""
         end = time.monotonic() + timeout

@@ -199,6 +199,10 @@ class DepthPanel:
         self.stats = stats
         return stats
 
+    def status(self) -> dict:
+        return {**self.job.status(), "live_running": self.live_running, "live_message": self.live_message,
+                "stats": self.stats.text() if self.stats is not None else ""}
+
     def cancel(self) -> None:
         self.job.cancel()
 

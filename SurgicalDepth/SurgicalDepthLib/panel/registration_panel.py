@@ -198,5 +198,9 @@ class RegistrationPanel:
         show_in_slice_views(self.scene, node, {"Yellow": self.depth.params.get("depthNode")})
         return node
 
+    def status(self) -> dict:
+        return {"tracking": self.tracking, "message": self.message, "quality": self.quality_text,
+                "trusted": self.trusted}
+
     def shutdown(self) -> None:
         self.stop_tracking()
