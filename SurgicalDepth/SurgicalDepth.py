@@ -233,6 +233,8 @@ class SurgicalDepthTest(ScriptedLoadableModuleTest):
             self.skipTest(f"this Slicer lacks the module's Python packages ({gate.message})")
         self.setUp()
         self.test_process_all_then_live_on_the_sequence()
+        self.setUp()
+        self.test_register_a_recorded_cloud()
 
     def _frames_folder(self):
         import os
@@ -277,3 +279,44 @@ class SurgicalDepthTest(ScriptedLoadableModuleTest):
         self.assertTrue(stats is not None and stats.shown > 0)
         self.assertFalse(panel.live_running)
         self.delayDisplay("Depth stories passed")
+
+    def test_register_a_recorded_cloud(self):
+        import numpy as np
+        import vtk
+        from vtk.util import numpy_support
+
+        from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
+        from SurgicalAICore.mrml.transforms import get_matrix
+        from SurgicalDepthLib.panel.depth_panel import DepthPanel
+        from SurgicalDepthLib.panel.registration_panel import RegistrationPanel
+        from SurgicalDepthLib.registration import shapes
+        from SurgicalDepthLib.registration.icp import pose_error
+
+        scene = slicer.mrmlScene
+        k, j, i = np.mgrid[0:48, 0:48, 0:48].astype(float)
+        labels = np.zeros((48, 48, 48), np.uint8)
+        labels[np.sqrt((i - 20) ** 2 + (j - 22) ** 2 + (k - 24) ** 2) <= 12] = 1
+        labels[30:40, 8:20, 26:42] = 2
+        ijk_to_ras = np.diag([1.5, 1.5, 1.5, 1.0])
+        ijk_to_ras[:3, 3] = -36.0
+        info = [{"value": 1, "name": "ball", "color": [1, 0, 0]}, {"value": 2, "name": "box", "color": [0, 0, 1]}]
+        segmentation = add_segmentation_to_scene(scene, new_segmentation_node(labels, ijk_to_ras, info,
+                                                                              closed_surface=False))
+        depth = DepthPanel(scene)
+        panel = RegistrationPanel(scene, depth)
+        panel.params.update(targetSegmentation=segmentation, showOverlay=False)
+        view = shapes.visible_patch(panel.ensure_target().points, (0.3, 0.2, -1.0), 0.5)
+        truth = shapes.perturbation(6, 4, view.mean(0), np.random.default_rng(0))
+        points = vtk.vtkPoints()
+        points.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(shapes.apply(np.linalg.inv(truth), view)),
+                                                  deep=True))
+        poly = vtk.vtkPolyData()
+        poly.SetPoints(points)
+        cloud = scene.AddNewNodeByClass("vtkMRMLModelNode", "cloud")
+        cloud.SetAndObservePolyData(poly)
+        transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "camera to RAS")
+        depth.params.update(cloudNode=cloud, resultTransform=transform)
+        panel.register()
+        self.assertLess(max(pose_error(get_matrix(transform), truth)[:2]), 0.3)
+        self.assertTrue(panel.trusted)
+        self.delayDisplay("Registration story passed")
