@@ -155,7 +155,7 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = busy
         self.ui.sourceTypeComboBox.enabled = not busy
         self.ui.progressBar.value = round(100 * panel.job.fraction)
-        self.ui.statusLabel.text = panel.job.message if busy or not live else panel.live_message
+        self.ui.statusLabel.text = panel.job.message if busy else (panel.live_message or panel.job.message)
         camera = panel.session.camera
         if camera is not None:
             self.ui.cameraStatusLabel.text = (

@@ -113,6 +113,7 @@ class DepthPanel:
             self.job.message = result.summary()
             return result
 
+        self.live_message = ""  # the status shows this job's messages now
         return self.job.start(work, apply, name="Calibration")
 
     # ---- live ----
@@ -162,6 +163,7 @@ class DepthPanel:
                                     commit_scene=False)
             return estimator, summary
 
+        self.live_message = ""
         return self.job.start(work, lambda done: self._commit_recorded(key, transform, *done), name="Depth")
 
     def _commit_recorded(self, key, transform, estimator, summary):
