@@ -64,8 +64,8 @@ def test_what_a_face_imports_before_building_pulls_nothing_heavy():
             "import SurgicalDepthLib.panel.depth_panel, SurgicalDepthLib.panel.registration_panel\n"
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY)!r})))\n")
     env = {"PYTHONPATH": f"{ROOT}:{ROOT / 'SegmentationAI'}:{ROOT / 'SurgicalDepth'}", "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
-                         timeout=120)
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                         encoding="utf-8", errors="replace", env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]", f"imported before the dependencies are confirmed: {run.stdout}"
 

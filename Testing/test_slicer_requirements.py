@@ -24,7 +24,8 @@ def test_requirements_resolve_to_wheels_for_the_supported_pythons(python, system
                "-r", str(requirements_path())]
     for platform in PLATFORMS[system]:
         command += ["--platform", platform]
-    run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, check=False, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                         timeout=300)
     if run.returncode != 0 and any(s in run.stderr for s in ("NewConnectionError", "Network is unreachable",
                                                               "Temporary failure in name resolution",
                                                               "ConnectTimeout", "ProxyError")):

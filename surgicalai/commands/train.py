@@ -62,7 +62,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--elastic", type=float, default=0.0, help="probability of elastic deformation")
     parser.add_argument("--no-augment", action="store_true", help="patch sampling only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=values(Device))
+    parser.add_argument("--device", default="auto", help=", ".join(values(Device)))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--name", default=None, help="model name in the card (default: output folder name)")
