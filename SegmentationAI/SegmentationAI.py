@@ -1,15 +1,18 @@
 """SegmentationAI: U-Net segmentation of CT/MR volumes into named, coloured structures.
 
-The Slicer face only: the work is done by the Qt-free ``SegmentationAILib`` (tested with pytest
-on a real MRML scene); the Logic delegates to it with ``slicer.mrmlScene``.
+The Slicer face only: a binding of the Qt-free panel logic (``SegmentationAILib.panel.SegmentPanel``,
+``SegmentationAILib.train_panel.TrainPanel``), whose state lives in parameter nodes saved with the scene.
+Nothing heavy is imported until the dependencies are confirmed; the work runs on a worker thread and a
+timer applies its result on the GUI thread.
 """
 import ctk  # noqa: F401 (the .ui's ctk widgets)
+import qt
 import slicer
-import vtk
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
 
-BUNDLED, FOLDER = range(2)
+POLL_MS = 100
 
 
 class SegmentationAI(ScriptedLoadableModule):
@@ -28,165 +31,223 @@ class SegmentationAI(ScriptedLoadableModule):
             "Part of SlicerSurgicalAI. The bundled model was trained on the TotalSegmentator example CT and "
             "its reference labels (Wasserthal et al., TotalSegmentator, Radiology: AI 2023; CC BY 4.0). "
             "Uses MONAI, PyTorch and SimpleITK.")
+        slicer.app.connect("startupCompleted()", registerSampleData)
 
 
-class SegmentationAIWidget(ScriptedLoadableModuleWidget):
+def registerSampleData():
+    """The bundled CT in the Sample Data module (a local file: nothing is downloaded)."""
+    try:
+        import SampleData
+
+        from SurgicalAICore.sample_data import register_sample_data
+    except ImportError:
+        return
+    register_sample_data(SampleData.SampleDataLogic.registerCustomSampleDataSource)
+
+
+class SegmentationAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
-        self.logic = None
-        self.cancelToken = None
+        VTKObservationMixin.__init__(self)
+        self.panel = None
+        self.binding = None
+        self.trainSection = None
+        self._offered = False
+        self._summaryKey = None
 
+    # ---- first run: nothing heavy before the dependencies are confirmed ----
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
-        self.logic = SegmentationAILogic()
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SegmentationAI.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+        from SurgicalAICore.panel.first_run import DependencyGate
 
-        self.ui.modelComboBox.currentIndexChanged.connect(self.onModelChoiceChanged)
-        self.ui.modelFolderPathLineEdit.currentPathChanged.connect(self.updateModelInfo)
-        self.ui.inputVolumeSelector.currentNodeChanged.connect(self.updateApply)
-        self.ui.applyButton.clicked.connect(self.onApplyOrCancel)
-        self.onModelChoiceChanged(self.ui.modelComboBox.currentIndex)
-
-        from SegmentationAIWidgets.train_section import TrainSection
-
-        self.trainSection = TrainSection(self.layout, self.logic)
+        self.gate = DependencyGate()
+        self.timer = qt.QTimer()
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.onPoll)
+        self.placeholder = qt.QWidget()
+        box = qt.QVBoxLayout(self.placeholder)
+        self.placeholderLabel = qt.QLabel()
+        self.placeholderLabel.wordWrap = True
+        self.installButton = qt.QPushButton("Install dependencies")
+        self.installButton.clicked.connect(self.onInstall)
+        box.addWidget(self.placeholderLabel)
+        box.addWidget(self.installButton)
+        self.layout.addWidget(self.placeholder)
         self.layout.addStretch(1)
+        if self.gate.check():
+            self.buildPanel()
+        else:
+            self.placeholderLabel.text = self.gate.message
 
     def enter(self):
-        # first time the panel is shown: offer to install missing Python packages into Slicer
-        if not getattr(self, "_dependenciesChecked", False):
-            from SurgicalAICore.dependencies import ensure_dependencies
+        if self.panel is None and not self._offered and not self.gate.restart_needed:
+            self._offered = True  # offer once on entering; the button stays for later
+            self.onInstall()
 
-            with slicer.util.tryWithErrorDisplay("Installing Python packages failed.", waitCursor=True):
-                self._dependenciesChecked = ensure_dependencies(slicer.util.confirmOkCancelDisplay,
-                                                                slicer.util.pip_install)
+    def onInstall(self):
+        with slicer.util.WaitCursor():
+            ready = self.gate.install(slicer.util.confirmOkCancelDisplay, slicer.util.pip_install)
+        if ready:
+            self.buildPanel()
+        else:
+            self.placeholderLabel.text = self.gate.message
+            self.installButton.enabled = not self.gate.restart_needed
+
+    def buildPanel(self):
+        from SegmentationAILib.panel import SegmentPanel
+        from SegmentationAIWidgets.train_section import TrainSection
+        from SurgicalAICore.panel.choices import ModelChoice
+        from SurgicalAICore.panel.widget_binding import WidgetBinding
+
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SegmentationAI.ui"))
+        self.layout.insertWidget(0, uiWidget)
+        self.placeholder.visible = False
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.panel = SegmentPanel(slicer.mrmlScene)
+        self.binding = WidgetBinding(self.panel.params, on_change=self.updateView)
+        for name, widget in (("inputVolume", self.ui.inputVolumeSelector),
+                             ("outputSegmentation", self.ui.outputSegmentationSelector),
+                             ("modelFolder", self.ui.modelFolderPathLineEdit), ("device", self.ui.deviceComboBox),
+                             ("tta", self.ui.ttaCheckBox), ("clahe", self.ui.claheCheckBox),
+                             ("denoise", self.ui.denoiseCheckBox)):
+            self.binding.bind(name, widget)
+        self.binding.bind("model", self.ui.modelComboBox,
+                          {ModelChoice.BUNDLED: "Bundled abdominal CT model", ModelChoice.FOLDER: "Model folder..."})
+        self.ui.applyButton.clicked.connect(self.onApplyOrCancel)
+        self.trainSection = TrainSection(self.layout, 1, otherJobRunning=lambda: self.panel.running)
+        self.binding.observe()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndClose)
+
+    # ---- scene and application life ----
+    def onSceneStartClose(self, caller=None, event=None):
+        self.timer.stop()
+        self.panel.shutdown()  # a closing scene gets no result
+        self.trainSection.shutdown()
+
+    def onSceneEndClose(self, caller=None, event=None):
+        self.binding.observe()  # the parameter node is found (or made) again
+        self.trainSection.reconnect()
 
     def cleanup(self):
-        if self.cancelToken is not None:
-            self.cancelToken.cancel()
+        self.timer.stop()
+        if self.panel is not None:
+            self.panel.shutdown()
+            self.binding.release()
+            self.trainSection.cleanup()
+        self.removeObservers()
 
-    def modelPath(self):
-        if self.ui.modelComboBox.currentIndex == BUNDLED:
-            return None
-        return self.ui.modelFolderPathLineEdit.currentPath or ""
-
-    def onModelChoiceChanged(self, index):
+    # ---- view ----
+    def updateView(self):
+        panel, running = self.panel, self.panel.running
+        folder = panel.params.get("model").value == "folder"
         for widget in (self.ui.modelFolderLabel, self.ui.modelFolderPathLineEdit):
-            widget.visible = index == FOLDER
-        self.updateModelInfo()
-
-    def updateModelInfo(self, *_):
-        self.ui.modelInfoLabel.text = self.logic.modelSummary(self.modelPath())
-        self.updateApply()
-
-    def updateApply(self, *_):
-        if self.cancelToken is None:
-            self.ui.applyButton.enabled = self.ui.inputVolumeSelector.currentNode() is not None
-
-    def progress(self, fraction, message):
-        self.ui.progressBar.value = int(round(100 * fraction))
-        self.ui.statusLabel.text = message
-        slicer.app.processEvents()  # keeps the GUI (and the Cancel button) responsive
+            widget.visible = folder
+        key = panel.model_path()
+        if key != self._summaryKey:
+            self._summaryKey = key
+            self.ui.modelInfoLabel.text = panel.model_summary()
+        for widget in (self.ui.inputVolumeSelector, self.ui.outputSegmentationSelector, self.ui.modelComboBox,
+                       self.ui.modelFolderPathLineEdit, self.ui.deviceComboBox, self.ui.ttaCheckBox,
+                       self.ui.claheCheckBox, self.ui.denoiseCheckBox):
+            widget.enabled = not running
+        self.ui.applyButton.text = "Cancel" if running else "Apply"
+        self.ui.applyButton.enabled = running or (panel.can_apply and not self.trainSection.running)
+        self.ui.progressBar.value = round(100 * panel.job.fraction)
+        self.ui.statusLabel.text = panel.job.message
+        self.trainSection.updateView()
 
     def onApplyOrCancel(self):
-        if self.cancelToken is not None:
-            self.cancelToken.cancel()
-            self.ui.statusLabel.text = "Cancelling..."
-            return
-        self.cancelToken = self.logic.newCancelToken()
-        self.ui.applyButton.text = "Cancel"
+        from SurgicalAICore.panel.jobs import error_message
+
         try:
-            with slicer.util.tryWithErrorDisplay("Segmentation failed; nothing was added to the scene."):
-                node = self.logic.segment(
-                    self.ui.inputVolumeSelector.currentNode(), self.modelPath(),
-                    device=self.ui.deviceComboBox.currentText, tta=self.ui.ttaCheckBox.checked,
-                    clahe=self.ui.claheCheckBox.checked, denoise=self.ui.denoiseCheckBox.checked,
-                    outputNode=self.ui.outputSegmentationSelector.currentNode(),
-                    progress=self.progress, cancel=self.cancelToken)
-                self.ui.outputSegmentationSelector.setCurrentNode(node)
-                self.ui.statusLabel.text = f"Done: '{node.GetName()}'. " + self.ui.statusLabel.text
+            if self.panel.running:
+                self.panel.cancel()
+            else:
+                self.panel.apply()
+                self.timer.start()
+        except Exception as error:  # refused before any work: one line, the scene unchanged
+            slicer.util.errorDisplay(error_message(error))
         finally:
-            if self.cancelToken.cancelled:
-                self.ui.statusLabel.text = "Cancelled; nothing was changed."
-            self.cancelToken = None
-            self.ui.applyButton.text = "Apply"
-            self.updateApply()
+            self.updateView()
+
+    def onPoll(self):
+        finished = self.panel.poll()
+        self.updateView()
+        if not finished:
+            return
+        self.timer.stop()
+        for note in self.panel.notes:
+            slicer.util.warningDisplay(note)
+        job = self.panel.job
+        if job.error is None:
+            slicer.util.setSliceViewerLayers(background=self.panel.params.get("inputVolume"))
+        elif not job.error.startswith("Cancelled"):
+            slicer.util.errorDisplay(f"Segmentation failed; nothing was added to the scene.\n{job.error}")
 
 
 class SegmentationAILogic(ScriptedLoadableModuleLogic):
-    """Delegates to SegmentationAILib with the application's scene; keeps the loaded model."""
+    """Scripting entry point: the same panel logic the widget binds, on the application's scene."""
 
-    def __init__(self):
-        ScriptedLoadableModuleLogic.__init__(self)
-        self._model = None
-        self._modelKey = None
+    def panel(self):
+        from SegmentationAILib.panel import SegmentPanel
 
-    @staticmethod
-    def newCancelToken():
-        from SurgicalAICore.progress import CancelToken
-
-        return CancelToken()
-
-    @staticmethod
-    def modelSummary(path):
-        from SegmentationAILib.seg_model import model_summary
-
-        return model_summary(path)
-
-    def model(self, path=None, device="auto"):
-        from SegmentationAILib.seg_model import load_segmentation_model
-
-        key = (str(path), device)
-        if self._modelKey != key:
-            self._model = load_segmentation_model(path, device=device)
-            self._modelKey = key
-        return self._model
-
-    def segment(self, volumeNode, modelPath=None, device="auto", tta=True, clahe=False, denoise=False,
-                outputNode=None, progress=None, cancel=None):
-        """Segment ``volumeNode`` into a new segmentation node (or ``outputNode``) with a statistics table."""
-        from SegmentationAILib.scene_segmentation import segment_volume_node
-
-        options = {"device": device, "tta": tta, "clahe": clahe, "denoise": denoise}
-        node = segment_volume_node(slicer.mrmlScene, volumeNode, self.model(modelPath, device), options,
-                                   progress=progress, cancel=cancel, output_node=outputNode,
-                                   notify=lambda message: slicer.util.warningDisplay(message))
-        slicer.util.setSliceViewerLayers(background=volumeNode)
-        return node
+        return SegmentPanel(slicer.mrmlScene)
 
 
 class SegmentationAITest(ScriptedLoadableModuleTest):
-    """The scenario pytest runs (Testing/test_seg_scene.py), on the application's scene."""
+    """The user stories pytest runs (Testing/test_panel_segment.py), on the application's scene."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
-        self.setUp()
-        self.test_segment_sample_ct()
-        self.setUp()
-        self.test_bad_volume_leaves_scene_unchanged()
+        from SurgicalAICore.panel.first_run import DependencyGate
 
-    def test_segment_sample_ct(self):
-        from SurgicalAICore.resources import sample_ct_path
+        gate = DependencyGate()
+        if not gate.check():
+            self.skipTest(f"this Slicer lacks the module's Python packages ({gate.message})")
+        self.setUp()
+        self.test_segment_story()
+        self.setUp()
+        self.test_bad_volume_is_refused()
+
+    def test_segment_story(self):
+        import os
+        import tempfile
+
+        from SegmentationAILib.panel import SegmentPanel
         from SegmentationAILib.scene_segmentation import statistics_table_of
+        from SurgicalAICore.resources import sample_ct_path
 
         volume = slicer.util.loadVolume(str(sample_ct_path()))
-        logic = SegmentationAILogic()
-        node = logic.segment(volume, None, device="cpu", tta=False)
-        names = [node.GetSegmentation().GetNthSegment(n).GetName()
-                 for n in range(node.GetSegmentation().GetNumberOfSegments())]
-        self.assertIn("liver", names)
-        self.assertIn("vertebrae", names)
-        table = statistics_table_of(node)
-        self.assertIsNotNone(table)
-        self.assertEqual(table.GetNumberOfRows(), len(names))
-        self.delayDisplay("Sample CT segmented")
+        panel = SegmentPanel(slicer.mrmlScene)
+        panel.params.update(inputVolume=volume, device="cpu", tta=False)
+        count = slicer.mrmlScene.GetNumberOfNodes()
+        panel.apply()
+        panel.cancel()
+        self.assertTrue(panel.job.wait(300))
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)  # cancelled: nothing added
+        panel.apply()
+        self.assertTrue(panel.job.wait(600))
+        self.assertIsNone(panel.job.error)
+        node = panel.params.get("outputSegmentation")
+        self.assertEqual(statistics_table_of(node).GetNumberOfRows(), node.GetSegmentation().GetNumberOfSegments())
+        path = os.path.join(tempfile.mkdtemp(), "story.mrb")
+        self.assertTrue(slicer.util.saveScene(path))
+        slicer.mrmlScene.Clear(0)
+        slicer.util.loadScene(path)
+        again = SegmentPanel(slicer.mrmlScene)
+        self.assertEqual(again.params.get("outputSegmentation").GetName(), node.GetName())
+        self.assertFalse(again.params.get("tta"))
+        self.delayDisplay("Segment story passed")
 
-    def test_bad_volume_leaves_scene_unchanged(self):
+    def test_bad_volume_is_refused(self):
+        import vtk
+
+        from SegmentationAILib.panel import SegmentPanel
         from SurgicalAICore.errors import InputError
 
         image = vtk.vtkImageData()
@@ -194,8 +255,14 @@ class SegmentationAITest(ScriptedLoadableModuleTest):
         image.AllocateScalars(vtk.VTK_SHORT, 1)
         flat = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "flat")
         flat.SetAndObserveImageData(image)
+        panel = SegmentPanel(slicer.mrmlScene)
+        panel.params.update(inputVolume=flat, device="cpu", tta=False)
         count = slicer.mrmlScene.GetNumberOfNodes()
-        with self.assertRaises(InputError):
-            SegmentationAILogic().segment(flat, None, device="cpu", tta=False)
+        try:  # refused at once, or the job fails with one line: either way nothing is added
+            panel.apply()
+            self.assertTrue(panel.job.wait(120))
+            self.assertIsNotNone(panel.job.error)
+        except InputError:
+            pass
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
         self.delayDisplay("Bad input refused")

@@ -1,12 +1,10 @@
 """SurgicalDepth: endoscope / microscope video -> depth maps and point clouds in the scene, recorded or live.
 
-The Slicer face only: the work is done by the Qt-free ``SurgicalDepthLib`` (tested with pytest on a
-real MRML scene); the Logic wraps ``SurgicalDepthLib.depth_session.DepthSession`` with
-``slicer.mrmlScene``.
+The Slicer face only: a binding of the Qt-free panel logic (``SurgicalDepthLib.panel.depth_panel.DepthPanel``
+and ``registration_panel.RegistrationPanel``), whose state lives in parameter nodes saved with the scene.
+Nothing heavy is imported until the dependencies are confirmed; recorded work runs on a worker thread and a
+timer shows results on the GUI thread.
 """
-import logging
-import os
-
 import ctk  # noqa: F401 (the .ui's ctk widgets)
 import qt
 import slicer
@@ -14,7 +12,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-SOURCE_FILE, SOURCE_FOLDER, SOURCE_SEQUENCE, SOURCE_LIVE = range(4)
+POLL_MS = 20
 
 
 class SurgicalDepth(ScriptedLoadableModule):
@@ -35,302 +33,305 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
+        self.panel = None
+        self.binding = None
+        self.registrationSection = None
+        self._offered = False
 
+    # ---- first run: nothing heavy before the dependencies are confirmed ----
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
-        self.logic = SurgicalDepthLogic()
-        ui_widget = slicer.util.loadUI(self.resourcePath("UI/SurgicalDepth.ui"))
-        self.layout.addWidget(ui_widget)
-        self.ui = slicer.util.childWidgetVariables(ui_widget)
-        ui_widget.setMRMLScene(slicer.mrmlScene)
-        self.cancelToken = None
+        from SurgicalAICore.panel.first_run import DependencyGate
 
-        self.ui.sourceTypeComboBox.currentIndexChanged.connect(self.onSourceTypeChanged)
-        self.ui.loadCameraButton.clicked.connect(self.onLoadCamera)
-        self.ui.saveCameraButton.clicked.connect(self.onSaveCamera)
-        self.ui.calibrateButton.clicked.connect(self.onCalibrate)
-        self.ui.startLiveButton.toggled.connect(self.onStartStopLive)
-        self.ui.processAllButton.clicked.connect(self.onProcessAll)
-        self.ui.cancelButton.clicked.connect(self.onCancel)
-        self.ui.pointBudgetSpinBox.valueChanged.connect(self.onSettingsChanged)
-        self.ui.deviceComboBox.currentIndexChanged.connect(self.onSettingsChanged)
-
-        # results are shown on the main thread: the worker only fills a newest-result slot
+        self.gate = DependencyGate()
         self.timer = qt.QTimer()
-        self.timer.setInterval(20)
-        self.timer.timeout.connect(self.onTimer)
-        self.onSourceTypeChanged(self.ui.sourceTypeComboBox.currentIndex)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneImported)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.onPoll)
+        self.placeholder = qt.QWidget()
+        box = qt.QVBoxLayout(self.placeholder)
+        self.placeholderLabel = qt.QLabel()
+        self.placeholderLabel.wordWrap = True
+        self.installButton = qt.QPushButton("Install dependencies")
+        self.installButton.clicked.connect(self.onInstall)
+        box.addWidget(self.placeholderLabel)
+        box.addWidget(self.installButton)
+        self.layout.addWidget(self.placeholder)
         self.layout.addStretch(1)
-
-        try:
-            from SurgicalDepthWidgets.registration_section import RegistrationSection
-        except ImportError as error:
-            logging.warning(f"SurgicalDepth: registration section unavailable ({error}).")
+        if self.gate.check():
+            self.buildPanel()
         else:
-            self.registrationSection = RegistrationSection(self.layout, self.logic)
+            self.placeholderLabel.text = self.gate.message
 
     def enter(self):
-        # first time the panel is shown: offer to install missing Python packages into Slicer
-        if not getattr(self, "_dependenciesChecked", False):
-            from SurgicalAICore.dependencies import ensure_dependencies
+        if self.panel is None and not self._offered and not self.gate.restart_needed:
+            self._offered = True
+            self.onInstall()
 
-            with slicer.util.tryWithErrorDisplay("Installing Python packages failed.", waitCursor=True):
-                self._dependenciesChecked = ensure_dependencies(slicer.util.confirmOkCancelDisplay,
-                                                                slicer.util.pip_install)
+    def onInstall(self):
+        with slicer.util.WaitCursor():
+            ready = self.gate.install(slicer.util.confirmOkCancelDisplay, slicer.util.pip_install)
+        if ready:
+            self.buildPanel()
+        else:
+            self.placeholderLabel.text = self.gate.message
+            self.installButton.enabled = not self.gate.restart_needed
+
+    def buildPanel(self):
+        from SurgicalAICore.panel.widget_binding import WidgetBinding
+        from SurgicalDepthLib.panel.depth_panel import DepthPanel, SourceType, StereoLayout
+        from SurgicalDepthWidgets.registration_section import RegistrationSection
+
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SurgicalDepth.ui"))
+        self.layout.insertWidget(0, uiWidget)
+        self.placeholder.visible = False
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.panel = DepthPanel(slicer.mrmlScene)
+        self.binding = WidgetBinding(self.panel.params, on_change=self.updateView)
+        labels = {SourceType.FILE: "Video file", SourceType.FOLDER: "Folder of frames",
+                  SourceType.SEQUENCE: "Recorded sequence", SourceType.LIVE: "Live volume node (OpenIGTLink)"}
+        self.binding.bind("sourceType", self.ui.sourceTypeComboBox, labels)
+        for name, widget in (("videoFile", self.ui.videoFilePathLineEdit),
+                             ("frameFolder", self.ui.frameFolderPathLineEdit),
+                             ("sequence", self.ui.sequenceBrowserSelector), ("liveNode", self.ui.liveNodeSelector),
+                             ("cameraFile", self.ui.cameraFilePathLineEdit),
+                             ("modelFolder", self.ui.modelFolderPathLineEdit),
+                             ("device", self.ui.deviceComboBox), ("pointBudget", self.ui.pointBudgetSpinBox),
+                             ("cameraTransform", self.ui.cameraTransformSelector),
+                             ("outputFolder", self.ui.outputFolderPathLineEdit),
+                             ("boardColumns", self.ui.boardColumnsSpinBox), ("boardRows", self.ui.boardRowsSpinBox),
+                             ("squareSizeMm", self.ui.squareSizeSpinBox),
+                             ("stereoCalibrationFile", self.ui.stereoCalibrationPathLineEdit),
+                             ("stereoRightFile", self.ui.stereoRightPathLineEdit),
+                             ("stereoRightNode", self.ui.stereoRightNodeSelector)):
+            self.binding.bind(name, widget)
+        stereoLabels = {StereoLayout.NONE: "None (monocular network)", StereoLayout.SBS: "Side by side",
+                        StereoLayout.TB: "Top-bottom", StereoLayout.INTERLACED: "Interlaced lines",
+                        StereoLayout.TWO_VIEWS: "Two views (right below)"}
+        self.binding.bind("stereoLayout", self.ui.stereoLayoutComboBox, stereoLabels)
+        self.ui.loadCameraButton.clicked.connect(lambda: self.act(self.panel.load_camera, "Cannot load the camera"))
+        self.ui.saveCameraButton.clicked.connect(self.onSaveCamera)
+        self.ui.calibrateButton.clicked.connect(lambda: self.act(self.panel.calibrate, "Calibration failed", True))
+        self.ui.startLiveButton.clicked.connect(self.onStartStopLive)
+        self.ui.processAllButton.clicked.connect(lambda: self.act(self.panel.process_all, "Processing failed", True))
+        self.ui.cancelButton.clicked.connect(self.panel.cancel)
+        self.registrationSection = RegistrationSection(self.layout, 1, self.panel)
+        self.binding.observe()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndClose)
+
+    # ---- scene and application life ----
+    def onSceneStartClose(self, caller=None, event=None):
+        self.timer.stop()
+        self.registrationSection.shutdown()
+        self.panel.shutdown()
+
+    def onSceneEndClose(self, caller=None, event=None):
+        self.panel.restore_camera()
+        self.binding.observe()
+        self.registrationSection.reconnect()
 
     def cleanup(self):
         self.timer.stop()
-        if self.logic is not None:
-            self.logic.stop()
+        if self.panel is not None:
+            self.registrationSection.cleanup()
+            self.panel.shutdown()
+            self.binding.release()
         self.removeObservers()
 
-    # ---- helpers ----
-    def report(self, error):
-        self.ui.statusLabel.text = str(error)
-        slicer.util.errorDisplay(str(error))
+    # ---- view ----
+    def updateView(self):
+        from SurgicalDepthLib.panel.depth_panel import SourceType, StereoLayout
 
-    def sourceSpec(self):
-        kind = self.ui.sourceTypeComboBox.currentIndex
-        if kind == SOURCE_FILE:
-            return self.ui.videoFilePathLineEdit.currentPath
-        if kind == SOURCE_FOLDER:
-            return self.ui.frameFolderPathLineEdit.currentPath
-        if kind == SOURCE_SEQUENCE:
-            return self.ui.sequenceBrowserSelector.currentNode()
-        return self.ui.liveNodeSelector.currentNode()
+        panel = self.panel
+        kind = panel.params.get("sourceType")
+        rows = {SourceType.FILE: (self.ui.videoFileLabel, self.ui.videoFilePathLineEdit),
+                SourceType.FOLDER: (self.ui.frameFolderLabel, self.ui.frameFolderPathLineEdit),
+                SourceType.SEQUENCE: (self.ui.sequenceLabel, self.ui.sequenceBrowserSelector),
+                SourceType.LIVE: (self.ui.liveNodeLabel, self.ui.liveNodeSelector)}
+        for key, widgets in rows.items():
+            for widget in widgets:
+                widget.visible = key is kind
+        layout = panel.params.get("stereoLayout")
+        for widget in (self.ui.stereoCalibrationLabel, self.ui.stereoCalibrationPathLineEdit):
+            widget.visible = layout is not StereoLayout.NONE
+        twoViews, onDisk = layout is StereoLayout.TWO_VIEWS, kind in (SourceType.FILE, SourceType.FOLDER)
+        self.ui.stereoRightLabel.visible = twoViews
+        self.ui.stereoRightPathLineEdit.visible = twoViews and onDisk
+        self.ui.stereoRightNodeSelector.visible = twoViews and not onDisk
+        self.ui.modelFolderPathLineEdit.enabled = layout is StereoLayout.NONE
+        live, busy = panel.live_running, panel.job.running
+        self.ui.startLiveButton.checkable = False  # the button shows the state; it is never left pressed
+        self.ui.startLiveButton.text = "Stop live" if live else "Start live"
+        self.ui.startLiveButton.enabled = not busy
+        self.ui.processAllButton.enabled = kind is not SourceType.LIVE and not live and not busy
+        self.ui.calibrateButton.enabled = kind is not SourceType.LIVE and not live and not busy
+        self.ui.cancelButton.enabled = busy
+        self.ui.sourceTypeComboBox.enabled = not busy
+        self.ui.progressBar.value = round(100 * panel.job.fraction)
+        self.ui.statusLabel.text = panel.job.message if busy else (panel.live_message or panel.job.message)
+        camera = panel.session.camera
+        if camera is not None:
+            self.ui.cameraStatusLabel.text = (
+                f"{camera.width}x{camera.height}, fx {camera.fx:.1f}, fy {camera.fy:.1f}, "
+                f"centre ({camera.cx:.1f}, {camera.cy:.1f}), distortion "
+                + ", ".join(f"{d:.3g}" for d in camera.distortion))
+        if panel.stats is not None:
+            self.ui.statsLabel.text = panel.stats.text()
 
-    def stereoOrMonoSpec(self):
-        """The source; with a stereo layout chosen, the stereo source built from it (and the right view)."""
-        layout = self.ui.stereoLayoutComboBox.currentIndex
-        if layout == 0:
-            return self.sourceSpec()
-        from SurgicalDepthLib.stereo.scene import STEREO_LAYOUTS, stereo_spec
+    def act(self, action, failure, startsJob=False):
+        """Run a panel action; a refusal is one line; the view (buttons included) is always brought back."""
+        from SurgicalAICore.panel.jobs import error_message
 
-        kind = self.ui.sourceTypeComboBox.currentIndex
-        right = (self.ui.stereoRightPathLineEdit.currentPath if kind in (SOURCE_FILE, SOURCE_FOLDER)
-                 else self.ui.stereoRightNodeSelector.currentNode())
-        return stereo_spec(self.sourceSpec(), STEREO_LAYOUTS[layout - 1], right)
-
-    def applySettings(self):
-        path = self.ui.modelFolderPathLineEdit.currentPath or None
-        with slicer.util.tryWithErrorDisplay("Cannot load the depth model.", waitCursor=True):
-            if self.ui.stereoLayoutComboBox.currentIndex > 0:
-                self.logic.useStereo(self.ui.stereoCalibrationPathLineEdit.currentPath)
-            else:
-                self.logic.setModel(path, self.ui.deviceComboBox.currentText, self.ui.pointBudgetSpinBox.value)
-            return True
-        return False
-
-    def progress(self, fraction, message):
-        self.ui.progressBar.value = int(round(100 * fraction))
-        self.ui.statusLabel.text = message
-        slicer.app.processEvents()
-
-    # ---- slots ----
-    def onSourceTypeChanged(self, index):
-        rows = [(self.ui.videoFileLabel, self.ui.videoFilePathLineEdit),
-                (self.ui.frameFolderLabel, self.ui.frameFolderPathLineEdit),
-                (self.ui.sequenceLabel, self.ui.sequenceBrowserSelector),
-                (self.ui.liveNodeLabel, self.ui.liveNodeSelector)]
-        for i, widgets in enumerate(rows):
-            for w in widgets:
-                w.visible = i == index
-        self.ui.processAllButton.enabled = index != SOURCE_LIVE
-        self.ui.calibrateButton.enabled = index != SOURCE_LIVE
-
-    def onSettingsChanged(self, *_):
-        if self.logic.running:
-            self.applySettings()
-
-    def onLoadCamera(self):
-        with slicer.util.tryWithErrorDisplay("Cannot load the camera.", waitCursor=True):
-            camera = self.logic.loadCamera(self.ui.cameraFilePathLineEdit.currentPath)
-            self.ui.cameraStatusLabel.text = self.cameraText(camera)
+        try:
+            with slicer.util.WaitCursor():
+                action()
+            if startsJob:
+                self.timer.start()
+        except Exception as error:
+            self.ui.statusLabel.text = error_message(error)
+            slicer.util.errorDisplay(f"{failure}: {error_message(error)}")
+        finally:
+            self.updateView()
 
     def onSaveCamera(self):
-        path = self.ui.cameraFilePathLineEdit.currentPath
+        path = self.panel.params.get("cameraFile")
         if not path:
             path = qt.QFileDialog.getSaveFileName(None, "Save camera", "camera.json", "Camera (*.json *.yml *.xml)")
         if path:
-            with slicer.util.tryWithErrorDisplay("Cannot save the camera."):
-                self.logic.saveCamera(path)
-                self.ui.statusLabel.text = f"Camera saved to {path}."
+            self.act(lambda: self.panel.save_camera(path), "Cannot save the camera")
 
-    def onCalibrate(self):
-        pattern = (self.ui.boardColumnsSpinBox.value, self.ui.boardRowsSpinBox.value)
-        with slicer.util.tryWithErrorDisplay("Calibration failed.", waitCursor=True):
-            result = self.logic.calibrate(self.sourceSpec(), pattern, self.ui.squareSizeSpinBox.value, self.progress)
-            self.ui.cameraStatusLabel.text = result.summary()
-
-    def onStartStopLive(self, checked):
-        if not checked:
+    def onStartStopLive(self):
+        if self.panel.live_running:
+            self.panel.stop_live()
             self.timer.stop()
-            stats = self.logic.stop()
-            self.ui.startLiveButton.text = "Start live"
-            self.ui.statusLabel.text = "Stopped." if stats is None else f"Stopped. {stats.text()}"
-            return
-        if not self.applySettings():
-            self.ui.startLiveButton.checked = False
-            return
-        try:
-            self.logic.start(self.stereoOrMonoSpec(), self.ui.cameraTransformSelector.currentNode())
-        except Exception as error:
-            self.ui.startLiveButton.checked = False
-            self.report(error)
-            return
-        self.ui.startLiveButton.text = "Stop live"
-        self.ui.statusLabel.text = "Running."
-        self.timer.start()
+            self.updateView()
+        else:
+            self.act(self.panel.start_live, "Cannot start live processing", True)
 
-    def onTimer(self):
-        try:
-            stats = self.logic.update()
-        except Exception as error:
-            self.ui.startLiveButton.checked = False
-            self.report(error)
-            return
-        if stats is not None:
-            self.ui.statsLabel.text = stats.text()
-
-    def onProcessAll(self):
-        if not self.applySettings():
-            return
-        from SurgicalAICore.progress import CancelToken
-
-        self.cancelToken = CancelToken()
-        self.ui.cancelButton.enabled = True
-        self.ui.processAllButton.enabled = False
-        out_dir = self.ui.outputFolderPathLineEdit.currentPath or None
-        try:
-            with slicer.util.tryWithErrorDisplay("Processing failed; nothing was added.", waitCursor=True):
-                summary = self.logic.processAll(self.stereoOrMonoSpec(), out_dir, self.ui.cameraTransformSelector.currentNode(),
-                                                self.progress, self.cancelToken)
-                m = summary.median_ms
-                self.ui.statusLabel.text = f"{summary.frames} frames processed ({summary.fps:.1f} frames/s)."
-                self.ui.statsLabel.text = (f"median ms: read {m['read']:.0f}, prep {m['prep']:.0f}, infer {m['infer']:.0f}, "
-                                           f"cloud {m['cloud']:.0f}, save {m['write']:.0f}")
-        finally:
-            self.cancelToken = None
-            self.ui.cancelButton.enabled = False
-            self.ui.processAllButton.enabled = True
-
-    def onCancel(self):
-        if self.cancelToken is not None:
-            self.cancelToken.cancel()
-
-    def onSceneImported(self, caller, event):
-        if self.logic.restoreCamera():
-            self.ui.cameraStatusLabel.text = self.cameraText(self.logic.session.camera)
-
-    @staticmethod
-    def cameraText(camera):
-        return (f"{camera.width}x{camera.height}, fx {camera.fx:.1f}, fy {camera.fy:.1f}, "
-                f"centre ({camera.cx:.1f}, {camera.cy:.1f}), distortion "
-                + ", ".join(f"{d:.3g}" for d in camera.distortion))
+    def onPoll(self):
+        panel = self.panel
+        wasBusy = panel.job.running
+        panel.poll()
+        if wasBusy and not panel.job.running:
+            error = panel.job.error
+            if error is not None and not error.startswith("Cancelled"):
+                slicer.util.errorDisplay(f"{panel.job.name} failed; nothing was added: {error}")
+            if panel.params.get("videoNode") is not None or panel.params.get("depthNode") is not None:
+                slicer.util.resetSliceViews()
+        if not panel.job.running and not panel.live_running:
+            self.timer.stop()
+        self.updateView()
 
 
 class SurgicalDepthLogic(ScriptedLoadableModuleLogic):
-    """Delegates to ``SurgicalDepthLib.depth_session.DepthSession`` on ``slicer.mrmlScene``."""
+    """Scripting entry point: the same panel logic the widget binds, on the application's scene."""
 
-    def __init__(self):
-        ScriptedLoadableModuleLogic.__init__(self)
-        from SurgicalDepthLib.depth_session import DepthSession
+    def panel(self):
+        from SurgicalDepthLib.panel.depth_panel import DepthPanel
 
-        self.session = DepthSession(slicer.mrmlScene)
-
-    @property
-    def running(self):
-        return self.session.running
-
-    def setModel(self, path=None, device="auto", maxPoints=None):
-        self.session.set_model(path, device, maxPoints)
-
-    def useStereo(self, calibrationPath):
-        from SurgicalDepthLib.stereo.scene import use_stereo
-
-        return use_stereo(self.session, calibrationPath)
-
-    def loadCamera(self, path):
-        return self.session.load_camera(path)
-
-    def saveCamera(self, path):
-        return self.session.save_camera(path)
-
-    def restoreCamera(self):
-        return self.session.restore_camera()
-
-    def calibrate(self, source, pattern, squareMm, progress=None):
-        return self.session.calibrate(source, pattern, squareMm, progress=progress)
-
-    def start(self, source, transformNode=None):
-        self.session.start(source, transformNode)
-
-    def update(self):
-        return self.session.update()
-
-    def stop(self):
-        return self.session.stop()
-
-    def processAll(self, source, outDir=None, transformNode=None, progress=None, cancel=None):
-        return self.session.process_all(source, outDir, transformNode, progress, cancel)
+        return DepthPanel(slicer.mrmlScene)
 
 
 class SurgicalDepthTest(ScriptedLoadableModuleTest):
-    """Runs in Slicer the same scenario the pytest suite checks headless."""
+    """The user stories pytest runs (Testing/test_panel_depth.py), on the application's scene."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
+        from SurgicalAICore.panel.first_run import DependencyGate
+
+        gate = DependencyGate()
+        if not gate.check():
+            self.skipTest(f"this Slicer lacks the module's Python packages ({gate.message})")
         self.setUp()
-        self.test_process_frames_into_sequences()
+        self.test_process_all_then_live_on_the_sequence()
         self.setUp()
-        self.test_live_recorded_source()
+        self.test_register_a_recorded_cloud()
 
     def _frames_folder(self):
+        import os
         import tempfile
 
         import cv2
         import numpy as np
 
         folder = tempfile.mkdtemp(prefix="SurgicalDepthTest-")
+        rng = np.random.default_rng(0)
         for i in range(4):
-            rgb = np.zeros((64, 80, 3), np.uint8)
-            rgb[..., 0] = 100 + 20 * i
-            rgb[..., 1] = 90
+            rgb = (rng.random((64, 80, 3)) * 60 + 80 + 10 * i).astype(np.uint8)
             cv2.imwrite(os.path.join(folder, f"f{i}.png"), rgb)
         return folder
 
-    def test_process_frames_into_sequences(self):
-        self.delayDisplay("Process a folder of frames with the bundled depth model")
-        logic = SurgicalDepthLogic()
-        logic.setModel(None, "cpu", 2000)
-        summary = logic.processAll(self._frames_folder())
-        self.assertEqual(summary.frames, 4)
-        browser = summary.scene_nodes["browser"]
-        self.assertEqual(browser.GetNumberOfItems(), 4)
-        cloud = summary.scene_nodes["proxies"]["pointcloud"]
-        self.assertGreater(cloud.GetPolyData().GetNumberOfPoints(), 0)
-        self.delayDisplay("Test passed")
-
-    def test_live_recorded_source(self):
+    def test_process_all_then_live_on_the_sequence(self):
         import time
 
-        self.delayDisplay("Live processing of a recorded folder")
-        logic = SurgicalDepthLogic()
-        logic.setModel(None, "cpu", 2000)
-        logic.start(self._frames_folder())
-        end = time.time() + 30
-        stats = None
-        while time.time() < end:
-            stats = logic.update()
-            if stats is not None and stats.shown > 0:
-                break
+        from SurgicalDepthLib.panel.depth_panel import DepthPanel, SourceType, StereoLayout
+
+        panel = DepthPanel(slicer.mrmlScene)
+        panel.params.update(sourceType=SourceType.FOLDER, frameFolder=self._frames_folder(), device="cpu",
+                            pointBudget=2000)
+        count = slicer.mrmlScene.GetNumberOfNodes()
+        panel.process_all()
+        panel.cancel()
+        self.assertTrue(panel.job.wait(120))
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
+        panel.process_all()
+        self.assertTrue(panel.job.wait(300))
+        self.assertIsNone(panel.job.error)
+        self.assertGreater(panel.params.get("cloudNode").GetPolyData().GetNumberOfPoints(), 0)
+        browser = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSequenceBrowserNode")
+        panel.params.update(sourceType=SourceType.SEQUENCE, sequence=browser)
+        panel.start_live()
+        end, stats = time.time() + 60, None
+        while time.time() < end and not (stats and stats.shown):
+            stats = panel.poll()
             slicer.app.processEvents()
             time.sleep(0.02)
-        logic.stop()
-        self.assertIsNotNone(stats)
-        self.assertGreater(stats.shown, 0)
-        self.delayDisplay("Test passed")
+        panel.stop_live()
+        self.assertTrue(stats is not None and stats.shown > 0)
+        self.assertFalse(panel.live_running)
+        self.delayDisplay("Depth stories passed")
+
+    def test_register_a_recorded_cloud(self):
+        import numpy as np
+        import vtk
+        from vtk.util import numpy_support
+
+        from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
+        from SurgicalAICore.mrml.transforms import get_matrix
+        from SurgicalDepthLib.panel.depth_panel import DepthPanel
+        from SurgicalDepthLib.panel.registration_panel import RegistrationPanel
+        from SurgicalDepthLib.registration import shapes
+        from SurgicalDepthLib.registration.icp import pose_error
+
+        scene = slicer.mrmlScene
+        k, j, i = np.mgrid[0:48, 0:48, 0:48].astype(float)
+        labels = np.zeros((48, 48, 48), np.uint8)
+        labels[np.sqrt((i - 20) ** 2 + (j - 22) ** 2 + (k - 24) ** 2) <= 12] = 1
+        labels[30:40, 8:20, 26:42] = 2
+        ijk_to_ras = np.diag([1.5, 1.5, 1.5, 1.0])
+        ijk_to_ras[:3, 3] = -36.0
+        info = [{"value": 1, "name": "ball", "color": [1, 0, 0]}, {"value": 2, "name": "box", "color": [0, 0, 1]}]
+        segmentation = add_segmentation_to_scene(scene, new_segmentation_node(labels, ijk_to_ras, info,
+                                                                              closed_surface=False))
+        depth = DepthPanel(scene)
+        panel = RegistrationPanel(scene, depth)
+        panel.params.update(targetSegmentation=segmentation, showOverlay=False)
+        view = shapes.visible_patch(panel.ensure_target().points, (0.3, 0.2, -1.0), 0.5)
+        truth = shapes.perturbation(6, 4, view.mean(0), np.random.default_rng(0))
+        points = vtk.vtkPoints()
+        points.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(shapes.apply(np.linalg.inv(truth), view)),
+                                                  deep=True))
+        poly = vtk.vtkPolyData()
+        poly.SetPoints(points)
+        cloud = scene.AddNewNodeByClass("vtkMRMLModelNode", "cloud")
+        cloud.SetAndObservePolyData(poly)
+        transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "camera to RAS")
+        depth.params.update(cloudNode=cloud, resultTransform=transform)
+        panel.register()
+        self.assertLess(max(pose_error(get_matrix(transform), truth)[:2]), 0.3)
+        self.assertTrue(panel.trusted)
+        self.delayDisplay("Registration story passed")

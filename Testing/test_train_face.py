@@ -31,13 +31,11 @@ def test_face_imports_only_qt_slicer_and_the_lib():
     classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
     assert classes == ["TrainSection"]
     init = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-    assert [a.arg for a in init.args.args] == ["self", "parentLayout", "logic"]
+    assert [a.arg for a in init.args.args] == ["self", "parentLayout", "index", "otherJobRunning"]
 
 
 def test_lib_names_the_face_uses_exist():
-    import SegmentationAILib.cases as cases
-    import SegmentationAILib.training as training
+    from SegmentationAILib.train_panel import TrainPanel
 
-    assert callable(cases.case_from_nodes)
-    job = training.TrainingJob
-    assert all(hasattr(job, m) for m in ("start", "stop", "poll", "running", "wait"))
+    assert all(hasattr(TrainPanel, m) for m in ("add_case", "remove_case", "case_labels", "start", "stop", "poll",
+                                                 "running", "shutdown", "curves_path"))

@@ -63,26 +63,46 @@ def segment_volume_node(scene, volume_node, model: ModelsArg = None,
     if scene is None:
         raise InputError("No MRML scene was given.")
     prog = Progress.of(progress, cancel)
+    image = read_input(volume_node, output_node)
+    opts = SegmentationOptions.of(options)
+    built, rows = compute_segmentation(image, resolve_models(model, opts.device), opts, prog,
+                                       name or f"{volume_node.GetName()} segmentation", notify)
+    prog.step(0.97, "adding the results to the scene")
+    node = commit_segmentation(scene, built, rows, volume_node, output_node)
+    prog.step(1.0, f"done: {sum(r['voxels'] > 0 for r in rows)} of {len(rows)} structures found")
+    return node
+
+
+def read_input(volume_node, output_node=None) -> sitk.Image:
+    """The scene part before the work (GUI thread): a checked copy of the volume; the output node checked."""
     image = image_from_volume_node(volume_node)
     if output_node is not None and not output_node.IsA("vtkMRMLSegmentationNode"):
         raise InputError(f"Output '{output_node.GetName()}' is not a segmentation node.")
-    opts = SegmentationOptions.of(options)
-    models = resolve_models(model, opts.device)
-    labels_image = segment_image(image, models, opts, prog.sub(0.0, 0.85), notify=notify)
+    return image
 
-    prog.step(0.87, "building the segmentation and 3-D surfaces")
+
+def compute_segmentation(image: sitk.Image, models, opts: SegmentationOptions, prog: Progress, name: str,
+                         notify: Optional[Callable[[str], None]] = None):
+    """The work, on any thread: no scene is touched. Returns an off-scene segmentation node (with its
+    3-D surfaces) and the statistics rows."""
     from SurgicalAICore.geometry import array_from_sitk
 
+    labels_image = segment_image(image, models, opts, prog.sub(0.0, 0.85), notify=notify)
+    prog.step(0.87, "building the segmentation and 3-D surfaces")
     label_array, ijk_to_ras = array_from_sitk(labels_image)
     labels = models[0].labels
-    base = name or f"{volume_node.GetName()} segmentation"
-    built = new_segmentation_node(label_array, ijk_to_ras, labels, name=base, closed_surface=True,
-                                  reference_volume=volume_node)
+    built = new_segmentation_node(label_array, ijk_to_ras, labels, name=name, closed_surface=True)
     rows = label_statistics(labels_image, {int(e["value"]): e["name"] for e in labels})
-    prog.step(0.97, "adding the results to the scene")
+    prog.step(0.95, "segmentation built")
+    return built, rows
 
+
+def commit_segmentation(scene, built, rows, volume_node, output_node=None):
+    """The scene part after the work (GUI thread): add ``built`` (or copy it into ``output_node``) and its
+    statistics table; returns the segmentation node in the scene."""
     if output_node is None:
-        built.SetName(scene.GenerateUniqueName(base))
+        built.SetName(scene.GenerateUniqueName(built.GetName()))
+        built.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
         node = add_segmentation_to_scene(scene, built, volume_node)
     else:
         node = output_node
@@ -97,5 +117,4 @@ def segment_volume_node(scene, volume_node, model: ModelsArg = None,
         scene.RemoveNode(old)
     scene.AddNode(table)
     node.SetNodeReferenceID(STATISTICS_ROLE, table.GetID())
-    prog.step(1.0, f"done: {sum(r['voxels'] > 0 for r in rows)} of {len(rows)} structures found")
     return node

@@ -18,6 +18,7 @@ from SurgicalAICore.errors import InputError, ModelError
 from SurgicalAICore.model_folder import (CardSchema, ModelFolder, load_weights, read_model_folder, validate_card,
                            write_model_folder)
 from SurgicalAICore.terminology import check_terminology
+from SegmentationAILib.loaded_model import SegmentationModel
 
 DEFAULT_MODEL_NAME = "abdomen-ct-unet"
 
@@ -192,32 +193,6 @@ def build_network(card: Mapping[str, Any]) -> torch.nn.Module:
     )
 
 
-@dataclass
-class SegmentationModel:
-    """A loaded segmentation model: its card, the network in eval mode on ``device``, and its folder."""
-
-    card: Dict[str, Any]
-    network: torch.nn.Module
-    device: torch.device
-    path: Optional[Path] = None
-
-    @property
-    def labels(self) -> List[Dict[str, Any]]:
-        return sorted(self.card["labels"], key=lambda e: e["value"])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.card["labels"]) + 1
-
-    @property
-    def name(self) -> str:
-        return str(self.card.get("name", "model"))
-
-    def to(self, device: Union[str, torch.device]) -> "SegmentationModel":
-        """The same model moved to another device (the network is shared, not copied)."""
-        device = torch.device(device)
-        self.network.to(device)
-        return SegmentationModel(self.card, self.network, device, self.path)
 
 
 def default_model_path() -> Path:

@@ -29,6 +29,7 @@ class DepthSession:
         self.max_points = 20000
         self.live: Optional[LiveProcessor] = None
         self.output = None
+        self.last_result = None  # the newest live result shown (its frame is what the overlay draws on)
 
     # ---- camera ----
     def set_camera(self, camera) -> None:
@@ -146,7 +147,9 @@ class DepthSession:
         Raises the error that stopped the worker, once."""
         if self.live is None:
             return None
-        self.live.apply(self.output)
+        result = self.live.apply(self.output)
+        if result is not None:
+            self.last_result = result
         return self.live.stats()
 
     def stop(self) -> Optional[LiveStats]:

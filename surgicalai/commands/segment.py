@@ -15,6 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from SurgicalAICore.panel.choices import Device, values
+
 HELP = "segment CT/MR image files, DICOM series folders or a folder of cases with a U-Net model"
 OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
 
@@ -27,7 +29,8 @@ def add_arguments(parser) -> None:
                              "series input); a folder for several cases")
     parser.add_argument("--model", default=None, help="model folder, nnU-Net v2 result folder or MONAI bundle "
                                                       "(default: the bundled abdomen-ct-unet)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    # no argparse choices: the command's own check says what is wrong in one line (exit code 2)
+    parser.add_argument("--device", default="auto", help=", ".join(values(Device)))
     parser.add_argument("--no-tta", action="store_true", help="no mirroring test-time augmentation (faster)")
     parser.add_argument("--clahe", action="store_true", default=None, help="contrast-limited histogram equalisation")
     parser.add_argument("--denoise", action="store_true", default=None, help="edge-preserving denoising")

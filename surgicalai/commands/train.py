@@ -18,6 +18,8 @@ import os
 import shlex
 import sys
 
+from SurgicalAICore.panel.choices import Device, Modality, values
+
 HELP = "train or fine-tune a segmentation U-Net on labelled cases (folders, list files)"
 
 
@@ -40,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fold", default="0", help="fold to train (0..K-1) or 'all'")
     parser.add_argument("--finetune", default=None, metavar="MODEL", help="start from this model folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in OUTPUT.training")
-    parser.add_argument("--modality", default="CT", choices=["CT", "MR"])
+    parser.add_argument("--modality", default="CT", choices=values(Modality))
     parser.add_argument("--channel-names", default=None, help="comma-separated input channel names")
     parser.add_argument("--spacing", type=float, nargs=3, default=None, help="mm along i j k (default: median)")
     parser.add_argument("--patch", type=int, nargs=3, default=[64, 64, 64], help="patch size i j k (multiples of 16)")
@@ -60,7 +62,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--elastic", type=float, default=0.0, help="probability of elastic deformation")
     parser.add_argument("--no-augment", action="store_true", help="patch sampling only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help=", ".join(values(Device)))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--name", default=None, help="model name in the card (default: output folder name)")
@@ -132,7 +134,7 @@ def settings_from_args(args):
 def run(args) -> int:
     from tqdm import tqdm
 
-    from SegmentationAILib.training import distributed
+    from SegmentationAILib.training.loop import distributed
     from SegmentationAILib.cases import collect_cases
     from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping, check_mapping

@@ -191,7 +191,7 @@ def _inference(config: dict[str, Any]) -> dict[str, Any]:
 
 def load_monai_bundle(path: str | Path, device: torch.device):
     """A :class:`SegmentationModel` from a MONAI bundle folder."""
-    from SegmentationAILib.seg_model import SegmentationModel
+    from SegmentationAILib.loaded_model import SegmentationModel
 
     folder = Path(path)
     metadata = _read_json(folder / "configs" / "metadata.json")

@@ -207,7 +207,7 @@ def load_nnunet_folder(path: str | Path, device: torch.device, folds: list[str] 
                        mirror_tta: bool = True):
     """A :class:`SegmentationModel` from an nnU-Net v2 result folder (all folds found, ensembled; mirrored
     over the checkpoint's allowed axes unless ``mirror_tta`` is False)."""
-    from SegmentationAILib.seg_model import SegmentationModel
+    from SegmentationAILib.loaded_model import SegmentationModel
     from SurgicalAICore.terminology import color_for
 
     folder = Path(path)

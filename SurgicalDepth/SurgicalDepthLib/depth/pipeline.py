@@ -172,14 +172,16 @@ def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Opti
                   device: str = "auto", model_path=None, write_clouds: bool = True, name: Optional[str] = None,
                   transform_node=None, max_frames: Optional[int] = None, progress=None,
                   cancel: Optional[CancelToken] = None, on_result=None,
-                  scene_budget_bytes: float = 4e9) -> VideoDepthSummary:
+                  scene_budget_bytes: float = 4e9, commit_scene: bool = True) -> VideoDepthSummary:
     """Depth maps and point clouds for every frame of a recorded ``source`` (video path, frame folder,
     sequence node or :class:`FrameSource`).
 
     ``out_dir``: per frame ``<frame name>.npy`` (float32 depth in mm at the frame's resolution, 0 where
     invalid) and ``<frame name>.ply``, plus ``timings.csv`` and ``camera.json``; the folder appears only
     when complete. ``scene``: one sequence browser with video, depth and point-cloud sequences, added
-    only when complete. ``on_result(result)`` sees each frame (pictures, metrics).
+    only when complete. ``on_result(result)`` sees each frame (pictures, metrics). ``commit_scene=False``
+    (work on a worker thread): the scene is not touched, ``scene_nodes`` is ``{"builder": builder}`` and the
+    caller commits it on the GUI thread.
     """
     from SurgicalDepthLib.depth.scene import RecordedSequenceBuilder
 
@@ -240,7 +242,9 @@ def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Opti
                 writer.writerows(rows)
             used_camera.save_json(tmp / "camera.json")
         # the scene first: a folder rename is the step least likely to fail, so it comes last
-        scene_nodes = builder.commit(scene, used_camera, transform_node) if builder is not None else None
+        scene_nodes = None
+        if builder is not None:
+            scene_nodes = builder.commit(scene, used_camera, transform_node) if commit_scene else {"builder": builder}
         if tmp is not None:
             if out_dir.exists():
                 out_dir.rmdir()

@@ -281,29 +281,39 @@ class SequenceSource(FrameSource):
         self.sequence = sequence
         self.name = sequence.GetName() or "sequence"
         self._fps = float(fps)
+        # Read every item's voxel array and index value here, on the caller's (GUI) thread: the live
+        # feeder and the process-all job iterate on worker threads, where MRML nodes must not be touched.
+        # The arrays are VTK data arrays held by reference (no copy of the video); only numpy reads them later.
+        self._items = []
+        for index in range(sequence.GetNumberOfDataNodes()):
+            node = sequence.GetNthDataNode(index)
+            image = node.GetImageData() if node is not None else None
+            if image is None or image.GetPointData().GetScalars() is None:
+                raise InputError(f"sequence '{self.name}' item {index} has no image.")
+            self._items.append((image.GetPointData().GetScalars(), image.GetDimensions(),
+                                sequence.GetNthIndexValue(index)))
 
     @property
     def frame_count(self) -> Optional[int]:
-        return self.sequence.GetNumberOfDataNodes()
+        return len(self._items)
 
     @property
     def fps(self) -> Optional[float]:
         return self._fps
 
     def __iter__(self) -> Iterator[Frame]:
-        from SurgicalAICore.mrml.volumes import array_from_image_data
+        from vtk.util import numpy_support
 
         check = _SizeCheck(self.name)
         last_t = -np.inf
-        for index in range(self.sequence.GetNumberOfDataNodes()):
-            node = self.sequence.GetNthDataNode(index)
+        for index, (scalars, dims, value) in enumerate(self._items):
             where = f"sequence '{self.name}' item {index}"
-            if node is None or node.GetImageData() is None:
-                raise InputError(f"{where} has no image.")
-            rgb = _rgb_from_volume_array(array_from_image_data(node.GetImageData()), where)
+            shape = (dims[2], dims[1], dims[0]) + ((scalars.GetNumberOfComponents(),)
+                                                   if scalars.GetNumberOfComponents() > 1 else ())
+            rgb = _rgb_from_volume_array(numpy_support.vtk_to_numpy(scalars).reshape(shape).copy(), where)
             check(rgb, index)
             try:
-                t = float(self.sequence.GetNthIndexValue(index))
+                t = float(value)
             except ValueError:
                 t = index / self._fps
             if t <= last_t:

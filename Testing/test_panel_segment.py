@@ -1,0 +1,84 @@
+"""The Segment section's user story on a real scene: choose inputs, run, cancel half-way, run again,
+results in the scene, save a .mrb, reload it, the section's settings are restored."""
+import time
+
+import pytest
+
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.image_io import read_image
+from SurgicalAICore.mrml.bundle import load_scene_bundle, save_scene_bundle
+from SurgicalAICore.mrml.volumes import add_volume_from_sitk
+from SurgicalAICore.panel.choices import Device, ModelChoice
+from SegmentationAILib.panel import SegmentPanel
+from SegmentationAILib.scene_segmentation import statistics_table_of
+
+
+def segmentation_nodes(scene):
+    return scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+
+
+def test_segment_story_cancel_rerun_save_reload(scene, sample_ct_path, snapshot, tmp_path):
+    volume = add_volume_from_sitk(scene, read_image(sample_ct_path), name="CT")
+    panel = SegmentPanel(scene)
+    assert not panel.can_apply  # no input chosen yet
+    panel.params.update(inputVolume=volume, device=Device.CPU, tta=False)
+    assert panel.can_apply and "liver" in panel.model_summary()
+
+    before = snapshot(scene)
+    panel.apply()
+    assert panel.running and not panel.can_apply
+    while panel.job.fraction < 0.05 and panel.running:  # cancel once the work is under way
+        time.sleep(0.01)
+    panel.cancel()
+    assert panel.job.wait(120)
+    assert panel.job.error == "Cancelled; nothing was changed."
+    assert snapshot(scene) == before and segmentation_nodes(scene) == 0
+
+    panel.apply()
+    with pytest.raises(Exception, match="still running"):
+        panel.apply()  # one job at a time
+    assert panel.job.wait(300) and panel.job.error is None, panel.job.error
+    node = panel.params.get("outputSegmentation")
+    assert node is panel.job.result and node.GetScene() is scene
+    names = {node.GetSegmentation().GetNthSegment(i).GetName()
+             for i in range(node.GetSegmentation().GetNumberOfSegments())}
+    assert {"liver", "vertebrae"} <= names
+    assert statistics_table_of(node).GetNumberOfRows() == len(names)
+    assert panel.job.message.startswith("Done:")
+    assert panel.status() == {"running": False, "fraction": 1.0, "message": panel.job.message, "error": None,
+                              "can_apply": True, "notes": []}
+
+    path = save_scene_bundle(scene, tmp_path / "story.mrb")
+    reloaded = load_scene_bundle(path)
+    again = SegmentPanel(reloaded)
+    values = again.params.values()
+    assert values["inputVolume"].GetName() == "CT" and values["inputVolume"].GetScene() is reloaded
+    assert values["outputSegmentation"].GetName() == node.GetName()
+    assert values["device"] is Device.CPU and values["tta"] is False and values["model"] is ModelChoice.BUNDLED
+    assert reloaded.GetNumberOfNodesByClass("vtkMRMLScriptedModuleNode") == 1  # found again, not duplicated
+    reloaded.Clear(1)
+
+
+def test_segment_bad_model_folder_is_one_message_and_leaves_scene(scene, sample_ct_path, snapshot, tmp_path):
+    volume = add_volume_from_sitk(scene, read_image(sample_ct_path), name="CT")
+    panel = SegmentPanel(scene)
+    panel.params.update(inputVolume=volume, model="folder", modelFolder=str(tmp_path), device="cpu")
+    assert "model.json" in panel.model_summary() or str(tmp_path) in panel.model_summary()
+    before = snapshot(scene)
+    panel.apply()
+    assert panel.job.wait(60)
+    assert panel.job.error and "\n" not in panel.job.error and "Traceback" not in panel.job.error
+    assert snapshot(scene) == before
+
+
+def test_segment_refuses_wrong_inputs_before_any_work(scene):
+    panel = SegmentPanel(scene)
+    with pytest.raises(InputError, match="No input volume"):
+        panel.apply()
+    with pytest.raises(InputError, match="not one of"):
+        panel.params.set("device", "tpu")
+    label = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    with pytest.raises(InputError, match="label map"):
+        panel.params.set("inputVolume", label)  # a label map is a scalar volume: the read refuses it
+        panel.apply()
+    assert not panel.running
