@@ -217,7 +217,7 @@ def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path]
     from SurgicalAICore.device import select_device
     from SegmentationAILib.seg_model import build_network, load_segmentation_model, save_segmentation_model, validate_seg_card
 
-    settings = settings or TrainingSettings()
+    settings = (settings or TrainingSettings()).validate()
     output = Path(output)
     work = Path(str(output) + ".training")
     _check_output(output, work, resume)

@@ -213,7 +213,12 @@ def parse_size(text: str) -> tuple:
         raise InputError(f"Size must look like 256x320 (height x width), got '{text}'.") from None
     if h < 16 or w < 16:
         raise InputError(f"Size {text} is too small.")
+    if h > MAX_FRAME_SIDE or w > MAX_FRAME_SIDE:
+        raise InputError(f"Size {text} is too large: at most {MAX_FRAME_SIDE} pixels a side.")
     return h, w
+
+
+MAX_FRAME_SIDE = 8192
 
 
 def default_camera(height: int = 256, width: int = 320, horizontal_fov_deg: float = 80.0) -> CameraIntrinsics:
