@@ -64,6 +64,10 @@ def read_image(path: Union[str, Path], series_id: Optional[str] = None) -> sitk.
     if path.stat().st_size == 0:
         raise InputError(f"Input file {path} is empty.")
     _quiet_itk()
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        from SurgicalAICore.nifti_check import check_nifti_payload
+
+        check_nifti_payload(path)  # SimpleITK reads a cut-short body as zeros and NaN voxels as 0
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:

@@ -57,6 +57,13 @@ def _first_input(args) -> str:
     return "(no input file)"
 
 
+def _close_progress_bars() -> None:
+    """An error goes on its own line, not onto a half-drawn progress bar (the bars do not stay)."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        bar.close()
+
+
 def _unexpected(args, error: BaseException) -> int:
     text = " ".join(str(error).split())[:200] or "no message"
     print(f"surgicalai {args.command}: unexpected error ({type(error).__name__}: {text}) on {_first_input(args)}; "
@@ -66,14 +73,23 @@ def _unexpected(args, error: BaseException) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from SurgicalAICore.errors import OperationCancelled, SurgicalAIError
-    from SurgicalAICore.signals import Terminated, install_cancel_handlers
+    from SurgicalAICore.signals import install_cancel_handlers
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     install_cancel_handlers()
+    return _run(args)
+
+
+def _run(args) -> int:
+    from SurgicalAICore.errors import OperationCancelled, SurgicalAIError
+    from SurgicalAICore.signals import Terminated
+
     try:
-        return int(args._run(args) or 0)
+        try:
+            return int(args._run(args) or 0)
+        finally:
+            _close_progress_bars()
     except OperationCancelled as error:
         print(f"surgicalai {args.command}: {error}", file=sys.stderr)
         return 130
