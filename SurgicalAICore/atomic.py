@@ -56,11 +56,14 @@ def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        from SurgicalAICore.signals import signals_deferred
+
         old = None
-        if path.exists() and replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-        publish(tmp, path)
+        with signals_deferred():  # an interrupt never leaves the old folder moved aside and the new one not in
+            if path.exists() and replace:
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                os.replace(path, old / path.name)
+            publish(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

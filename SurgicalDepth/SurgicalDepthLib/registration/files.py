@@ -27,7 +27,10 @@ def _read_points_array(path: str | Path, what: str) -> np.ndarray:
         raise InputError(f"{what} file not found: {p}")
     try:
         if p.suffix.lower() == ".npy":
-            return np.load(p, allow_pickle=False)
+            try:
+                return np.load(p, allow_pickle=False)
+            except Exception as error:  # numpy raises SyntaxError, TokenError... for a corrupt header
+                raise ValueError(" ".join(str(error).split())[:120] or type(error).__name__) from None
         if p.suffix.lower() == ".ply":
             from SurgicalDepthLib.depth.pointcloud import read_ply
 
