@@ -202,3 +202,50 @@ def test_unexpected_exception_is_one_line_exit_1_and_debug_shows_it(tmp_path, ca
     assert "unexpected error (ZeroDivisionError" in line and "shapes" in line and "report" in line
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "render", "shapes", "-o", str(tmp_path / "ds")])
+
+
+# ------------------------------------------------------------------ demo (item 6)
+def _fake_steps(monkeypatch, tmp_path, fail: bool):
+    import sys
+    import types
+
+    import surgicalai.demo.pipeline as pipeline
+
+    module = types.ModuleType("fake_demo_step")
+
+    def run_demo_step(ctx):
+        (ctx.out_dir / "step.txt").write_text("new")
+        ctx.file("step output", ctx.out_dir / "step.txt")
+        if fail:
+            raise KeyboardInterrupt
+
+    module.run_demo_step = run_demo_step
+    monkeypatch.setitem(sys.modules, "fake_demo_step", module)
+    monkeypatch.setattr(pipeline, "STEPS", [("Fake step", "fake_demo_step")])
+    return pipeline
+
+
+def test_interrupted_demo_keeps_the_earlier_output_and_leaves_no_partial_folder(tmp_path, monkeypatch, capsys):
+    pipeline = _fake_steps(monkeypatch, tmp_path, fail=False)
+    ctx = pipeline.run_demo(tmp_path / "demo")
+    assert (tmp_path / "demo" / "step.txt").read_text() == "new" and (tmp_path / "demo" / "report.html").is_file()
+    assert ctx.files[0][1] == tmp_path / "demo" / "step.txt"
+    assert ".tmp" not in capsys.readouterr().out  # messages name the final folder, never the working one
+    (tmp_path / "demo" / "step.txt").write_text("earlier")
+    pipeline = _fake_steps(monkeypatch, tmp_path, fail=True)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_demo(tmp_path / "demo")
+    assert (tmp_path / "demo" / "step.txt").read_text() == "earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_demo(tmp_path / "fresh")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_camera_whose_distortion_empties_every_cloud_is_refused():
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+
+    with pytest.raises(InputError, match="outside the frame"):
+        CameraIntrinsics(300.0, 300.0, 159.5, 127.5, 320, 256, (1e9, 0, 0, 0, 0))
+    for ordinary in ((-0.3, 0.1, 0, 0, 0), (0.2, 0, 0.001, 0, 0), (-1.5, 0.8, 0, 0, 0)):
+        CameraIntrinsics(300.0, 300.0, 159.5, 127.5, 320, 256, ordinary)

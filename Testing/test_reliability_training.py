@@ -103,3 +103,12 @@ def test_second_run_on_the_same_output_fails_clearly_while_the_first_holds_it(tm
     assert not lock_path(out).exists()
     with run_lock(out):  # free again once released
         pass
+
+
+def test_resume_with_other_settings_says_what_is_ignored():
+    from test_train_synthetic import tiny_settings
+
+    stored = tiny_settings(epochs=10)
+    assert tiny_settings(epochs=12).resume_notice(stored) is None  # epochs may grow
+    notice = tiny_settings(epochs=5, learning_rate=0.5).resume_notice(stored)
+    assert "epochs 5 (the run keeps 10)" in notice and "learning_rate 0.5" in notice

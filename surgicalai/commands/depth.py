@@ -22,7 +22,8 @@ def run(args) -> int:
     from SurgicalAICore.progress import tqdm_callback
 
     from SurgicalDepthLib.camera.files import load_camera
-    from SurgicalDepthLib.depth.pipeline import load_model, process_video
+    from SurgicalDepthLib.depth.loaders import load_depth_model as load_model
+    from SurgicalDepthLib.depth.pipeline import process_video
     from SurgicalDepthLib.video.sources import open_source
 
     if args.points is not None and args.points < 1:

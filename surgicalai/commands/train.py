@@ -140,6 +140,21 @@ def _train(args, cases, val_cases, mapping, settings, progress, on_epoch):
                   resume=args.resume, progress=progress, on_epoch=on_epoch)]
 
 
+def _warn_resume(args, settings) -> None:
+    """Say which of the given options a resumed run ignores (its stored settings win)."""
+    from pathlib import Path
+
+    from SegmentationAILib.training.loop import CHECKPOINT, load_checkpoint
+    from SegmentationAILib.training.settings import TrainingSettings
+
+    path = Path(str(args.output) + ".training") / CHECKPOINT
+    if args.fold == "all" or not path.is_file():
+        return  # the loop says what is missing
+    notice = settings.resume_notice(TrainingSettings.from_dict(load_checkpoint(path)["settings"]))
+    if notice:
+        print(f"warning: {notice}", file=sys.stderr)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -171,6 +186,8 @@ def run(args) -> int:
         dice = f" val Dice {record['val_mean_dice']:.3f}" if "val_mean_dice" in record else ""
         tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}{dice}", file=sys.stderr)
 
+    if args.resume and main_rank:
+        _warn_resume(args, settings)
     from SurgicalAICore.locks import run_lock
 
     with run_lock(args.output) if main_rank else contextlib.nullcontext():

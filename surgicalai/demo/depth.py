@@ -105,7 +105,8 @@ def clouds_3d_picture(scenario, clouds_ras, path: Path, size=(900, 700)) -> Path
 
 def run_demo_step(ctx) -> None:
     from SurgicalDepthLib.synthetic.camera_paths import trajectory
-    from SurgicalDepthLib.depth.pipeline import load_model, process_video
+    from SurgicalDepthLib.depth.loaders import load_depth_model as load_model
+    from SurgicalDepthLib.depth.pipeline import process_video
     from SurgicalDepthLib.synthetic.renderer import RenderOptions, SurfaceRenderer
     from SurgicalDepthLib.synthetic.scenarios import load_scenario
 

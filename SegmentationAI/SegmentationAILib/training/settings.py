@@ -73,6 +73,20 @@ class TrainingSettings:
             raise InputError(f"--fold must be in 0..{self.folds - 1} with {self.folds} folds, got {self.fold}.")
         return self
 
+    def resume_notice(self, stored: "TrainingSettings") -> str | None:
+        """What a ``--resume`` with these settings will not do, because the run's stored ones win
+        (``epochs`` may only grow); None when nothing given differs."""
+        ignored = []
+        mine, theirs = self.to_dict(), stored.to_dict()
+        for key in sorted(mine):
+            if key in ("command", "name", "description", "device", "threads"):
+                continue
+            if key == "epochs" and self.epochs >= stored.epochs:
+                continue
+            if mine[key] != theirs.get(key):
+                ignored.append(f"{key} {mine[key]} (the run keeps {theirs.get(key)})")
+        return ("resuming keeps the run's stored settings; ignored: " + "; ".join(ignored)) if ignored else None
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["augmentation"] = self.augmentation.to_dict()
