@@ -99,7 +99,7 @@ def test_segment_huge_spacing_is_one_line_not_an_allocation_traceback(seg_setup,
 
 def test_failing_statistics_write_leaves_no_segmentation_and_names_no_temp_file(seg_setup, tmp_path, capsys,
                                                                                monkeypatch):
-    import SegmentationAILib.statistics as statistics
+    from SegmentationAILib import statistics
 
     root, model = seg_setup
 
@@ -192,7 +192,7 @@ def test_render_ct_scenario_from_garbage_is_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------ the dispatcher guard (build item 2)
 def test_unexpected_exception_is_one_line_exit_1_and_debug_shows_it(tmp_path, capsys, monkeypatch):
-    import surgicalai.commands.render as render
+    from surgicalai.commands import render
 
     def boom(args):
         raise ZeroDivisionError("division by zero\nsecond line")
@@ -209,7 +209,7 @@ def _fake_steps(monkeypatch, tmp_path, fail: bool):
     import sys
     import types
 
-    import surgicalai.demo.pipeline as pipeline
+    from surgicalai.demo import pipeline
 
     module = types.ModuleType("fake_demo_step")
 

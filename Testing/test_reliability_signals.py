@@ -42,7 +42,7 @@ def interrupt_while_writing(process, folder: Path, sig, pattern: str):
     started = wait_for(lambda: any(folder.glob(pattern)), process)
     assert started, f"the command ended before writing: {process.communicate()}"
     process.send_signal(sig)
-    out, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=120)
     return process.returncode, err
 
 

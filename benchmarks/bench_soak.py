@@ -78,7 +78,8 @@ def soak(frames: int, every: int, device: str, model_path, size) -> dict:
     output = LiveSceneOutput(scene, transform_node=transform)
     pose = np.eye(4)
     pose[:3, 3] = [0.0, 0.0, -60.0]
-    tracker = FrameTracker(target, pose, transform_node=transform, max_points=1500, iterations=6, device=device)
+    tracker = FrameTracker(target, pose, transform_node=transform, max_points=1500, iterations=6, device=device,
+                           global_budget_s=0.1)
     overlay_node, samples, start = None, [], time.perf_counter()
     for n in range(frames):
         result = processor.process(Frame(n, n / 30.0, frame(n, h, w), f"f{n:06d}"))
@@ -86,7 +87,7 @@ def soak(frames: int, every: int, device: str, model_path, size) -> dict:
         if len(result.cloud) >= 10:
             try:
                 tracker.update(result.cloud.points)
-            except Exception as error:  # noqa: BLE001 - a frame the tracker refuses is part of a soak
+            except Exception as error:
                 if n == 0:
                     print(f"tracker refused frame 0: {error}", file=sys.stderr)
         rgb, _ = overlay_frame(result.rgb, structures, tracker.pose, camera)
@@ -98,7 +99,8 @@ def soak(frames: int, every: int, device: str, model_path, size) -> dict:
     warm = [s for s in samples if s["frame"] >= min(frames // 10, 500)] or samples
     base = warm[0]["rss_mib"]
     return {"frames": frames, "size": [h, w], "device": device, "samples": samples,
-            "rss_warm_mib": base, "rss_max_change_pct": round(100 * max(abs(s["rss_mib"] - base) for s in warm) / base, 2),
+            "rss_warm_mib": base,
+            "rss_max_change_pct": round(100 * max(abs(s["rss_mib"] - base) for s in warm) / base, 2),
             "node_counts": sorted({s["nodes"] for s in samples}),
             "frames_per_s": round(frames / (time.perf_counter() - start), 2),
             "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),

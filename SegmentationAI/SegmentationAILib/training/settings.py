@@ -53,7 +53,8 @@ class TrainingSettings:
         check_positive(self.learning_rate, "The learning rate (--lr)", high=10)
         check_number(self.weight_decay, "The weight decay (--weight-decay)", low=0, high=10)
         check_number(self.dropout, "The dropout (--dropout)", low=0, high=0.99)
-        for value, what in ((self.epochs, "epochs (--epochs)"), (self.steps_per_epoch, "steps per epoch (--steps-per-epoch)"),
+        for value, what in ((self.epochs, "epochs (--epochs)"),
+                            (self.steps_per_epoch, "steps per epoch (--steps-per-epoch)"),
                             (self.batch_size, "batch size (--batch-size)"),
                             (self.augmentation.samples_per_case, "patches per case (--patches-per-case)")):
             check_number(value, f"The number of {what}", low=1, high=10**6, integer=True)

@@ -45,8 +45,9 @@ class CameraIntrinsics:
             raise InputError("Distortion must be 4, 5 or 8 finite OpenCV coefficients (k1, k2, p1, p2[, k3...]).")
         coverage = _radial_coverage(self)
         if coverage < MIN_DISTORTION_COVERAGE:
-            raise InputError(f"The distortion coefficients {tuple(self.distortion[:5])} map {100 * (1 - coverage):.0f}% "
-                             "of the image outside the frame: every point cloud would be empty. Check the calibration.")
+            raise InputError(f"The distortion coefficients {tuple(self.distortion[:5])} map "
+                             f"{100 * (1 - coverage):.0f}% of the image outside the frame: every point cloud "
+                             "would be empty. Check the calibration.")
 
     @property
     def K(self) -> np.ndarray:

@@ -88,7 +88,8 @@ def _check_runs_as_depth_model(estimator: TorchDepthEstimator, path: Path) -> No
         depth = estimator.predict(frame)
     except Exception as error:  # whatever the scripted code raises, it is not a depth model
         text = " ".join(str(error).split())[:160]
-        raise ModelError(f"{path} is not a depth model: it fails on an RGB frame ({type(error).__name__}: {text}).") from None
+        raise ModelError(f"{path} is not a depth model: it fails on an RGB frame "
+                         f"({type(error).__name__}: {text}).") from None
     if depth.shape != frame.shape[:2]:
         raise ModelError(f"{path} is not a depth model: it gives {depth.shape} for a 64x64 frame.")
 

@@ -63,7 +63,8 @@ class TrainConfig:
         check_number(self.weight_decay, "The weight decay", low=0, high=10)
         for value, what in ((self.steps, "training steps (--steps)"), (self.batch_size, "batch size (--batch-size)"),
                             (self.val_every, "steps between validations (--val-every)"),
-                            (self.checkpoint_every, "steps between checkpoints"), (self.threads, "threads (--threads)")):
+                            (self.checkpoint_every, "steps between checkpoints"),
+                            (self.threads, "threads (--threads)")):
             check_number(value, f"The number of {what}", low=1, high=10**7, integer=True)
         check_number(self.silog_lambda, "The SILog lambda (--silog-lambda)", low=0, high=1)
         check_number(self.gradient_weight, "The gradient weight (--gradient-weight)", low=0, high=100)
