@@ -27,8 +27,10 @@ def seg_setup(tmp_path_factory):
 
 
 def one_error_line(capsys, code, expected=2):
-    # a progress bar (closed, so the error has its own line on a terminal) is not an error line
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
+    # a progress bar is not an error line (on a terminal it is closed first; in a log the error follows it)
+    lines = [line[line.find("surgicalai "):] if "surgicalai " in line else line
+             for line in capsys.readouterr().err.splitlines()]
+    err = [line for line in lines if line.strip() and "%|" not in line]
     assert code == expected and len(err) == 1, (code, err)
     return err[0]
 
@@ -249,3 +251,23 @@ def test_camera_whose_distortion_empties_every_cloud_is_refused():
         CameraIntrinsics(300.0, 300.0, 159.5, 127.5, 320, 256, (1e9, 0, 0, 0, 0))
     for ordinary in ((-0.3, 0.1, 0, 0, 0), (0.2, 0, 0.001, 0, 0), (-1.5, 0.8, 0, 0, 0)):
         CameraIntrinsics(300.0, 300.0, 159.5, 127.5, 320, 256, ordinary)
+
+
+def test_progress_bars_are_closed_before_an_error_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from tqdm import tqdm
+
+    from surgicalai.cli import _close_progress_bars
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = tqdm(total=10, file=terminal, leave=False)
+    bar.update(3)
+    _close_progress_bars()
+    assert bar.disable and not tqdm._instances  # closed: the next line starts clean

@@ -108,3 +108,27 @@ def test_two_renders_into_the_same_folder_one_wins_whole(tmp_path):
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["frames"] == 6 and len(list((tmp_path / "ds" / "frames").glob("*_rgb.png"))) == 6
     assert hidden(tmp_path) == []
+
+
+def test_register_terminated_at_any_point_leaves_both_files_or_none(tmp_path):
+    import SimpleITK as sitk
+
+    from SurgicalAICore.geometry import sitk_from_array
+
+    k, j, i = np.mgrid[0:40, 0:40, 0:40].astype(float)
+    lab = (np.sqrt((i - 18) ** 2 + (j - 20) ** 2 + (k - 20) ** 2) <= 11).astype(np.uint8)
+    lab[28:36, 6:16, 22:36] = 2
+    sitk.WriteImage(sitk_from_array(lab, np.diag([1.5, 1.5, 1.5, 1.0])), str(tmp_path / "labels.nii.gz"))
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "cloud.npy", rng.normal(size=(3000, 3)) * [8, 8, 3] + [27, 30, 30])
+    for delay in (6.0, 12.0):
+        out = tmp_path / f"o{delay}"
+        p = start("register", tmp_path / "cloud.npy", "--segmentation", tmp_path / "labels.nii.gz",
+                  "--init", "global", "--budget", "3", "-o", out)
+        wait_for(lambda: False, p, timeout=delay)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=120)
+        files = {(out / name).exists() for name in ("camera_to_ct.txt", "registration.json")}
+        assert len(files) == 1, f"one output without the other (delay {delay}, exit {p.returncode})"
+        assert not out.exists() or sorted(f.name for f in out.iterdir()) == ["camera_to_ct.txt", "registration.json"]
+    assert hidden(tmp_path) == []

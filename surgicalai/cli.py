@@ -58,7 +58,10 @@ def _first_input(args) -> str:
 
 
 def _close_progress_bars() -> None:
-    """An error goes on its own line, not onto a half-drawn progress bar (the bars do not stay)."""
+    """On a terminal an error goes on its own line, not onto a half-drawn progress bar (the bars do not
+    stay); in a log the bar text stays as it was written."""
+    if not sys.stderr.isatty():
+        return
     tqdm = sys.modules.get("tqdm")
     for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
         bar.close()
