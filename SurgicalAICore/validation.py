@@ -122,6 +122,17 @@ def check_finite_array(array, name: str) -> np.ndarray:
     return a
 
 
+MAX_COORDINATE_MM = 1e7  # 10 km: anything larger is a unit or file error, and overflows the geometry
+
+
+def check_coordinates(points, what: str, limit: float = MAX_COORDINATE_MM) -> np.ndarray:
+    """Points whose coordinates are all within +-``limit`` mm (finite ones are assumed filtered already)."""
+    pts = np.asarray(points)
+    if pts.size and float(np.max(np.abs(pts))) > limit:
+        raise InputError(f"The {what} has coordinates beyond {limit:g} mm; check its units.")
+    return pts
+
+
 def check_allocation(shape: Iterable[int], itemsize: int, what: str, limit: int = MAX_ALLOCATION_BYTES) -> int:
     """Refuse an allocation estimated above ``limit`` bytes before it is attempted."""
     dims = [int(d) for d in shape]
