@@ -17,6 +17,7 @@ from SurgicalAICore.errors import InputError
 
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
 _CHUNK = 16 * 1024 * 1024
+MAX_BYTES = 2**40  # a header declaring more voxel data (or a later start) than this is corrupt
 
 
 def _open(path: Path):
@@ -48,10 +49,12 @@ def check_nifti_payload(path: str | Path) -> None:
             ndim = int(dims[0])
             if not 1 <= ndim <= 7 or any(d < 1 for d in dims[1:ndim + 1]):
                 return  # SimpleITK refuses such headers itself
-            need = int(np.prod([int(d) for d in dims[1:ndim + 1]], dtype=np.float64)) * max(bitpix, 8) // 8
+            need = float(np.prod([float(d) for d in dims[1:ndim + 1]])) * max(int(bitpix), 8) / 8
+            if need > MAX_BYTES or offset > MAX_BYTES:
+                raise InputError(f"Cannot read image file {path}: its header declares an impossible size.")
+            need = int(need)
             first = head[offset:]
-            if offset > len(head):
-                f.read(offset - len(head))
+            _skip(f, offset - len(head))
             got, bad = _scan(f, need, order + _FLOAT_TYPES[datatype] if datatype in _FLOAT_TYPES else None,
                              first[:need])
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
@@ -61,6 +64,14 @@ def check_nifti_payload(path: str | Path) -> None:
         raise InputError(f"Cannot read image file {path}: it is truncated ({got} of {need} bytes of voxel data).")
     if bad:
         raise InputError(f"Image file {path} holds {bad} NaN or infinite voxel(s); fix or mask them first.")
+
+
+def _skip(f, count: int) -> None:
+    while count > 0:
+        chunk = f.read(min(_CHUNK, count))
+        if not chunk:
+            return
+        count -= len(chunk)
 
 
 def _scan(f, need: int, dtype: str | None, first: bytes = b"") -> tuple[int, int]:
