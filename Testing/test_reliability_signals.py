@@ -21,7 +21,7 @@ def start(*argv, cwd=None):
     env = dict(os.environ, PYTHONPATH=f"{ROOT}:{ROOT / 'SegmentationAI'}:{ROOT / 'SurgicalDepth'}",
                OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-m", "surgicalai.cli", *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+                            stderr=subprocess.PIPE, encoding="utf-8", errors="replace", env=env, cwd=cwd)
 
 
 def wait_for(condition, process, timeout=180.0):
