@@ -56,11 +56,14 @@ def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        from SurgicalAICore.signals import signals_deferred
+
         old = None
-        if path.exists() and replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-        publish(tmp, path)
+        with signals_deferred():  # an interrupt never leaves the old folder moved aside and the new one not in
+            if path.exists() and replace:
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                os.replace(path, old / path.name)
+            publish(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -81,3 +84,28 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_files(paths: list[str | Path], suffixes: list[str] | None = None) -> Iterator[list[Path]]:
+    """``with atomic_files([a, b]) as (ta, tb): ...``: the outputs of one command appear together or not at all.
+
+    Each temporary lies beside its destination; once the block finished they are all moved into place
+    with SIGINT/SIGTERM held back, so an interrupt never leaves one without the other."""
+    from SurgicalAICore.signals import signals_deferred
+
+    paths = [Path(p) for p in paths]
+    suffixes = suffixes or [""] * len(paths)
+    temps: list[Path] = []
+    try:
+        for path, suffix in zip(paths, suffixes, strict=True):
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+            os.close(fd)
+            temps.append(Path(name))
+        yield temps
+        with signals_deferred():
+            for tmp, path in zip(temps, paths, strict=True):
+                publish(tmp, path)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)

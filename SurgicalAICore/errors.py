@@ -4,6 +4,10 @@
 class SurgicalAIError(Exception):
     """Base class: anything the panel, the API or the CLI reports to the user as-is."""
 
+    def __str__(self) -> str:
+        # one line whatever a message quotes (a file name, a user's text with line breaks)
+        return " ".join(part.strip() for part in super().__str__().splitlines() if part.strip())
+
 
 class InputError(SurgicalAIError, ValueError):
     """The data or settings given to an operation cannot be used."""

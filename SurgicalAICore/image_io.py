@@ -30,7 +30,10 @@ def read_dicom_series(folder: Union[str, Path], series_id: Optional[str] = None)
     """The one DICOM series in ``folder`` (or ``series_id``); a folder with several series is an error."""
     folder = Path(folder)
     _quiet_itk()
-    ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    try:  # GDCM throws while scanning a file with impossible tags (e.g. 0 samples per pixel)
+        ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    except RuntimeError as error:
+        raise InputError(f"Cannot read the DICOM files in {folder}: {_first_line(error)}") from None
     if not ids:
         raise InputError(f"No DICOM series found in folder {folder}.")
     if series_id is None:
@@ -40,10 +43,9 @@ def read_dicom_series(folder: Union[str, Path], series_id: Optional[str] = None)
         series_id = ids[0]
     elif series_id not in ids:
         raise InputError(f"DICOM series {series_id} is not in folder {folder}.")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
     try:
+        reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id))
         image = reader.Execute()
     except RuntimeError as error:
         raise InputError(f"Cannot read the DICOM series in {folder}: {_first_line(error)}") from None
@@ -64,6 +66,10 @@ def read_image(path: Union[str, Path], series_id: Optional[str] = None) -> sitk.
     if path.stat().st_size == 0:
         raise InputError(f"Input file {path} is empty.")
     _quiet_itk()
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        from SurgicalAICore.nifti_check import check_nifti_payload
+
+        check_nifti_payload(path)  # SimpleITK reads a cut-short body as zeros and NaN voxels as 0
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:

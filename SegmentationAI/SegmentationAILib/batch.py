@@ -46,27 +46,46 @@ def write_result(labels_image: sitk.Image, labels: Sequence[dict], output: Path,
     """Write a label image as ``.seg.nrrd`` (names, colours, terminology), DICOM SEG (``.dcm``, for a
     DICOM series ``source``) or a label file, plus its statistics CSV beside it; returns the statistics rows."""
     from SegmentationAILib.statistics import label_statistics, write_statistics_csv
+    from SurgicalAICore.atomic import atomic_files
+    from SurgicalAICore.errors import SurgicalAIError
 
-    if output.name.lower().endswith(".dcm"):
+    name = output.name.lower()
+    if name.endswith(".dcm") and (source is None or not Path(source).is_dir()):
+        raise InputError(f"{output.name}: a DICOM SEG is written only for a DICOM series input.")
+    suffix = next((s for s in (".seg.nrrd", *RESULT_FORMATS, ".nii") if name.endswith(s)), output.suffix)
+    rows = label_statistics(labels_image, {int(e["value"]): e["name"] for e in labels})
+    stats_path = statistics_path_for(output)
+    # the result and its statistics appear together or not at all; an error names the real output
+    with atomic_files([output, stats_path], [suffix, ".csv"]) as (tmp_out, tmp_csv):
+        try:
+            _write_labels(labels_image, labels, tmp_out, name, source, model_name, output.name)
+        except (SurgicalAIError, OSError) as error:
+            raise InputError(f"Writing the segmentation to {output} failed; nothing was written "
+                             f"({type(error).__name__}).") from None
+        try:
+            write_statistics_csv(rows, tmp_csv)
+        except (SurgicalAIError, OSError) as error:
+            raise InputError(f"Writing the statistics to {stats_path} failed; nothing was written "
+                             f"({type(error).__name__}).") from None
+    return rows
+
+
+def _write_labels(labels_image, labels, path: Path, name: str, source, model_name: str, display: str) -> None:
+    if name.endswith(".dcm"):
         from SegmentationAILib.dicom_seg import write_dicom_seg
 
-        if source is None or not Path(source).is_dir():
-            raise InputError(f"{output.name}: a DICOM SEG is written only for a DICOM series input.")
-        write_dicom_seg(labels_image, labels, source, output, model_name)
-    elif output.name.lower().endswith(".seg.nrrd"):
+        write_dicom_seg(labels_image, labels, source, path, model_name)
+    elif name.endswith(".seg.nrrd"):
         from SurgicalAICore.geometry import array_from_sitk
         from SurgicalAICore.mrml.segmentations import export_seg_nrrd, new_segmentation_node
 
         array, ijk_to_ras = array_from_sitk(labels_image)
-        node = new_segmentation_node(array, ijk_to_ras, labels, name=output.name[:-9], closed_surface=False)
-        export_seg_nrrd(node, output)
+        node = new_segmentation_node(array, ijk_to_ras, labels, name=display[:-9], closed_surface=False)
+        export_seg_nrrd(node, path)
     else:
         from SurgicalAICore.image_io import write_image
 
-        write_image(labels_image, output)
-    rows = label_statistics(labels_image, {int(e["value"]): e["name"] for e in labels})
-    write_statistics_csv(rows, statistics_path_for(output))
-    return rows
+        write_image(labels_image, path)
 
 
 def statistics_path_for(output: Path) -> Path:

@@ -22,6 +22,9 @@ from SegmentationAILib.cases import Case
 from SurgicalAICore.errors import InputError
 
 Value = Union[int, str]
+_RANGE = re.compile(r"(\d+)\s*-\s*(\d+)")
+MAX_LABEL_VALUE = 2**31 - 1      # label images hold at most 32-bit integers
+MAX_EXPANDED_RANGE = 4096       # wider ranges are matched against the values present, not listed
 
 
 def default_color(index: int) -> List[float]:
@@ -43,13 +46,18 @@ def _parse_values(text: str, where: str) -> List[Value]:
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        m = _RANGE.fullmatch(part)
         if m:
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
                 raise InputError(f"Class '{where}': range {part} is empty.")
-            values.extend(range(lo, hi + 1))
+            if hi > MAX_LABEL_VALUE:
+                raise InputError(f"Class '{where}': label values go up to {MAX_LABEL_VALUE}, got {part}.")
+            # a wide range stays text and is matched against the values a case holds (never expanded)
+            values.extend(range(lo, hi + 1) if hi - lo < MAX_EXPANDED_RANGE else [f"{lo}-{hi}"])
         elif part.isdigit():
+            if int(part) > MAX_LABEL_VALUE:
+                raise InputError(f"Class '{where}': label values go up to {MAX_LABEL_VALUE}, got {part}.")
             values.append(int(part))
         else:
             values.append(part)
@@ -142,8 +150,13 @@ class LabelMapping:
         out = []
         names = case.segment_names.get(key, {})
         for v in spec.values:
+            wide = _RANGE.fullmatch(v) if isinstance(v, str) else None
             if isinstance(v, int):
                 out.append(v)
+            elif wide:
+                present = np.unique(case.label_array(key))
+                lo, hi = int(wide.group(1)), int(wide.group(2))
+                out.extend(int(x) for x in present[(present >= lo) & (present <= hi)])
             else:
                 matches = [val for val, n in names.items() if n.lower() == v.lower()]
                 out.extend(matches)

@@ -69,7 +69,12 @@ def resample_to_spacing(image: sitk.Image, spacing: Sequence[float], interpolato
     if np.allclose(old_spacing, new_spacing, rtol=1e-4):
         return image
     old_size = np.array(image.GetSize(), float)
-    new_size = np.maximum(np.round(old_size * old_spacing / new_spacing), 1).astype(int)
+    new_size = np.maximum(np.round(old_size * old_spacing / new_spacing), 1)
+    from SurgicalAICore.validation import check_allocation
+
+    check_allocation(new_size, 4 * max(1, image.GetNumberOfComponentsPerPixel()),
+                     f"volume resampled to {tuple(float(s) for s in new_spacing)} mm")
+    new_size = new_size.astype(int)
     return sitk.Resample(image, [int(s) for s in new_size], sitk.Transform(), interpolator, image.GetOrigin(),
                          [float(s) for s in new_spacing], image.GetDirection(), float(default_value),
                          image.GetPixelID())

@@ -218,10 +218,21 @@ def read_seg_nrrd(path: Union[str, Path]):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Segmentation file not found: {path}")
+    import vtk
+
+    register_segmentation_converters()  # without the rules the file's surfaces can never be made
     node = slicer.vtkMRMLSegmentationNode()
+    node.SetName(path.name)
     storage = slicer.vtkMRMLSegmentationStorageNode()
     storage.SetFileName(str(path))
-    if not storage.ReadData(node):
+    # Outside a scene the reader logs that it cannot add display nodes; that is expected here.
+    shown = vtk.vtkObject.GetGlobalWarningDisplay()
+    vtk.vtkObject.GlobalWarningDisplayOff()
+    try:
+        ok = storage.ReadData(node)
+    finally:
+        vtk.vtkObject.SetGlobalWarningDisplay(shown)
+    if not ok:
         raise InputError(f"Cannot read segmentation file {path}.")
     return node
 

@@ -38,16 +38,33 @@ def model_folders(path: str):
     return folds or [p]
 
 
+def _write_outputs(result, args) -> None:
+    """The CSV and the JSON appear together or not at all."""
+    from SurgicalAICore.atomic import atomic_files
+
+    pairs = [(Path(o), w) for o, w in ((args.output, result.write_csv), (args.json, result.write_json)) if o]
+    with atomic_files([p for p, _ in pairs]) as temps:
+        for tmp, (_, write) in zip(temps, pairs):
+            write(tmp)
+
+
 def run(args) -> int:
     from SegmentationAILib.cases import collect_cases
     from SurgicalAICore.errors import InputError
     from SegmentationAILib.evaluation import evaluate_model
     from SegmentationAILib.label_mapping import LabelMapping
     from SurgicalAICore.progress import tqdm_callback
+    from SurgicalAICore.validation import check_output_not_input
 
-    for out in (args.output, args.json):
-        if out and not Path(out).resolve().parent.is_dir():
-            raise InputError(f"Folder {Path(out).parent} does not exist; cannot write {Path(out).name}.")
+    outputs = [Path(o) for o in (args.output, args.json) if o]
+    for out in outputs:
+        if not out.resolve().parent.is_dir():
+            raise InputError(f"Folder {out.parent} does not exist; cannot write {out.name}.")
+        if out.is_dir():
+            raise InputError(f"Output {out} is a folder; give a file name.")
+        check_output_not_input(out, [args.model, *args.more_models, *args.cases], "output")
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise InputError("-o and --json name the same file.")
     groups = {}
     for g in args.group:
         if "=" not in g:
@@ -62,10 +79,7 @@ def run(args) -> int:
     models = model_folders(args.model) + [Path(m) for m in args.more_models]
     result = evaluate_model(models, cases, mapping, device=args.device, tta=False if args.no_tta else None,
                             groups=groups, progress=None if args.quiet else tqdm_callback("evaluate"))
-    if args.output:
-        result.write_csv(args.output)
-    if args.json:
-        result.write_json(args.json)
+    _write_outputs(result, args)
     print(f"{len(cases)} case(s), {len(models)} model(s)")
     print(result.summary_text())
     return 0

@@ -81,6 +81,7 @@ def run(args) -> int:
     from SurgicalAICore.image_io import check_output_path, read_image
     from SurgicalAICore.progress import tqdm_callback
     from SegmentationAILib.segmenter import SegmentationOptions, resolve_models, segment_image
+    from SurgicalAICore.validation import check_output_not_input
 
     options = SegmentationOptions(device=args.device, tta=False if args.no_tta else None,
                                   clahe=args.clahe, denoise=args.denoise)
@@ -90,6 +91,8 @@ def run(args) -> int:
     if output.name.lower().endswith(".dcm") and not Path(args.input[0]).is_dir():
         raise InputError(f"{output.name}: a DICOM SEG is written only for a DICOM series input.")
     stats_path = statistics_path_for(output)
+    for out in (output, stats_path):
+        check_output_not_input(out, [args.input[0], args.model], "output")
     image = read_image(args.input[0])
     models = resolve_models(args.model, args.device)
     progress = None if args.quiet else tqdm_callback("segment")

@@ -14,6 +14,7 @@ train ...`` with DistributedDataParallel. Examples::
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -131,17 +132,41 @@ def settings_from_args(args):
         command=command_line(args))
 
 
+def _train(args, cases, val_cases, mapping, settings, progress, on_epoch):
+    from SegmentationAILib.training.loop import train, train_folds
+
+    if args.fold == "all":
+        return train_folds(cases, mapping, args.output, settings, init_model=args.finetune, resume=args.resume,
+                           progress=progress, on_epoch=on_epoch)
+    return [train(cases, mapping, args.output, settings, val_cases=val_cases, init_model=args.finetune,
+                  resume=args.resume, progress=progress, on_epoch=on_epoch)]
+
+
+def _warn_resume(args, settings) -> None:
+    """Say which of the given options a resumed run ignores (its stored settings win)."""
+    from pathlib import Path
+
+    from SegmentationAILib.training.loop import CHECKPOINT, load_checkpoint
+    from SegmentationAILib.training.settings import TrainingSettings
+
+    path = Path(str(args.output) + ".training") / CHECKPOINT
+    if args.fold == "all" or not path.is_file():
+        return  # the loop says what is missing
+    notice = settings.resume_notice(TrainingSettings.from_dict(load_checkpoint(path)["settings"]))
+    if notice:
+        print(f"warning: {notice}", file=sys.stderr)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
-    from SegmentationAILib.training.loop import distributed
+    from SegmentationAILib.training import distributed
     from SegmentationAILib.cases import collect_cases
     from SurgicalAICore.errors import InputError
     from SegmentationAILib.label_mapping import LabelMapping, check_mapping
     from SurgicalAICore.progress import tqdm_callback
-    from SegmentationAILib.training.loop import train, train_folds
 
-    settings = settings_from_args(args)
+    settings = settings_from_args(args).validate()
     folder_inputs = [c for c in list(args.cases) + list(args.val or []) if not str(c).lower().endswith((".csv", ".json"))]
     if folder_inputs and (not args.image or not args.label):
         raise InputError("Case folders need --image and --label patterns (e.g. --image '*_ct.nii.gz' --label '*_seg.nii.gz').")
@@ -163,12 +188,12 @@ def run(args) -> int:
         dice = f" val Dice {record['val_mean_dice']:.3f}" if "val_mean_dice" in record else ""
         tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}{dice}", file=sys.stderr)
 
-    if args.fold == "all":
-        results = train_folds(cases, mapping, args.output, settings, init_model=args.finetune, resume=args.resume,
-                              progress=progress, on_epoch=on_epoch)
-    else:
-        results = [train(cases, mapping, args.output, settings, val_cases=val_cases, init_model=args.finetune,
-                         resume=args.resume, progress=progress, on_epoch=on_epoch)]
+    if args.resume and main_rank:
+        _warn_resume(args, settings)
+    from SurgicalAICore.locks import run_lock
+
+    with run_lock(args.output) if main_rank else contextlib.nullcontext():
+        results = _train(args, cases, val_cases, mapping, settings, progress, on_epoch)
     if main_rank:
         for r in results:
             best = f"best validation mean Dice {r.best_val_dice:.3f} (epoch {r.best_epoch})" if r.best_val_dice is not None else "no validation"

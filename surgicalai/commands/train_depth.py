@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from SurgicalAICore.locks import run_lock
     from SurgicalAICore.progress import tqdm_callback
 
     from SurgicalDepthLib.depth.training import TrainConfig, train_depth_model
@@ -36,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
                       silog_lambda=args.silog_lambda, gradient_weight=args.gradient_weight, val_every=args.val_every,
                       max_minutes=args.minutes, augment_strength=args.augment_strength, seed=args.seed,
                       threads=args.threads, device=args.device)
-    out = train_depth_model(args.datasets, args.output, cfg, resume=args.resume, val_scenario=args.val_scenario,
-                            overwrite=args.overwrite, progress=tqdm_callback("train-depth"),
-                            log=lambda m: print(m, flush=True))
+    cfg.validate()
+    with run_lock(args.output):
+        out = train_depth_model(args.datasets, args.output, cfg, resume=args.resume, val_scenario=args.val_scenario,
+                                overwrite=args.overwrite, progress=tqdm_callback("train-depth"),
+                                log=lambda m: print(m, flush=True))
     print(f"wrote model {out}")
     return 0

@@ -34,8 +34,11 @@ class DemoContext:
     files: List[Tuple[str, Path]] = field(default_factory=list)      # (what, file)
     numbers: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # section -> name -> value
     shared: Dict[str, Any] = field(default_factory=dict)             # hand-over between steps (nodes, paths)
+    final_dir: Path | None = None  # where out_dir (a hidden working folder) is moved when complete
 
     def say(self, message: str) -> None:
+        if self.final_dir is not None:  # name the folder the user will find, never the working one
+            message = message.replace(str(self.out_dir), str(self.final_dir))
         print(f"[demo] {message}", flush=True)
 
     def picture(self, caption: str, path: Path) -> None:
@@ -105,25 +108,57 @@ def prepare_output(out: Path) -> None:
         raise InputError(f"Cannot write to {out}: {error.strerror}.") from None
 
 
+def check_output(out: Path) -> None:
+    """Refuse, before any work, an output that is a file, a user's non-empty folder, or has no parent."""
+    from SurgicalAICore.errors import InputError
+    from SurgicalAICore.validation import check_output_folder
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"Output {out} is a file, not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError(f"Output folder {out} is not empty and is not an earlier demo's output; "
+                         "choose a new or empty folder.")
+    check_output_folder(out, "demo output folder")
+
+
 def run_demo(out_dir, device: str = "auto", quick: bool = False) -> DemoContext:
-    from SurgicalAICore.mrml.scene import new_scene
-    from SurgicalAICore.mrml.bundle import save_scene_bundle
+    """The results are built in a hidden folder beside ``out_dir`` and moved into place when complete:
+    an interrupted run leaves no partial folder and keeps an earlier demo's output as it was."""
+    from SurgicalAICore.atomic import atomic_dir
 
     out = Path(out_dir).resolve()
-    prepare_output(out)
-    ctx = DemoContext(out_dir=out, scene=new_scene(), device=device, quick=quick)
+    check_output(out)
+    with atomic_dir(out, replace=True) as tmp:
+        prepare_output(tmp)
+        ctx = _run_steps(tmp, out, device, quick)
+
+    def moved(path: Path) -> Path:
+        return out / path.relative_to(tmp) if path.is_relative_to(tmp) else path
+
+    ctx.pictures = [(caption, moved(p)) for caption, p in ctx.pictures]
+    ctx.files = [(what, moved(p)) for what, p in ctx.files]
+    ctx.out_dir = out
+    ctx.say(f"all results are in {out}")
+    return ctx
+
+
+def _run_steps(tmp: Path, out: Path, device: str, quick: bool) -> DemoContext:
+    from SurgicalAICore.mrml.bundle import save_scene_bundle
+    from SurgicalAICore.mrml.scene import new_scene
+
+    ctx = DemoContext(out_dir=tmp, scene=new_scene(), device=device, quick=quick, final_dir=out)
     seconds: Dict[str, float] = {}
     for title, module_name in STEPS:
         ctx.say(f"== {title}")
         start = time.perf_counter()
         importlib.import_module(module_name).run_demo_step(ctx)
         seconds[title] = time.perf_counter() - start
-    mrb = save_scene_bundle(ctx.scene, out / "scene.mrb")
+    mrb = save_scene_bundle(ctx.scene, tmp / "scene.mrb")
     ctx.file("Slicer scene (open in 3D Slicer)", mrb)
-    (out / "numbers.json").write_text(json.dumps(ctx.numbers, indent=2, default=str) + "\n")
+    numbers = json.dumps(ctx.numbers, indent=2, default=str).replace(str(tmp), str(out))
+    (tmp / "numbers.json").write_text(numbers + "\n")
     report = write_report(ctx, seconds)
     ctx.say(f"report: {report}")
-    ctx.say(f"all results are in {out}")
     return ctx
 
 

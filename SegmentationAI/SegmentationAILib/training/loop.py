@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from SegmentationAILib.training import distributed as dist_utils
+import SegmentationAILib.training.distributed as dist_utils
 from SegmentationAILib.cases import Case
 from SurgicalAICore.atomic import write_atomic, write_json_atomic
 from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
@@ -460,7 +460,7 @@ def train(cases: Sequence[Case], mapping: LabelMapping, output: Union[str, Path]
     """
     from monai.losses import DiceCELoss
 
-    settings = settings or TrainingSettings()
+    settings = (settings or TrainingSettings()).validate()
     output = Path(output)
     work = Path(str(output) + ".training")
     _check_output(output, work, resume)

@@ -82,6 +82,9 @@ def _load_opencv(path: Path) -> CameraIntrinsics:
         if w_node.empty() or h_node.empty():
             raise InputError(f"Camera file {path.name} lacks image_width / image_height.")
         width, height = int(w_node.real()), int(h_node.real())
+    except (cv2.error, ValueError, OverflowError, TypeError) as error:  # a node of the wrong kind or value
+        text = (str(error).strip().splitlines() or [type(error).__name__])[-1][:100]
+        raise InputError(f"Cannot parse camera file {path.name}: {text}") from None
     finally:
         storage.release()
     dist = tuple(float(d) for d in dist[:8])

@@ -43,6 +43,11 @@ class CameraIntrinsics:
             raise InputError(f"Principal point ({self.cx}, {self.cy}) lies outside the {self.width}x{self.height} image.")
         if len(self.distortion) not in (4, 5, 8) or not all(math.isfinite(d) for d in self.distortion):
             raise InputError("Distortion must be 4, 5 or 8 finite OpenCV coefficients (k1, k2, p1, p2[, k3...]).")
+        coverage = _radial_coverage(self)
+        if coverage < MIN_DISTORTION_COVERAGE:
+            raise InputError(f"The distortion coefficients {tuple(self.distortion[:5])} map "
+                             f"{100 * (1 - coverage):.0f}% of the image outside the frame: every point cloud "
+                             "would be empty. Check the calibration.")
 
     @property
     def K(self) -> np.ndarray:
@@ -147,3 +152,24 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 4x4 homogeneous transform to (N, 3) points."""
     m = np.asarray(matrix, dtype=np.float64)
     return np.asarray(points, dtype=np.float64) @ m[:3, :3].T + m[:3, 3]
+
+
+MIN_DISTORTION_COVERAGE = 0.05  # share of the undistorted image that must sample inside the frame
+
+
+def _radial_coverage(camera: "CameraIntrinsics") -> float:
+    """Share of the undistorted (pinhole) image area whose pixels come from inside the recorded frame,
+    from the radial terms along the image diagonal (k1 = 1e9 gives ~0: nothing left to back-project)."""
+    d = list(camera.distortion) + [0.0] * 3
+    k1, k2, k3 = d[0], d[1], d[4]
+    if not (k1 or k2 or k3):
+        return 1.0
+    corner = max(np.hypot(max(camera.cx, camera.width - camera.cx) / camera.fx,
+                          max(camera.cy, camera.height - camera.cy) / camera.fy), 1e-6)
+    r = np.linspace(0.0, corner, 257)[1:]
+    with np.errstate(over="ignore", invalid="ignore"):
+        r2 = r * r
+        distorted = r * (1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2)
+        inside = np.isfinite(distorted) & (np.abs(distorted) <= corner)
+    first_out = int(np.argmin(inside)) if not inside.all() else len(r)
+    return float((first_out / len(r)) ** 2)

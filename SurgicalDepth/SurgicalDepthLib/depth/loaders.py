@@ -80,6 +80,20 @@ def _load_torchscript_file(path: Path, device: torch.device) -> TorchDepthEstima
     return TorchDepthEstimator(module, device, card, None, np.zeros(3, np.float32), np.ones(3, np.float32), False)
 
 
+def _check_runs_as_depth_model(estimator: TorchDepthEstimator, path: Path) -> None:
+    """A TorchScript file can hold any network: run it once on a small frame so a wrong model is one
+    ModelError at loading, not a traceback in the middle of a video."""
+    frame = np.full((64, 64, 3), 128, np.uint8)
+    try:
+        depth = estimator.predict(frame)
+    except Exception as error:  # whatever the scripted code raises, it is not a depth model
+        text = " ".join(str(error).split())[:160]
+        raise ModelError(f"{path} is not a depth model: it fails on an RGB frame "
+                         f"({type(error).__name__}: {text}).") from None
+    if depth.shape != frame.shape[:2]:
+        raise ModelError(f"{path} is not a depth model: it gives {depth.shape} for a 64x64 frame.")
+
+
 class _Loader:
     def __init__(self, can_load, load):
         self.can_load, self.load = can_load, load
@@ -113,6 +127,8 @@ def load_depth_model(path: str | Path | None = None, device: str = "auto",
     if loader is None:
         raise ModelError(f"Not a depth model (folder, Hugging Face folder or TorchScript file): {path}")
     estimator = loader.load(path, dev)
+    if estimator.card.get("weights_format") == "torchscript":
+        _check_runs_as_depth_model(estimator, path)
     if metric is not None:
         estimator.is_metric = bool(metric)
     return estimator

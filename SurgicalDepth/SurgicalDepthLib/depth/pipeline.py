@@ -150,8 +150,8 @@ def _prepare_out_dir(out_dir: Path) -> Path:
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"Output folder {out_dir} exists and is not empty; choose a new folder.")
     parent = out_dir.parent
-    if not parent.exists():
-        parent.mkdir(parents=True)
+    if not parent.is_dir():  # nothing is created for an output that may never be written
+        raise InputError(f"The folder for {out_dir.name} does not exist: {parent}")
     if not os.access(parent, os.W_OK):
         raise InputError(f"Cannot write to {parent}.")
     return Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=parent))

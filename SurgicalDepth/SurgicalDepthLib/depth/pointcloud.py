@@ -224,18 +224,14 @@ def write_ply(cloud: Union[PointCloud, object], path: Union[str, Path], binary: 
 
 
 def read_ply(path: Union[str, Path]) -> PointCloud:
-    import vtk
+    """The vertices (and colours) of a PLY file, read by the checked reader (never VTK's, which crashes on
+    a bad header and returns uninitialised memory for a truncated body)."""
+    from SurgicalDepthLib.depth.ply_file import read_ply_arrays
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"Point cloud file not found: {path}")
-    reader = vtk.vtkPLYReader()
-    reader.SetFileName(str(path))
-    reader.Update()
-    poly = reader.GetOutput()
-    if poly.GetNumberOfPoints() == 0 and path.stat().st_size > 0 and reader.GetErrorCode():
-        raise InputError(f"Cannot read point cloud {path}.")
-    return cloud_from_polydata(poly)
+    points, colors = read_ply_arrays(path)
+    if colors is None:
+        colors = np.zeros((len(points), 3), np.uint8)
+    return PointCloud(points, colors, points[:, 2].copy())
 
 
 def cloud_bounds(cloud: PointCloud) -> Tuple[np.ndarray, np.ndarray]:

@@ -55,6 +55,25 @@ class TrainConfig:
     # strength a 2.2 M-parameter network trained on CPU for an hour no longer learned metric scale
     augment_strength: float = 0.6
 
+    def validate(self) -> "TrainConfig":
+        """Refuse a configuration that cannot train (or would publish an untrained model), one line each."""
+        from SurgicalAICore.validation import check_number, check_positive
+
+        check_positive(self.lr, "The learning rate (--lr)", high=10)
+        check_number(self.weight_decay, "The weight decay", low=0, high=10)
+        for value, what in ((self.steps, "training steps (--steps)"), (self.batch_size, "batch size (--batch-size)"),
+                            (self.val_every, "steps between validations (--val-every)"),
+                            (self.checkpoint_every, "steps between checkpoints"),
+                            (self.threads, "threads (--threads)")):
+            check_number(value, f"The number of {what}", low=1, high=10**7, integer=True)
+        check_number(self.silog_lambda, "The SILog lambda (--silog-lambda)", low=0, high=1)
+        check_number(self.gradient_weight, "The gradient weight (--gradient-weight)", low=0, high=100)
+        if self.max_minutes is not None:
+            check_positive(self.max_minutes, "The time budget (--minutes)", high=60 * 24 * 30)
+        for value in self.crop:
+            check_number(value, "Each crop size (--crop)", low=32, high=8192, integer=True)
+        return self
+
 
 # ------------------------------------------------------------------------------- augmentation
 def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
@@ -250,7 +269,7 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
     which is then excluded from training). Writes the model folder ``output`` at the end."""
     from SurgicalAICore.device import select_device
 
-    cfg = config or TrainConfig()
+    cfg = (config or TrainConfig()).validate()
     out = Path(output)
     if out.exists() and not overwrite:
         raise InputError(f"Output model folder {out} already exists; choose another or allow overwriting.")

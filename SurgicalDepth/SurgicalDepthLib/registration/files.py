@@ -13,19 +13,32 @@ from SurgicalDepthLib.registration.target import RegistrationTarget
 
 
 def read_points_file(path: str | Path, what: str) -> np.ndarray:
-    """An (N, k) array from .npy, .ply (vertices) or whitespace/comma text."""
+    """An (N, k) float array from .npy, .ply (vertices) or whitespace/comma text."""
+    array = _read_points_array(path, what)
+    if array.dtype.kind not in "biuf" or array.ndim != 2:
+        raise InputError(f"The {what} file {path} must hold a 2-D array of numbers, "
+                         f"got {array.dtype} with shape {array.shape}.")
+    return array.astype(np.float64)
+
+
+def _read_points_array(path: str | Path, what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{what} file not found: {p}")
     try:
         if p.suffix.lower() == ".npy":
-            return np.load(p, allow_pickle=False)
+            try:
+                return np.load(p, allow_pickle=False)
+            except Exception as error:  # numpy raises SyntaxError, TokenError... for a corrupt header
+                raise ValueError(" ".join(str(error).split())[:120] or type(error).__name__) from None
         if p.suffix.lower() == ".ply":
             from SurgicalDepthLib.depth.pointcloud import read_ply
 
             return read_ply(p).points.astype(np.float64)
         return np.loadtxt(p, delimiter="," if p.suffix.lower() == ".csv" else None, ndmin=2)
-    except (OSError, ValueError) as error:
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError) as error:
         raise InputError(f"Cannot read {what} file {p}: {error}") from None
 
 

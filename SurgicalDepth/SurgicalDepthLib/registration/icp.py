@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from SurgicalAICore.errors import InputError
+from SurgicalAICore.validation import check_coordinates
 
 from SurgicalDepthLib.registration.target import RegistrationTarget
 
@@ -42,7 +43,7 @@ def check_cloud(points: np.ndarray, min_points: int = 10, what: str = "point clo
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise InputError(f"The {what} must be an (N, 3) array of points, got shape {pts.shape}.")
-    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    pts = check_coordinates(pts[np.all(np.isfinite(pts), axis=1)], what)
     if len(pts) == 0:
         raise InputError(f"The {what} is empty (no finite points): check the depth map and its mask.")
     if len(pts) < min_points:

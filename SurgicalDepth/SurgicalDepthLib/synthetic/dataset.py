@@ -62,6 +62,7 @@ class DatasetWriter:
         if not os.access(self.out_dir.parent, os.W_OK):
             raise InputError(f"Cannot write to {self.out_dir.parent}.")
         self.camera = camera
+        self.overwrite = overwrite
         self.meta = dict(meta or {})
         self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-render-", dir=self.out_dir.parent))
         (self.tmp / "frames").mkdir()
@@ -116,11 +117,31 @@ class DatasetWriter:
                 "depth_unit_mm": DEPTH_UNIT_MM, "camera": "camera.json", "index": "index.csv",
                 "paths": self.paths, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.meta}
         (self.tmp / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-        if self.out_dir.exists():
-            shutil.rmtree(self.out_dir)
-        os.replace(self.tmp, self.out_dir)
+        try:
+            self._publish()
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
         return self.out_dir
+
+    def _publish(self) -> None:
+        """Swap the finished folder in with interrupts held back, so the old dataset is never lost
+        without the new one in place; one that appeared meanwhile (another run) is not replaced."""
+        from SurgicalAICore.atomic import publish
+        from SurgicalAICore.signals import signals_deferred
+
+        if self.out_dir.exists() and not self.overwrite:
+            raise InputError(f"Output folder {self.out_dir} appeared while rendering (another run?); "
+                             "it was left as it is and this run's frames were discarded.")
+        old = None
+        with signals_deferred():
+            if self.out_dir.exists():
+                old = Path(tempfile.mkdtemp(prefix=".old-render-", dir=self.out_dir.parent))
+                os.replace(self.out_dir, old / "dataset")
+            publish(self.tmp, self.out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         if not self._closed:
@@ -213,7 +234,12 @@ def parse_size(text: str) -> tuple:
         raise InputError(f"Size must look like 256x320 (height x width), got '{text}'.") from None
     if h < 16 or w < 16:
         raise InputError(f"Size {text} is too small.")
+    if h > MAX_FRAME_SIDE or w > MAX_FRAME_SIDE:
+        raise InputError(f"Size {text} is too large: at most {MAX_FRAME_SIDE} pixels a side.")
     return h, w
+
+
+MAX_FRAME_SIDE = 8192
 
 
 def default_camera(height: int = 256, width: int = 320, horizontal_fov_deg: float = 80.0) -> CameraIntrinsics:

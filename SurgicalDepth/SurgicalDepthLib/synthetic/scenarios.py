@@ -317,12 +317,15 @@ LAPAROSCOPY_ORGANS = {"liver": [5], "stomach": [6], "spleen": [1], "gallbladder"
 
 
 def _read_ct(path: Path) -> Tuple[np.ndarray, np.ndarray]:
-    import SimpleITK as sitk
     from SurgicalAICore.geometry import array_from_sitk
+    from SurgicalAICore.image_io import read_image
 
     if not path.is_file():
         raise InputError(f"CT file {path} not found (development data lives in ../shared/data).")
-    return array_from_sitk(sitk.ReadImage(str(path)))
+    image = read_image(path)  # an unreadable file is one InputError, not a SimpleITK traceback
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"CT file {path} is not a 3-D scalar volume.")
+    return array_from_sitk(image)
 
 
 def _laparoscopy(data_dir: Optional[Path]) -> Scenario:

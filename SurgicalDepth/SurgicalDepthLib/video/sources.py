@@ -194,9 +194,12 @@ class ImageFolderSource(FrameSource):
                                          if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
         if not self.files:
             raise InputError(f"Folder {self.folder} holds no .png or .jpg frames.")
-        if fps <= 0:
-            raise InputError(f"Frame rate must be positive, got {fps}.")
-        self._fps = float(fps)
+        from SurgicalAICore.validation import check_positive
+
+        self._fps = float(check_positive(fps, "The frame rate (--fps)", high=100_000))
+        # a.png and a.jpg are two frames: their outputs must not share the name "a"
+        stems = [p.stem for p in self.files]
+        self.names = [p.name.replace(".", "_") if stems.count(p.stem) > 1 else p.stem for p in self.files]
 
     @property
     def frame_count(self) -> Optional[int]:
@@ -218,7 +221,7 @@ class ImageFolderSource(FrameSource):
             colour = image.ndim == 3 and image.shape[2] >= 3
             rgb = to_rgb8(image, f"frame {path.name}", bgr=colour)
             check(rgb, index)
-            yield Frame(index, index / self._fps, rgb, path.stem, time.perf_counter() - t_read)
+            yield Frame(index, index / self._fps, rgb, self.names[index], time.perf_counter() - t_read)
 
 
 class ArraySource(FrameSource):

@@ -1,0 +1,43 @@
+"""SIGINT and SIGTERM cancel a command the same clean way, and a group of outputs is published whole.
+
+The console command turns SIGTERM into :class:`Terminated`, a ``KeyboardInterrupt``, so every
+``with atomic_file/atomic_dir`` block removes its temporaries exactly as on Ctrl-C (a bare SIGTERM
+would kill the process and leave hidden ``.tmp`` files). :func:`signals_deferred` holds both signals
+back while several finished files are moved into place, so a result and its companion (a
+segmentation and its statistics CSV) appear together or not at all.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: cancel like Ctrl-C (exit status 143 rather than 130)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def install_cancel_handlers() -> None:
+    """SIGTERM cancels like SIGINT (main thread only; elsewhere the defaults stay)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Block SIGINT/SIGTERM in this block; one that arrives is delivered right after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, CANCEL_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -1,0 +1,130 @@
+"""Soak: N live frames through depth -> point cloud -> registration (frame tracker) -> overlay, in one scene.
+
+Measures the process's resident memory (RSS) and the scene's node count every ``--every`` frames: a
+leak shows as RSS growing past the warm-up level or nodes accumulating. The pass rule (issue 16):
+RSS after warm-up stays within +-10 % and the node count never grows.
+
+    python benchmarks/bench_soak.py --frames 10000 --json benchmarks/results_soak.json
+
+The depth model is the bundled one (``--model`` for another); frames are a procedural moving scope
+view so the run needs no data. Runs on CPU by default (``--device``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for sub in ("", "SegmentationAI", "SurgicalDepth"):
+    sys.path.insert(0, str(ROOT / sub))
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def frame(i: int, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 0] = (120 + 60 * np.sin((xx + 2 * i) / 17.0)).astype(np.uint8)
+    rgb[..., 1] = (90 + 40 * np.cos((yy - i) / 13.0)).astype(np.uint8)
+    rgb[..., 2] = 70
+    return rgb
+
+
+def target_and_structures():
+    """A CT-like target: a ball and a box label map, as registration target and overlay surfaces."""
+    from SurgicalAICore.mrml.segmentations import new_segmentation_node
+    from SurgicalDepthLib.overlay.composite import structures_from_surfaces
+    from SurgicalDepthLib.registration.target import segment_surfaces, target_from_segmentation
+
+    k, j, i = np.mgrid[0:48, 0:48, 0:48].astype(float)
+    lab = np.zeros((48, 48, 48), np.uint8)
+    lab[np.sqrt((i - 24) ** 2 + (j - 24) ** 2 + (k - 24) ** 2) <= 14] = 1
+    lab[32:42, 6:18, 28:44] = 2
+    m = np.diag([1.5, 1.5, 1.5, 1.0])
+    m[:3, 3] = -36.0
+    node = new_segmentation_node(lab, m, [{"value": 1, "name": "ball", "color": [1, 0, 0]},
+                                          {"value": 2, "name": "box", "color": [0, 1, 0]}], name="soak")
+    return target_from_segmentation(node), structures_from_surfaces(segment_surfaces(node))
+
+
+def soak(frames: int, every: int, device: str, model_path, size) -> dict:
+    from SurgicalAICore.mrml.scene import new_scene
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+    from SurgicalDepthLib.depth.loaders import load_depth_model
+    from SurgicalDepthLib.depth.pipeline import FrameProcessor
+    from SurgicalDepthLib.depth.scene import LiveSceneOutput, camera_transform_node
+    from SurgicalDepthLib.overlay.composite import overlay_frame, overlay_volume_node
+    from SurgicalDepthLib.registration.tracking import FrameTracker
+    from SurgicalDepthLib.video.sources import Frame
+
+    h, w = size
+    camera = CameraIntrinsics.from_fov(w, h, 70.0)
+    processor = FrameProcessor(load_depth_model(model_path, device), camera, max_points=3000)
+    target, structures = target_and_structures()
+    scene = new_scene()
+    transform = camera_transform_node(scene)
+    output = LiveSceneOutput(scene, transform_node=transform)
+    pose = np.eye(4)
+    pose[:3, 3] = [0.0, 0.0, -60.0]
+    tracker = FrameTracker(target, pose, transform_node=transform, max_points=1500, iterations=6, device=device,
+                           global_budget_s=0.1)
+    overlay_node, samples, start = None, [], time.perf_counter()
+    for n in range(frames):
+        result = processor.process(Frame(n, n / 30.0, frame(n, h, w), f"f{n:06d}"))
+        output.update(result.rgb, result.depth_mm, result.poly)
+        if len(result.cloud) >= 10:
+            try:
+                tracker.update(result.cloud.points)
+            except Exception as error:
+                if n == 0:
+                    print(f"tracker refused frame 0: {error}", file=sys.stderr)
+        rgb, _ = overlay_frame(result.rgb, structures, tracker.pose, camera)
+        overlay_node = overlay_volume_node(scene, rgb, node=overlay_node)
+        if n % every == 0 or n == frames - 1:
+            samples.append({"frame": n, "rss_mib": round(rss_mib(), 1), "nodes": scene.GetNumberOfNodes(),
+                            "seconds": round(time.perf_counter() - start, 1)})
+            print(json.dumps(samples[-1]), flush=True)
+    warm = [s for s in samples if s["frame"] >= min(frames // 10, 500)] or samples
+    base = warm[0]["rss_mib"]
+    return {"frames": frames, "size": [h, w], "device": device, "samples": samples,
+            "rss_warm_mib": base,
+            "rss_max_change_pct": round(100 * max(abs(s["rss_mib"] - base) for s in warm) / base, 2),
+            "node_counts": sorted({s["nodes"] for s in samples}),
+            "frames_per_s": round(frames / (time.perf_counter() - start), 2),
+            "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=10000)
+    parser.add_argument("--every", type=int, default=250, help="sample RSS and nodes every N frames")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default=None, help="depth model folder (default: the bundled one)")
+    parser.add_argument("--size", default="128x160", help="frame size HxW")
+    parser.add_argument("--json", default=None, help="write the result here")
+    args = parser.parse_args()
+    h, w = (int(v) for v in args.size.split("x"))
+    result = soak(args.frames, args.every, args.device, args.model, (h, w))
+    ok = result["rss_max_change_pct"] <= 10 and len(result["node_counts"]) == 1
+    result["pass"] = ok
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
