@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     ("render", "SurgicalDepthLib.cli_render"),
     ("train-depth", "SurgicalDepthLib.cli_train_depth"),
     ("eval-depth", "SurgicalDepthLib.cli_eval_depth"),
+    ("eval-depth-sparse", "SurgicalDepthLib.cli_eval_depth_sparse"),
     ("depth", "SurgicalDepthLib.cli_depth"),
     ("register", "SurgicalDepthLib.cli_register"),
     ("demo", "surgicalai.demo"),

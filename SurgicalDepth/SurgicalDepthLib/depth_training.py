@@ -1,9 +1,7 @@
 """Training the compact depth network on synthetic datasets, with checkpoints, resume and curves.
 
-Augmentation (per sample, seeded): random crop at full pixel scale (so the apparent size of
-structures still tells distance), flips, colour jitter and gamma, blur, sensor noise, specular
-blobs (saturated highlights with no depth change) and circular field-stop masks (black border,
-excluded from the loss). Validation uses the ``val`` camera paths of the datasets (never
+Augmentation (per sample, seeded): :mod:`.depth_augment` (crop at full pixel scale, flips, and
+small random appearance transforms that make renders look like real endoscopy). Validation uses the ``val`` camera paths of the datasets (never
 neighbouring frames of training paths) and optionally whole held-out scenarios.
 
 Checkpoints go to ``<output>.checkpoints/`` (``last.pt``, written atomically). The model folder is
@@ -25,6 +23,7 @@ import torch
 from SegmentationAILib.errors import InputError, ModelError
 from SegmentationAILib.progress import CancelToken, Progress
 
+from .depth_augment import augment_sample
 from .depth_losses import depth_loss
 from .depth_model import IMAGENET, depth_card, save_depth_model
 from .depth_network import DEFAULT_HYPER, build_depth_network
@@ -54,74 +53,6 @@ class TrainConfig:
     # appearance augmentation scale (1 = the full sigmas/probabilities in augment_sample); at full
     # strength a 2.2 M-parameter network trained on CPU for an hour no longer learned metric scale
     augment_strength: float = 0.6
-
-
-# ------------------------------------------------------------------------------- augmentation
-def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
-                   crop: Tuple[int, int], strength: float = 1.0):
-    """One training sample: (rgb float32 HxWx3 in 0..1, depth, valid) after crop and appearance changes."""
-    import cv2
-
-    h, w = depth.shape
-    ch, cw = min(crop[0], h), min(crop[1], w)
-    y0 = int(rng.integers(0, h - ch + 1))
-    x0 = int(rng.integers(0, w - cw + 1))
-    img = rgb[y0:y0 + ch, x0:x0 + cw].astype(np.float32) / 255.0
-    d = depth[y0:y0 + ch, x0:x0 + cw].copy()
-    v = valid[y0:y0 + ch, x0:x0 + cw].copy()
-    if strength <= 0:
-        return img, d, v
-    if rng.random() < 0.5:
-        img, d, v = img[:, ::-1], d[:, ::-1], v[:, ::-1]
-    if rng.random() < 0.3:
-        img, d, v = img[::-1], d[::-1], v[::-1]
-    img = np.ascontiguousarray(img)
-    d, v = np.ascontiguousarray(d), np.ascontiguousarray(v)
-    k = float(strength)  # scales every appearance change: sigmas and probabilities
-    # colour: per-channel gain (white balance), brightness, contrast, saturation, gamma
-    gain = np.exp(rng.normal(0, 0.12 * k, 3)).astype(np.float32) * np.float32(np.exp(rng.normal(0, 0.3 * k)))
-    img = img * gain
-    grey = img.mean(axis=2, keepdims=True)
-    img = grey + (img - grey) * np.float32(np.exp(rng.normal(0, 0.25 * k)))
-    img = np.clip(img, 0, 1) ** np.float32(np.exp(rng.normal(0, 0.2 * k)))
-    if rng.random() < 0.4 * k:
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 2.0)))
-    if rng.random() < 0.2 * k:
-        img = _motion_blur(img, rng)
-    if rng.random() < 0.5 * k:  # specular blobs: saturated highlights that do not change geometry
-        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-        for _ in range(int(rng.integers(1, 6))):
-            cy, cx = rng.uniform(0, ch), rng.uniform(0, cw)
-            ry, rx = rng.uniform(1.5, 10), rng.uniform(1.5, 10)
-            blob = np.exp(-(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2))
-            img = img + (blob * rng.uniform(0.6, 1.5))[..., None]
-    if rng.random() < 0.3 * k:  # reddish fluid / blood tint in patches
-        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-        cy, cx, r = rng.uniform(0, ch), rng.uniform(0, cw), rng.uniform(15, 60)
-        m = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None] * rng.uniform(0.3, 0.8)
-        img = img * (1 - m) + m * np.array([0.35, 0.02, 0.02], np.float32) * img.mean()
-    img = img + rng.normal(0, rng.uniform(0.0, 0.03 * k), img.shape).astype(np.float32)
-    if rng.random() < 0.3 * k:  # a field stop of a different radius than the render's
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) / np.hypot(h / 2, w / 2)
-        inside = (r < rng.uniform(0.45, 0.8))[y0:y0 + ch, x0:x0 + cw]
-        if d.shape == inside.shape and inside.mean() > 0.3:
-            if img.shape[:2] == inside.shape:
-                img = img * inside[..., None]
-            v = v & inside
-    return np.clip(img, 0, 1).astype(np.float32), d, v
-
-
-def _motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Blur along a random direction over 3-8 pixels, as a moving endoscope smears the image."""
-    import cv2
-
-    size = int(rng.integers(3, 9))
-    kernel = np.zeros((size, size), np.float32)
-    kernel[size // 2] = 1.0 / size
-    rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), float(rng.uniform(0, 180)), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (size, size))
-    return cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
 
 
 class TrainingSamples(torch.utils.data.Dataset):
