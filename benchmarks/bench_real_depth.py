@@ -1,7 +1,7 @@
 """Depth on real endoscopic video, scale-free, against the simple baselines (issue 10).
 
-    python benchmarks/bench_real_depth.py --model old=Resources/Models/endoscopy-depth --model new=/work/data-depth/model \
-        --synthetic /work/data-depth/sq80 --heldout /work/data-depth/heldout
+    python benchmarks/bench_real_depth.py --model old=Resources/Models/endoscopy-depth \
+        --model new=/work/data-depth/model --synthetic /work/data-depth/sq80 --heldout /work/data-depth/heldout
 
 For each model, in one process on the same frames, with the constant-depth and brightness (1/sqrt(I))
 baselines scored the same way:
@@ -25,16 +25,20 @@ import time
 from datetime import date
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 for sub in ("SegmentationAI", "SurgicalDepth", ""):
     sys.path.insert(0, str(ROOT / sub))
 
+from SegmentationAILib.errors import InputError  # noqa: E402
 from SurgicalDepthLib.depth_metrics import depth_metrics  # noqa: E402
 from SurgicalDepthLib.depth_model import load_depth_model  # noqa: E402
 from SurgicalDepthLib.depth_sparse_eval import brightness_depth, constant_depth, evaluate_sparse  # noqa: E402
 from SurgicalDepthLib.depth_temporal_eval import field_of_view_mask, sequence_consistency  # noqa: E402
+from SurgicalDepthLib.synthetic_dataset import SyntheticDepthDataset  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -48,8 +52,6 @@ def bench_jhu(models: dict, every: int) -> dict:
 
 
 def read_video(path: Path, count: int, size=(480, 270)) -> list:
-    import cv2
-
     cap = cv2.VideoCapture(str(path))
     frames = []
     while len(frames) < count:
@@ -75,8 +77,6 @@ def bench_lap_video(models: dict, count: int) -> dict:
 
 
 def bench_synthetic(models: dict, dataset: str, split: str | None) -> dict:
-    from SurgicalDepthLib.synthetic_dataset import SyntheticDepthDataset
-
     data = SyntheticDepthDataset(dataset, split=split)
     predictors = {n: m.predict_batch for n, m in models.items()}
     predictors["brightness"] = lambda fs: np.stack([brightness_depth(f) for f in fs])
@@ -88,7 +88,7 @@ def bench_synthetic(models: dict, dataset: str, split: str | None) -> dict:
             for it, pred in zip(items, predict([it["rgb"] for it in items]), strict=True):
                 try:
                     rows[name].append(depth_metrics(pred, it["depth_mm"], it["valid"], 300.0, median_scaled=True))
-                except Exception:  # noqa: BLE001 - a frame with no valid depth within the cap
+                except InputError:  # a frame with no valid depth within the cap
                     continue
     return {n: {"frames": len(r), "abs_rel": float(np.mean([x["abs_rel"] for x in r])),
                 "delta1": float(np.mean([x["delta1"] for x in r]))} for n, r in rows.items()} | {
@@ -96,8 +96,6 @@ def bench_synthetic(models: dict, dataset: str, split: str | None) -> dict:
 
 
 def bench_speed(model, threads: int = 2, runs: int = 60) -> float:
-    import torch
-
     torch.set_num_threads(threads)
     frame = np.random.default_rng(0).integers(0, 255, (256, 320, 3), np.uint8)
     for _ in range(5):
@@ -120,8 +118,6 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results_real_depth.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs/BENCHMARKS_depth_real.md"))
     args = parser.parse_args(argv)
-    import torch
-
     torch.set_num_threads(1)
     models = {}
     for spec in args.model:
@@ -152,8 +148,9 @@ def markdown(r: dict) -> str:
              f"Command: `{r['command']}`", "",
              "Models: " + ", ".join(f"**{n}** = `{p}`" for n, p in r["models"].items()) + ".", "",
              "## jhu_sinus_dev: real sinus endoscopy against SfM sparse depth (every 10th frame)", "",
-             "Per frame the prediction is sampled at the SfM points inside the field of view and aligned by the ratio of "
-             "medians (median) or by least-squares scale and shift (lsq); Spearman needs no alignment. Means over frames.",
+             "Per frame the prediction is sampled at the SfM points inside the field of view and aligned by the ratio "
+             "of medians (median) or by least-squares scale and shift (lsq); Spearman needs no alignment. Means "
+             "over frames.",
              "", "| method | AbsRel median | δ<1.25 median | RMSE-log median | AbsRel lsq | δ<1.25 lsq | Spearman |",
              "|---|---|---|---|---|---|---|"]
     for m in methods:
