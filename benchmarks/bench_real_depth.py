@@ -37,7 +37,7 @@ from SegmentationAILib.errors import InputError  # noqa: E402
 from SurgicalDepthLib.depth_metrics import depth_metrics  # noqa: E402
 from SurgicalDepthLib.depth_model import load_depth_model  # noqa: E402
 from SurgicalDepthLib.depth_sparse_eval import brightness_depth, constant_depth, evaluate_sparse  # noqa: E402
-from SurgicalDepthLib.depth_temporal_eval import field_of_view_mask, sequence_consistency  # noqa: E402
+from SurgicalDepthLib.depth_temporal_eval import field_of_view_mask, pair_flows, sequence_consistency  # noqa: E402
 from SurgicalDepthLib.synthetic_dataset import SyntheticDepthDataset  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -66,18 +66,21 @@ def read_video(path: Path, count: int, size=(480, 270)) -> list:
 def bench_lap_video(models: dict, count: int) -> dict:
     frames = read_video(SHARED / "endoscopy/lap_video/endo.mp4", count)
     mask = field_of_view_mask(frames)
+    flows = [pair_flows(frames[i], frames[i + 1]) for i in range(len(frames) - 1)]
     out = {}
     for name, model in models.items():
         depths = [d for i in range(0, len(frames), 8) for d in model.predict_batch(frames[i:i + 8])]
-        out[name] = sequence_consistency(frames, depths, mask)
-    out["brightness"] = sequence_consistency(frames, [brightness_depth(f) for f in frames], mask)
-    out["constant"] = sequence_consistency(frames, [constant_depth(f) for f in frames], mask)
+        out[name] = sequence_consistency(frames, depths, mask, flows)
+    out["brightness"] = sequence_consistency(frames, [brightness_depth(f) for f in frames], mask, flows)
+    out["constant"] = sequence_consistency(frames, [constant_depth(f) for f in frames], mask, flows)
     out["frames"] = len(frames)
     return out
 
 
-def bench_synthetic(models: dict, dataset: str, split: str | None) -> dict:
+def bench_synthetic(models: dict, dataset: str, split: str | None, max_frames: int) -> dict:
     data = SyntheticDepthDataset(dataset, split=split)
+    if len(data) > max_frames:  # evenly spaced over all held-out paths
+        data.rows = [data.rows[i] for i in np.linspace(0, len(data) - 1, max_frames).astype(int)]
     predictors = {n: m.predict_batch for n, m in models.items()}
     predictors["brightness"] = lambda fs: np.stack([brightness_depth(f) for f in fs])
     predictors["constant"] = lambda fs: np.stack([constant_depth(f) for f in fs])
@@ -115,6 +118,7 @@ def main(argv=None) -> int:
     parser.add_argument("--video-frames", type=int, default=100)
     parser.add_argument("--synthetic", help="rendered dataset whose val paths are held out")
     parser.add_argument("--heldout", help="rendered held-out scenario dataset (never trained on)")
+    parser.add_argument("--max-frames", type=int, default=120, help="synthetic frames per set, evenly spaced")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results_real_depth.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs/BENCHMARKS_depth_real.md"))
     args = parser.parse_args(argv)
@@ -130,9 +134,9 @@ def main(argv=None) -> int:
     print(json.dumps(result["jhu_sinus_dev"], indent=1), flush=True)
     result["lap_video"] = bench_lap_video(models, args.video_frames)
     if args.synthetic:
-        result["synthetic_val"] = bench_synthetic(models, args.synthetic, "val")
+        result["synthetic_val"] = bench_synthetic(models, args.synthetic, "val", args.max_frames)
     if args.heldout:
-        result["synthetic_heldout"] = bench_synthetic(models, args.heldout, None)
+        result["synthetic_heldout"] = bench_synthetic(models, args.heldout, None, args.max_frames)
     result["speed_fps_256x320_2threads"] = {n: bench_speed(m) for n, m in models.items()}
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     Path(args.markdown).write_text(markdown(result))

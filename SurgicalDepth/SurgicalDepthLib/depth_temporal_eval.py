@@ -45,14 +45,19 @@ def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 4, 21, 3, 5, 1.1, 0)
 
 
-def pair_consistency(frame_a, frame_b, depth_a, depth_b, mask) -> dict[str, float]:
+def pair_flows(frame_a: np.ndarray, frame_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward dense flow of a pair (compute once, score several depth methods with it)."""
+    return _flow(frame_a, frame_b), _flow(frame_b, frame_a)
+
+
+def pair_consistency(frame_a, frame_b, depth_a, depth_b, mask, flows=None) -> dict[str, float]:
     """``flicker`` and ``warped`` relative differences of one pair (see the module text)."""
     if frame_a.shape != frame_b.shape or depth_a.shape != frame_a.shape[:2] or depth_b.shape != depth_a.shape:
         raise InputError("Frames and depth maps of a pair must all have one size.")
     a, b = _normalised(depth_a, mask), _normalised(depth_b, mask)
     rel = np.abs(a - b) / np.maximum((a + b) / 2, 1e-6)
     flicker = float(np.mean(rel[mask]))
-    fwd, bwd = _flow(frame_a, frame_b), _flow(frame_b, frame_a)
+    fwd, bwd = flows if flows is not None else pair_flows(frame_a, frame_b)
     h, w = a.shape
     u, v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     mx, my = u + fwd[..., 0], v + fwd[..., 1]
@@ -67,12 +72,14 @@ def pair_consistency(frame_a, frame_b, depth_a, depth_b, mask) -> dict[str, floa
 
 
 def sequence_consistency(frames: Sequence[np.ndarray], depths: Sequence[np.ndarray],
-                         mask: np.ndarray | None = None) -> dict[str, float]:
-    """Means over consecutive pairs of a sequence (frames uint8 RGB, depths (H, W), all one size)."""
+                         mask: np.ndarray | None = None, flows: Sequence | None = None) -> dict[str, float]:
+    """Means over consecutive pairs of a sequence (frames uint8 RGB, depths (H, W), all one size);
+    ``flows``: the :func:`pair_flows` of each consecutive pair, when already computed."""
     if len(frames) < 2 or len(frames) != len(depths):
         raise InputError("Need at least two frames and one depth map per frame.")
     if len({np.asarray(f).shape for f in frames}) != 1:
         raise InputError("All frames of the sequence must have one size.")
     mask = field_of_view_mask(frames) if mask is None else np.asarray(mask, bool)
-    rows = [pair_consistency(frames[i], frames[i + 1], depths[i], depths[i + 1], mask) for i in range(len(frames) - 1)]
+    rows = [pair_consistency(frames[i], frames[i + 1], depths[i], depths[i + 1], mask, flows[i] if flows else None)
+            for i in range(len(frames) - 1)]
     return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]} | {"pairs": len(rows)}
