@@ -7,14 +7,15 @@
 # SurgicalDepthLib/depth_augment.py at training time.
 # Resumable in legs: the packed checkpoint in training/endoscopy-depth/last.packed.pt is unpacked when
 # the work folder has none, and repacked after each leg (commit it so the next leg continues).
-#   LEG_MINUTES=55 bash scripts/train_real_depth_model.sh      # one leg; MINUTES = total budget
+#   LEG_MINUTES=110 bash scripts/train_real_depth_model.sh     # one leg; MINUTES = budget of all legs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 export PYTHONPATH="$PWD:$PWD/SegmentationAI:$PWD/SurgicalDepth" OMP_NUM_THREADS=${THREADS:-2}
 PY=${PY:-python}
 WORK=${WORK:-/work/data-depth}
-MINUTES=${MINUTES:-60}
+MINUTES=${MINUTES:-600}
+LEG_MINUTES=${LEG_MINUTES:-110}
 THREADS=${THREADS:-2}
 SHARED=${SURGICALAI_SHARED_DATA:-../shared/data}
 PACKED=training/endoscopy-depth/last.packed.pt
@@ -30,7 +31,7 @@ mkdir -p "$WORK/model.checkpoints"
 if [ ! -f "$WORK/model.checkpoints/last.pt" ] && [ -f "$PACKED" ]; then
     "$PY" scripts/depth_checkpoint_pack.py unpack "$PACKED" "$WORK/model.checkpoints/last.pt"
 fi
-cli train-depth "${DATASETS[@]}" -o "$WORK/model" --steps 20000 --minutes "$MINUTES" --crop 256x320 \
-    --batch-size 8 --threads "$THREADS" --val-every 250 --silog-lambda 0.85 --gradient-weight 0.5 \
+cli train-depth "${DATASETS[@]}" -o "$WORK/model" --steps 60000 --minutes "$MINUTES" \
+    --leg-minutes "$LEG_MINUTES" --crop 256x320 --batch-size 8 --threads "$THREADS" --val-every 250 --silog-lambda 0.85 --gradient-weight 0.5 \
     --augment-strength 0.7 --overwrite --resume
 "$PY" scripts/depth_checkpoint_pack.py pack "$WORK/model.checkpoints/last.pt" "$PACKED"

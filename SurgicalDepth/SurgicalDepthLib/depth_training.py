@@ -45,6 +45,8 @@ class TrainConfig:
     val_frames: int = 64
     checkpoint_every: int = 100
     max_minutes: Optional[float] = None
+    # wall-clock limit of this run alone (one leg of a resumed series); max_minutes spans all legs
+    leg_minutes: Optional[float] = None
     seed: int = 0
     hyper: Dict[str, object] = field(default_factory=lambda: dict(DEFAULT_HYPER))
     threads: int = 2
@@ -242,6 +244,9 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
     while step < cfg.steps:
         if cfg.max_minutes is not None and minutes() > cfg.max_minutes:
             log(f"time budget reached at step {step}")
+            break
+        if cfg.leg_minutes is not None and (time.time() - t0) / 60.0 > cfg.leg_minutes:
+            log(f"leg time reached at step {step}; continue with --resume")
             break
         samples.epoch = step
         idx = rng.integers(0, len(samples), cfg.batch_size)
