@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--silog-lambda", type=float, default=0.5, help="1 = fully scale invariant")
     parser.add_argument("--gradient-weight", type=float, default=0.5)
+    parser.add_argument("--ssi-weight", type=float, default=0.0, help="scale-and-shift-invariant inverse-depth loss")
     parser.add_argument("--val-every", type=int, default=200)
     parser.add_argument("--val-scenario", help="hold this scenario out of training and report it separately")
     parser.add_argument("--minutes", type=float, help="stop after this wall-clock budget (all resumed legs together)")
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from .synthetic_dataset import parse_size
 
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=parse_size(args.crop), lr=args.lr,
-                      silog_lambda=args.silog_lambda, gradient_weight=args.gradient_weight, val_every=args.val_every,
+                      silog_lambda=args.silog_lambda, gradient_weight=args.gradient_weight,
+                      ssi_weight=args.ssi_weight, val_every=args.val_every,
                       max_minutes=args.minutes, leg_minutes=args.leg_minutes, augment_strength=args.augment_strength,
                       seed=args.seed, threads=args.threads, device=args.device)
     out = train_depth_model(args.datasets, args.output, cfg, resume=args.resume, val_scenario=args.val_scenario,

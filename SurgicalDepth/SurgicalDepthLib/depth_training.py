@@ -24,7 +24,7 @@ from SegmentationAILib.errors import InputError, ModelError
 from SegmentationAILib.progress import CancelToken, Progress
 
 from .depth_augment import augment_sample
-from .depth_losses import depth_loss
+from .depth_losses import depth_loss, scale_shift_invariant_loss
 from .depth_model import IMAGENET, depth_card, save_depth_model
 from .depth_network import DEFAULT_HYPER, build_depth_network
 from .synthetic_dataset import SyntheticDepthDataset
@@ -41,6 +41,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     silog_lambda: float = 0.5
     gradient_weight: float = 0.5
+    ssi_weight: float = 0.0  # scale-and-shift-invariant inverse-depth loss (matches real-video scoring)
     val_every: int = 200
     val_frames: int = 64
     checkpoint_every: int = 100
@@ -262,7 +263,10 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
         warm = min(1.0, (step + 1) / 50.0)
         for g in opt.param_groups:
             g["lr"] = lr * warm
-        loss = depth_loss(net(x), d, v, cfg.silog_lambda, cfg.gradient_weight)
+        pred = net(x)
+        loss = depth_loss(pred, d, v, cfg.silog_lambda, cfg.gradient_weight)
+        if cfg.ssi_weight:
+            loss = loss + cfg.ssi_weight * scale_shift_invariant_loss(pred, d, v)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -291,7 +295,8 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
     last_val = history["val"][-1] if history["val"] else {}
     training = {"datasets": [str(Path(dset).name) for dset in datasets], "steps": step, "batch_size": cfg.batch_size,
                 "crop": list(cfg.crop), "lr": cfg.lr, "silog_lambda": cfg.silog_lambda,
-                "gradient_weight": cfg.gradient_weight, "train_frames": len(train_frames), "val_frames": len(val_frames),
+                "gradient_weight": cfg.gradient_weight, "ssi_weight": cfg.ssi_weight,
+                "train_frames": len(train_frames), "val_frames": len(val_frames),
                 "held_out_scenario": val_scenario, "seed": cfg.seed,
                 "minutes": round(minutes(), 1)}
     card = depth_card(out.name, net.cpu(), (camera.height, camera.width), training,
