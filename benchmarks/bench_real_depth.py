@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -113,7 +114,7 @@ def bench_speed(model, threads: int = 2, runs: int = 60) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", required=True, help="NAME=PATH (repeat)")
+    parser.add_argument("--model", action="append", default=[], help="NAME=PATH (repeat)")
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--video-frames", type=int, default=100)
     parser.add_argument("--synthetic", help="rendered dataset whose val paths are held out")
@@ -121,7 +122,13 @@ def main(argv=None) -> int:
     parser.add_argument("--max-frames", type=int, default=120, help="synthetic frames per set, evenly spaced")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results_real_depth.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs/BENCHMARKS_depth_real.md"))
+    parser.add_argument("--from-json", help="only rewrite the markdown from an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.from_json:
+        Path(args.markdown).write_text(markdown(json.loads(Path(args.from_json).read_text())))
+        return 0
+    if not args.model:
+        parser.error("name at least one --model NAME=PATH")
     torch.set_num_threads(1)
     models = {}
     for spec in args.model:
@@ -138,6 +145,7 @@ def main(argv=None) -> int:
     if args.heldout:
         result["synthetic_heldout"] = bench_synthetic(models, args.heldout, None, args.max_frames)
     result["speed_fps_256x320_2threads"] = {n: bench_speed(m) for n, m in models.items()}
+    result["load_average_1min"] = round(os.getloadavg()[0], 1)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     Path(args.markdown).write_text(markdown(result))
     print(markdown(result))
@@ -178,8 +186,12 @@ def markdown(r: dict) -> str:
                       "| method | frames | AbsRel median-scaled | δ<1.25 median-scaled |", "|---|---|---|---|"]
             lines += [f"| {m} | {s[m]['frames']} | {s[m]['abs_rel']:.3f} | {s[m]['delta1']:.3f} |" for m in methods]
     lines += ["", "## Speed through the API, 256x320, 2 threads (same architecture for all models)", "",
+              f"Measured at a 1-minute load average of {r.get('load_average_1min', '?')} on the 2 cores, at nice 10: "
+              "only comparable within this run. The quiet-machine figure is in BENCHMARKS_depth.md.", "",
               "| model | frames/s |", "|---|---|"]
     lines += [f"| {n} | {v:.1f} |" for n, v in r["speed_fps_256x320_2threads"].items()]
+    if r.get("notes"):
+        lines += ["", "## Notes", "", *[f"- {n}" for n in r["notes"]]]
     return "\n".join(lines) + "\n"
 
 
