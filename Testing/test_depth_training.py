@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from SegmentationAILib.errors import InputError, ModelError
 from SurgicalDepthLib.camera import CameraIntrinsics

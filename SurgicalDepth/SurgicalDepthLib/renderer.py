@@ -11,7 +11,7 @@ lens distortion (``cv2.remap``; depth resampled nearest so no depth is invented 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import List, Optional, Union
 
 import numpy as np
