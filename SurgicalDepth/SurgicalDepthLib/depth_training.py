@@ -1,7 +1,8 @@
 """Training the compact depth network on synthetic datasets, with checkpoints, resume and curves.
 
 Augmentation (per sample, seeded): :mod:`.depth_augment` (crop at full pixel scale, flips, and
-small random appearance transforms that make renders look like real endoscopy). Validation uses the ``val`` camera paths of the datasets (never
+small random appearance transforms that make renders look like real endoscopy). Validation uses the
+``val`` camera paths of the datasets (never
 neighbouring frames of training paths) and optionally whole held-out scenarios.
 
 Checkpoints go to ``<output>.checkpoints/`` (``last.pt``, written atomically). The model folder is
