@@ -25,8 +25,9 @@ echo '{"fx": 111.04, "fy": 157.92, "cx": 159.5, "cy": 127.5, "width": 320, "heig
 [ -d "$WORK/sq80" ] || cli render laparoscopy,bronchoscopy,shapes -o "$WORK/sq80" --frames 1200 --paths 60 --seed 11
 [ -d "$WORK/wide169" ] || cli render laparoscopy,bronchoscopy,shapes -o "$WORK/wide169" --frames 600 --paths 30 \
     --seed 12 --camera "$WORK/cam_wide169.json"
-DATASETS=("$WORK/sq80" "$WORK/wide169")
-[ -d "$WORK/limb" ] && DATASETS+=("$WORK/limb")
+LIMBS=$(printf "limb:$SHARED/ct/sts_limb/STS_%s_CT_image.nii.gz," 001 002 003)
+[ -d "$WORK/limb" ] || cli render "${LIMBS%,}" -o "$WORK/limb" --frames 300 --paths 15 --seed 13
+DATASETS=("$WORK/sq80" "$WORK/wide169" "$WORK/limb")
 mkdir -p "$WORK/model.checkpoints"
 if [ ! -f "$WORK/model.checkpoints/last.pt" ] && [ -f "$PACKED" ]; then
     "$PY" scripts/depth_checkpoint_pack.py unpack "$PACKED" "$WORK/model.checkpoints/last.pt"

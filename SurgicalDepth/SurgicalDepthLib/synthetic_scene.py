@@ -477,9 +477,13 @@ def ct_cavity_scenario(ct_path: Union[str, Path], threshold_hu: float = -400.0) 
 
 def load_scenario(name: str, data_dir: Optional[Union[str, Path]] = None) -> Scenario:
     """Build one of :data:`SCENARIOS` (``data_dir``: the shared data root, or the sample-CT folder for
-    laparoscopy), or ``ct:PATH`` for the air cavities of any CT file."""
+    laparoscopy), ``ct:PATH`` for the air cavities of any CT file, or ``limb:PATH`` for a limb CT's surface."""
     if name.startswith("ct:"):
         return ct_cavity_scenario(name[3:])
+    if name.startswith("limb:"):
+        from .synthetic_limb import limb_surface_scenario  # it imports this module
+
+        return limb_surface_scenario(name[5:])
     loaders = {"laparoscopy": _laparoscopy, "sinus": _sinus, "bronchoscopy": _bronchoscopy,
                "shapes": lambda d: shapes_scenario()}
     if name not in loaders:
