@@ -33,6 +33,6 @@ if [ ! -f "$WORK/model.checkpoints/last.pt" ] && [ -f "$PACKED" ]; then
     "$PY" scripts/depth_checkpoint_pack.py unpack "$PACKED" "$WORK/model.checkpoints/last.pt"
 fi
 cli train-depth "${DATASETS[@]}" -o "$WORK/model" --steps 60000 --minutes "$MINUTES" \
-    --leg-minutes "$LEG_MINUTES" --crop 256x320 --batch-size 8 --threads "$THREADS" --val-every 250 --silog-lambda 0.85 --gradient-weight 0.5 \
-    --augment-strength 0.7 --overwrite --resume
+    --leg-minutes "$LEG_MINUTES" --crop 256x320 --batch-size 8 --threads "$THREADS" --val-every 250 \
+    --silog-lambda 0.85 --gradient-weight 0.5 --augment-strength 0.7 --overwrite --resume
 "$PY" scripts/depth_checkpoint_pack.py pack "$WORK/model.checkpoints/last.pt" "$PACKED"
