@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from SurgicalAICore.errors import InputError, ModelError
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
@@ -114,3 +113,25 @@ def test_augmentation_keeps_geometry_consistent():
         assert img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1
         # depth values are a crop (maybe flipped) of the original: no interpolation, no rescaling
         assert np.isin(np.round(d[v], 4), np.round(f.depth_mm, 4)).all()
+
+
+def test_leg_limit_stops_then_resume_continues_and_packed_checkpoint_resumes(dataset, tmp_path):
+    """A leg stops on its own clock with a checkpoint; a packed (half-size) copy of it resumes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "model"
+    train_depth_model([str(dataset)], str(out), config(steps=30, leg_minutes=0.0))
+    ckpt = tmp_path / "model.checkpoints" / "last.pt"
+    assert load_checkpoint(ckpt)["step"] == 0 and out.is_dir()  # stopped before the first step, model written
+    train_depth_model([str(dataset)], str(out), config(steps=12), resume=True, overwrite=True)
+    assert load_checkpoint(ckpt)["step"] == 12
+    script = Path(__file__).resolve().parents[1] / "scripts" / "depth_checkpoint_pack.py"
+    packed, unpacked = tmp_path / "packed.pt", tmp_path / "model.checkpoints" / "unpacked.pt"
+    subprocess.run([sys.executable, str(script), "pack", str(ckpt), str(packed)], check=True)
+    assert packed.stat().st_size < 0.6 * ckpt.stat().st_size
+    subprocess.run([sys.executable, str(script), "unpack", str(packed), str(unpacked)], check=True)
+    unpacked.replace(ckpt)
+    train_depth_model([str(dataset)], str(out), config(steps=20), resume=True, overwrite=True)
+    assert load_checkpoint(ckpt)["step"] == 20

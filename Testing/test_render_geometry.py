@@ -156,3 +156,26 @@ def test_bad_intrinsics_and_poses_are_refused():
 def test_scenario_from_polydata_needs_a_closed_surface():
     scenario = Scenario.from_polydata(sphere())
     assert scenario.inside_tissue(CENTRE) and not scenario.inside_tissue(CENTRE + 100)
+
+
+def test_offset_light_and_wrap_lighting():
+    """A light guide beside the lens shifts the shading; wrap lighting brightens grazing tissue most."""
+    base = RenderOptions(randomise=False, field_stop=False, noise_sigma=0.0, vignetting=0.0, blur_sigma_px=0.0,
+                         exposure=0.25, specular_scale=0.0)  # no saturation, no highlights: shading only
+    cam = CameraIntrinsics.from_fov(160, 128, 90)
+    pose = look_at(np.array([0.0, -30.0, 5.0]), np.array([0.0, 40.0, 0.0]))  # inside the tube, along its axis
+    tube = capped_cylinder()
+    frames = {}
+    for name, opts in {"axis": base, "offset": RenderOptions(**{**base.__dict__, "light_offset_mm": 8.0}),
+                       "wrap": RenderOptions(**{**base.__dict__, "wrap": 0.6})}.items():
+        frames[name] = SurfaceRenderer(tube, cam, opts, check_inside=False).render(pose, seed=0)
+    assert np.array_equal(frames["axis"].depth_mm, frames["offset"].depth_mm)  # geometry never changes
+    assert not np.array_equal(frames["axis"].rgb, frames["offset"].rgb)
+    depth, _, normals = SurfaceRenderer(tube, cam, base, check_inside=False).render_geometry(pose, with_normals=True)
+    u, v = np.meshgrid(np.arange(cam.width), np.arange(cam.height))
+    p = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones(u.shape)], axis=-1)
+    cos = np.abs(np.sum(normals * p, axis=-1)) / np.linalg.norm(p, axis=-1)
+    lit = (depth > 0) & (frames["axis"].rgb.mean(axis=2) > 10)
+    ratio = frames["wrap"].rgb.mean(axis=2) / np.maximum(frames["axis"].rgb.mean(axis=2), 1)
+    grazing, facing = lit & (cos < np.percentile(cos[lit], 25)), lit & (cos > np.percentile(cos[lit], 75))
+    assert ratio[grazing].mean() > ratio[facing].mean()

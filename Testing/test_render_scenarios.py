@@ -5,8 +5,8 @@ import pytest
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.synthetic.camera_paths import PosePlanner, look_at, trajectory
 from SurgicalDepthLib.synthetic.dataset import default_camera
-from SurgicalDepthLib.synthetic.scenarios import (cavity_surface, load_scenario, polydata_normals, polydata_points,
-                                              shapes_scenario, surface_from_labels)
+from SurgicalDepthLib.synthetic.scenarios import cavity_surface, polydata_normals, polydata_points, shapes_scenario, surface_from_labels
+from SurgicalDepthLib.synthetic.catalog import load_scenario
 
 M = np.array([[-2.0, 0, 0, 50.0], [0, -2.0, 0, 20.0], [0, 0, 2.5, -10.0], [0, 0, 0, 1]])  # LPS-like flips
 

@@ -103,7 +103,7 @@ def bench_renderer(frames: int) -> dict:
     from SurgicalDepthLib.synthetic.camera_paths import PosePlanner
     from SurgicalDepthLib.synthetic.renderer import SurfaceRenderer
     from SurgicalDepthLib.synthetic.dataset import default_camera
-    from SurgicalDepthLib.synthetic.scenarios import load_scenario
+    from SurgicalDepthLib.synthetic.catalog import load_scenario
 
     scenario = load_scenario("laparoscopy")
     camera = default_camera(256, 320)

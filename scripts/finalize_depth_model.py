@@ -39,6 +39,29 @@ def _summary(folder: Path) -> dict:
     return out
 
 
+def _sparse_summary(path: Path) -> dict:
+    """The headline of an ``eval-depth-sparse`` summary.json (model and its baselines)."""
+    s = json.loads(path.read_text())
+    keys = ("median_abs_rel", "median_delta1", "median_rmse_log", "lsq_abs_rel", "lsq_delta1", "spearman")
+    return {"frames": s["frames"], "references": s["references"], "every": s["every"],
+            "methods": {n: {k: v[k] for k in ("frames", *keys)} for n, v in s["methods"].items()}}
+
+
+def _sparse_markdown(e: dict | None) -> str:
+    if not e:
+        return ""
+    rows = "\n".join(f"| {n} | {v['median_abs_rel']:.3f} | {v['median_delta1']:.3f} | {v['lsq_abs_rel']:.3f} | "
+                     f"{v['spearman']:.3f} |" for n, v in e["methods"].items())
+    return f"""
+Real video, scale-free (`surgicalai eval-depth-sparse`): frames `{e['frames']}` (every {e['every']}th) against the
+SfM sparse depth `{e['references']}` ({e['methods']['model']['frames']} frames; development data, never trained on):
+
+| method | AbsRel, median-scaled | d<1.25, median-scaled | AbsRel, scale-and-shift | Spearman |
+|---|---|---|---|---|
+{rows}
+"""
+
+
 def card_markdown(card: dict) -> str:
     t, m, arch = card.get("training", {}), card.get("metrics", {}), card["architecture"]
     rows = []
@@ -53,6 +76,7 @@ def card_markdown(card: dict) -> str:
             rows.append(f"| | {name} ({v['frames']}) | {v['median_abs_rel']:.3f} | {v['median_delta1']:.3f} | "
                         f"{v['metric_abs_rel']:.3f} | |")
     real = m.get("real_frame_check", "")
+    sparse = _sparse_markdown(m.get("real_video_sparse"))
     hp = arch["hyper_parameters"]
     return f"""# Model card: {card['name']} {card['version']}
 
@@ -73,7 +97,7 @@ most reliable for similar fields of view). Output: z-depth in mm along the camer
 256x320 frame. Exportable to TorchScript.
 
 ## Training data (synthetic, rendered from CT by `surgicalai render`)
-{t.get('train_frames')} training frames of 256x320 from four scenarios: {SCENARIOS}. Appearance is randomised per
+{t.get('train_frames')} training frames of 256x320 from these scenarios: {t.get('data', SCENARIOS)}. Appearance is randomised per
 camera path (tissue colours, vessels, specular highlights, light fall-off, vignetting, field stop, noise,
 blur); training adds colour jitter, blur, specular blobs, blood tint, noise and field-stop masks
 (augmentation strength {t.get('augment_strength', '')}). Split by camera path, never by neighbouring frames.
@@ -92,7 +116,7 @@ decay, loss: scale-invariant log (lambda {t.get('silog_lambda')}) + {t.get('grad
 {chr(10).join(rows)}
 
 Real video: {real or 'see Testing/test_depth_real_frame.py (C3VD colon phantom frame).'}
-
+{sparse}
 **Honest reading:** trained for {t.get('minutes')} minutes on one CPU thread, on renders only. Its relative
 depth (median-scaled) is usable for point clouds and scale-free registration; its metric scale is not accurate
 enough to trust without alignment (register with the scale left free, or align to a reference depth). It is
@@ -108,10 +132,13 @@ training (a GPU) is the known next step. Not for clinical use.
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
-    p.add_argument("--val", required=True)
+    p.add_argument("--val", help="eval-depth folder of the held-out paths (default: keep the card's metrics)")
     p.add_argument("--heldout")
     p.add_argument("--real-frame", default="", help="one line on the real-frame check")
     p.add_argument("--augment-strength", type=float, default=0.6)
+    p.add_argument("--real-sparse", help="eval-depth-sparse output folder (real video against SfM points)")
+    p.add_argument("--data", default=SCENARIOS, help="one line naming the training renders and their CTs")
+    p.add_argument("--command", default=COMMAND, help="the command that reproduces the model")
     args = p.parse_args()
     folder = Path(args.model)
     card = json.loads((folder / "model.json").read_text())
@@ -120,9 +147,13 @@ def main() -> int:
                            "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes).")
     card["intended_use"] = "Research on surgical video depth, point clouds and registration; not for clinical use."
     training = card.setdefault("training", {})
-    training.update({"command": COMMAND, "data": SCENARIOS, "augment_strength": args.augment_strength,
+    training.update({"command": args.command, "data": args.data, "augment_strength": args.augment_strength,
                      "held_out_scenario_for_evaluation": HELD_OUT})
-    metrics = {"validation_camera_paths": _summary(Path(args.val))}
+    metrics = dict(card.get("metrics", {}))
+    if args.val:
+        metrics["validation_camera_paths"] = _summary(Path(args.val))
+    if args.real_sparse:
+        metrics["real_video_sparse"] = _sparse_summary(Path(args.real_sparse) / "summary.json")
     if args.heldout:
         metrics["held_out_scenario"] = _summary(Path(args.heldout))
     if args.real_frame:

@@ -108,7 +108,7 @@ def run_demo_step(ctx) -> None:
     from SurgicalDepthLib.depth.loaders import load_depth_model as load_model
     from SurgicalDepthLib.depth.pipeline import process_video
     from SurgicalDepthLib.synthetic.renderer import RenderOptions, SurfaceRenderer
-    from SurgicalDepthLib.synthetic.scenarios import load_scenario
+    from SurgicalDepthLib.synthetic.catalog import load_scenario
 
     out = Path(ctx.out_dir) / "depth"
     out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def _target_and_surfaces(ctx):
     from SurgicalAICore.errors import InputError
 
     from SurgicalDepthLib.registration.target import append_polydata, segment_surfaces, target_from_polydata
-    from SurgicalDepthLib.synthetic.scenarios import load_scenario
+    from SurgicalDepthLib.synthetic.catalog import load_scenario
 
     surfaces = ctx.shared.get("scene_surfaces")  # what the video was rendered from, when the depth step says
     if not surfaces:

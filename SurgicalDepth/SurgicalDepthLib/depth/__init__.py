@@ -2,11 +2,17 @@
 from SurgicalAICore.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "augment": (
+        "RandTransform", "RandCrop", "RandFlip", "RandIntrinsics", "RandTissueTint", "RandColour", "RandExposure",
+        "RandDepthFalloff", "RandSpecular", "RandBlood", "RandSmoke", "RandVignetting", "RandChromaticAberration",
+        "RandBlur", "RandMotionBlur", "RandSensorNoise", "RandJpeg", "RandFieldStop", "default_transforms", "Compose",
+        "augment_sample",
+    ),
     "estimator": ("DepthEstimator",),
     "hf": ("is_hf_depth_folder", "disparity_to_depth", "HFDepthModule", "load_hf_depth_folder",),
     "live": ("LiveStats", "LiveProcessor",),
     "loaders": ("DepthModelLoader", "load_depth_model",),
-    "losses": ("silog_loss", "gradient_matching_loss", "depth_loss",),
+    "losses": ("silog_loss", "gradient_matching_loss", "depth_loss", "scale_shift_invariant_loss",),
     "metrics": ("depth_metrics", "summarise", "evaluate_estimator",),
     "model": ("default_model_path", "align_scale", "TorchDepthEstimator", "depth_card", "save_depth_model",),
     "network": (
@@ -14,6 +20,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
         "count_parameters",
     ),
     "pipeline": ("DepthResult", "FrameProcessor", "VideoDepthSummary", "process_video",),
+    "ply_file": ("read_ply_arrays",),
     "pointcloud": (
         "PointCloud", "Undistorter", "undistorter", "depth_to_pointcloud", "voxel_downsample", "polydata_from_cloud",
         "cloud_from_polydata", "write_ply", "read_ply", "cloud_bounds",
@@ -22,7 +29,10 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
         "frame_volume", "depth_volume", "cloud_model", "camera_transform_node", "depth_color_node", "show_depth",
         "show_cloud", "LiveSceneOutput", "RecordedSequenceBuilder", "sequences_logic",
     ),
-    "training": (
-        "TrainConfig", "augment_sample", "TrainingSamples", "load_checkpoint", "plot_curves", "train_depth_model",
+    "sparse_eval": (
+        "load_sparse_references", "sample_bilinear", "sparse_frame_metrics", "brightness_depth", "constant_depth",
+        "match_frames", "read_rgb", "read_mask", "evaluate_sparse", "summarise_sparse",
     ),
+    "temporal_eval": ("field_of_view_mask", "pair_flows", "pair_consistency", "sequence_consistency",),
+    "training": ("TrainConfig", "TrainingSamples", "load_checkpoint", "plot_curves", "train_depth_model",),
 })

@@ -9,7 +9,6 @@ scales, which sharpens depth edges and is also scale invariant.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def _log_residual(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, eps: float = 1e-3):
@@ -55,3 +54,26 @@ def depth_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, lam: f
                gradient_weight: float = 0.5) -> torch.Tensor:
     """The training objective: SI-log + ``gradient_weight`` x gradient matching."""
     return silog_loss(pred, gt, valid, lam) + gradient_weight * gradient_matching_loss(pred, gt, valid)
+
+
+def scale_shift_invariant_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
+                               eps: float = 1e-3) -> torch.Tensor:
+    """Mean absolute error in inverse depth after the per-image least-squares scale and shift (Ranftl et al.,
+    MiDaS, TPAMI 2022), normalised by the mean ground-truth inverse depth. It matches the scale-and-shift
+    alignment of the real-video evaluation (``depth_sparse_eval``), where no metric scale exists."""
+    if pred.dim() == 3:
+        pred, gt, valid = pred.unsqueeze(1), gt.unsqueeze(1), valid.unsqueeze(1)
+    valid = valid & (gt > eps) & torch.isfinite(gt)
+    p = (1.0 / pred.clamp_min(eps)).flatten(1)
+    g = torch.where(valid, 1.0 / gt.clamp_min(eps), torch.zeros_like(gt)).flatten(1)
+    m = valid.flatten(1).to(p.dtype)
+    n = m.sum(1).clamp_min(1)
+    # closed-form 2x2 normal equations per image: [sum p^2, sum p; sum p, n] [s, t] = [sum p g, sum g]
+    a00, a01, b0, b1 = (m * p * p).sum(1), (m * p).sum(1), (m * p * g).sum(1), (m * g).sum(1)
+    det = (a00 * n - a01 * a01).clamp_min(1e-12)
+    s = (n * b0 - a01 * b1) / det
+    t = (a00 * b1 - a01 * b0) / det
+    err = ((s[:, None] * p + t[:, None] - g).abs() * m).sum(1) / n
+    norm = (b1 / n).clamp_min(1e-6)
+    has = m.sum(1) > 2
+    return (err / norm)[has].mean() if has.any() else pred.sum() * 0.0

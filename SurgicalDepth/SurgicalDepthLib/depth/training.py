@@ -1,9 +1,8 @@
 """Training the compact depth network on synthetic datasets, with checkpoints, resume and curves.
 
-Augmentation (per sample, seeded): random crop at full pixel scale (so the apparent size of
-structures still tells distance), flips, colour jitter and gamma, blur, sensor noise, specular
-blobs (saturated highlights with no depth change) and circular field-stop masks (black border,
-excluded from the loss). Validation uses the ``val`` camera paths of the datasets (never
+Augmentation (per sample, seeded): :mod:`.augment` (crop at full pixel scale, flips, and
+small random appearance transforms that make renders look like real endoscopy). Validation uses the
+``val`` camera paths of the datasets (never
 neighbouring frames of training paths) and optionally whole held-out scenarios.
 
 Checkpoints go to ``<output>.checkpoints/`` (``last.pt``, written atomically). The model folder is
@@ -25,7 +24,8 @@ import torch
 from SurgicalAICore.errors import InputError, ModelError
 from SurgicalAICore.progress import CancelToken, Progress
 
-from SurgicalDepthLib.depth.losses import depth_loss
+from SurgicalDepthLib.depth.augment import augment_sample
+from SurgicalDepthLib.depth.losses import depth_loss, scale_shift_invariant_loss
 from SurgicalDepthLib.depth.model import IMAGENET, depth_card, save_depth_model
 from SurgicalDepthLib.depth.network import DEFAULT_HYPER, build_depth_network
 from SurgicalDepthLib.synthetic.dataset import SyntheticDepthDataset
@@ -42,10 +42,13 @@ class TrainConfig:
     weight_decay: float = 1e-4
     silog_lambda: float = 0.5
     gradient_weight: float = 0.5
+    ssi_weight: float = 0.0  # scale-and-shift-invariant inverse-depth loss (matches real-video scoring)
     val_every: int = 200
     val_frames: int = 64
     checkpoint_every: int = 100
     max_minutes: Optional[float] = None
+    # wall-clock limit of this run alone (one leg of a resumed series); max_minutes spans all legs
+    leg_minutes: Optional[float] = None
     seed: int = 0
     hyper: Dict[str, object] = field(default_factory=lambda: dict(DEFAULT_HYPER))
     threads: int = 2
@@ -73,74 +76,6 @@ class TrainConfig:
         for value in self.crop:
             check_number(value, "Each crop size (--crop)", low=32, high=8192, integer=True)
         return self
-
-
-# ------------------------------------------------------------------------------- augmentation
-def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
-                   crop: Tuple[int, int], strength: float = 1.0):
-    """One training sample: (rgb float32 HxWx3 in 0..1, depth, valid) after crop and appearance changes."""
-    import cv2
-
-    h, w = depth.shape
-    ch, cw = min(crop[0], h), min(crop[1], w)
-    y0 = int(rng.integers(0, h - ch + 1))
-    x0 = int(rng.integers(0, w - cw + 1))
-    img = rgb[y0:y0 + ch, x0:x0 + cw].astype(np.float32) / 255.0
-    d = depth[y0:y0 + ch, x0:x0 + cw].copy()
-    v = valid[y0:y0 + ch, x0:x0 + cw].copy()
-    if strength <= 0:
-        return img, d, v
-    if rng.random() < 0.5:
-        img, d, v = img[:, ::-1], d[:, ::-1], v[:, ::-1]
-    if rng.random() < 0.3:
-        img, d, v = img[::-1], d[::-1], v[::-1]
-    img = np.ascontiguousarray(img)
-    d, v = np.ascontiguousarray(d), np.ascontiguousarray(v)
-    k = float(strength)  # scales every appearance change: sigmas and probabilities
-    # colour: per-channel gain (white balance), brightness, contrast, saturation, gamma
-    gain = np.exp(rng.normal(0, 0.12 * k, 3)).astype(np.float32) * np.float32(np.exp(rng.normal(0, 0.3 * k)))
-    img = img * gain
-    grey = img.mean(axis=2, keepdims=True)
-    img = grey + (img - grey) * np.float32(np.exp(rng.normal(0, 0.25 * k)))
-    img = np.clip(img, 0, 1) ** np.float32(np.exp(rng.normal(0, 0.2 * k)))
-    if rng.random() < 0.4 * k:
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 2.0)))
-    if rng.random() < 0.2 * k:
-        img = _motion_blur(img, rng)
-    if rng.random() < 0.5 * k:  # specular blobs: saturated highlights that do not change geometry
-        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-        for _ in range(int(rng.integers(1, 6))):
-            cy, cx = rng.uniform(0, ch), rng.uniform(0, cw)
-            ry, rx = rng.uniform(1.5, 10), rng.uniform(1.5, 10)
-            blob = np.exp(-(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2))
-            img = img + (blob * rng.uniform(0.6, 1.5))[..., None]
-    if rng.random() < 0.3 * k:  # reddish fluid / blood tint in patches
-        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-        cy, cx, r = rng.uniform(0, ch), rng.uniform(0, cw), rng.uniform(15, 60)
-        m = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None] * rng.uniform(0.3, 0.8)
-        img = img * (1 - m) + m * np.array([0.35, 0.02, 0.02], np.float32) * img.mean()
-    img = img + rng.normal(0, rng.uniform(0.0, 0.03 * k), img.shape).astype(np.float32)
-    if rng.random() < 0.3 * k:  # a field stop of a different radius than the render's
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) / np.hypot(h / 2, w / 2)
-        inside = (r < rng.uniform(0.45, 0.8))[y0:y0 + ch, x0:x0 + cw]
-        if d.shape == inside.shape and inside.mean() > 0.3:
-            if img.shape[:2] == inside.shape:
-                img = img * inside[..., None]
-            v = v & inside
-    return np.clip(img, 0, 1).astype(np.float32), d, v
-
-
-def _motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Blur along a random direction over 3-8 pixels, as a moving endoscope smears the image."""
-    import cv2
-
-    size = int(rng.integers(3, 9))
-    kernel = np.zeros((size, size), np.float32)
-    kernel[size // 2] = 1.0 / size
-    rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), float(rng.uniform(0, 180)), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (size, size))
-    return cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
 
 
 class TrainingSamples(torch.utils.data.Dataset):
@@ -331,6 +266,9 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
         if cfg.max_minutes is not None and minutes() > cfg.max_minutes:
             log(f"time budget reached at step {step}")
             break
+        if cfg.leg_minutes is not None and (time.time() - t0) / 60.0 > cfg.leg_minutes:
+            log(f"leg time reached at step {step}; continue with --resume")
+            break
         samples.epoch = step
         idx = rng.integers(0, len(samples), cfg.batch_size)
         batch = [samples[int(i)] for i in idx]
@@ -345,7 +283,10 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
         warm = min(1.0, (step + 1) / 50.0)
         for g in opt.param_groups:
             g["lr"] = lr * warm
-        loss = depth_loss(net(x), d, v, cfg.silog_lambda, cfg.gradient_weight)
+        pred = net(x)
+        loss = depth_loss(pred, d, v, cfg.silog_lambda, cfg.gradient_weight)
+        if cfg.ssi_weight:
+            loss = loss + cfg.ssi_weight * scale_shift_invariant_loss(pred, d, v)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -374,7 +315,8 @@ def train_depth_model(datasets: Sequence[str], output: str, config: Optional[Tra
     last_val = history["val"][-1] if history["val"] else {}
     training = {"datasets": [str(Path(dset).name) for dset in datasets], "steps": step, "batch_size": cfg.batch_size,
                 "crop": list(cfg.crop), "lr": cfg.lr, "silog_lambda": cfg.silog_lambda,
-                "gradient_weight": cfg.gradient_weight, "train_frames": len(train_frames), "val_frames": len(val_frames),
+                "gradient_weight": cfg.gradient_weight, "ssi_weight": cfg.ssi_weight,
+                "train_frames": len(train_frames), "val_frames": len(val_frames),
                 "held_out_scenario": val_scenario, "seed": cfg.seed,
                 "minutes": round(minutes(), 1)}
     card = depth_card(out.name, net.cpu(), (camera.height, camera.width), training,

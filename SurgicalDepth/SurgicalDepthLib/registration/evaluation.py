@@ -66,7 +66,7 @@ def prepare(scenario_name: str, n_frames: int = 6, seed: int = 0, camera: Option
     """Render ``n_frames`` along a path of the scenario; predict depth too when a model is given."""
     from SurgicalDepthLib.synthetic.camera_paths import trajectory
     from SurgicalDepthLib.synthetic.renderer import SurfaceRenderer
-    from SurgicalDepthLib.synthetic.scenarios import load_scenario
+    from SurgicalDepthLib.synthetic.catalog import load_scenario
 
     camera = camera or CameraIntrinsics.from_fov(320, 256, 60.0)
     scenario = scenario or load_scenario(scenario_name)

@@ -257,7 +257,7 @@ def render_dataset(scenario_names: Sequence[str], out_dir: Union[str, Path], fra
     """
     from SurgicalDepthLib.synthetic.camera_paths import PosePlanner, trajectory
     from SurgicalDepthLib.synthetic.renderer import SurfaceRenderer
-    from SurgicalDepthLib.synthetic.scenarios import load_scenario
+    from SurgicalDepthLib.synthetic.catalog import load_scenario
 
     if frames < 1 or paths < 1 or paths > frames:
         raise InputError(f"Need 1 <= paths <= frames, got {paths} path(s) for {frames} frame(s).")

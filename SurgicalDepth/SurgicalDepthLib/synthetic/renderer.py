@@ -4,13 +4,14 @@ VTK renders offscreen (EGL) once per frame: every structure drawn unlit in a fla
 explicit OpenGL projection matrix built from the OpenCV intrinsics, so pixel (u, v) sees exactly the
 ray ``((u - cx) / fx, (v - cy) / fy, 1)``. The z-buffer converts to metric depth with the known clip
 planes. Shading is then done per pixel in numpy at the 3D point each pixel sees: a light at the
-camera tip with inverse-square falloff, solid procedural tissue textures with vessels, Blinn-Phong
+camera tip (its light guide optionally offset from the lens) with inverse-square falloff and
+incidence-angle (Lambert, optionally wrapped for a subsurface look) shading, solid procedural tissue textures with vessels, Blinn-Phong
 specular highlights, vignetting, an optional circular field stop, blur and noise, and the camera's
 lens distortion (``cv2.remap``; depth resampled nearest so no depth is invented at edges).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import List, Optional, Union
 
 import numpy as np
@@ -42,6 +43,11 @@ class RenderOptions:
     randomise: bool = True            # per-frame domain randomisation from the seed
     texture_seed: int = 0             # fixed solid texture, so structures look alike across frames
     mask_field_stop_in_depth: bool = False
+    # the light guide sits beside the lens, not on its axis: shadows and highlights shift slightly
+    light_offset_mm: float = 0.0
+    light_offset_angle_deg: float = 0.0
+    # wrap lighting (0 = Lambert): light scattered under the mucosa brightens grazing surfaces
+    wrap: float = 0.0
 
 
 @dataclass
@@ -245,6 +251,9 @@ class SurfaceRenderer:
             blur_sigma_px=float(abs(o.blur_sigma_px + rng.normal(0, 0.4))),
             noise_sigma=float(abs(o.noise_sigma + rng.normal(0, 0.008))),
             gamma=float(np.clip(o.gamma + rng.normal(0, 0.15), 1.6, 2.8)),
+            light_offset_mm=float(o.light_offset_mm + rng.uniform(0.0, 3.0)),
+            light_offset_angle_deg=float(rng.uniform(0.0, 360.0)),
+            wrap=float(np.clip(o.wrap + rng.uniform(0.0, 0.35), 0.0, 0.9)),
         )
 
     def _shade(self, depth, label, normals, pose, looks, opt: RenderOptions, rng) -> np.ndarray:
@@ -262,9 +271,16 @@ class SurfaceRenderer:
         p = pts_cam[valid]
         n = normals[valid]
         n = np.where(np.sum(n * p, axis=1, keepdims=True) > 0, -n, n)  # back faces: shade the side we see
-        dist = np.linalg.norm(p, axis=1)
-        to_light = -p / dist[:, None]
-        cos = np.clip(np.sum(n * to_light, axis=1), 0.0, 1.0)
+        to_eye = -p / np.maximum(np.linalg.norm(p, axis=1), 1e-9)[:, None]
+        angle = np.radians(opt.light_offset_angle_deg)
+        light = opt.light_offset_mm * np.array([np.cos(angle), np.sin(angle), 0.0])
+        to_light = light - p
+        dist = np.linalg.norm(to_light, axis=1)
+        to_light /= np.maximum(dist, 1e-9)[:, None]
+        cos = np.clip((np.sum(n * to_light, axis=1) + opt.wrap) / (1.0 + opt.wrap), 0.0, 1.0)
+        half = to_light + to_eye
+        half /= np.maximum(np.linalg.norm(half, axis=1), 1e-9)[:, None]
+        cos_half = np.clip(np.sum(n * half, axis=1), 0.0, 1.0)
         falloff = (opt.light_reference_mm / np.maximum(dist, 1e-3)) ** 2
         pts_ras = p @ pose[:3, :3].T + pose[:3, 3]
         lab = label[valid]
@@ -275,8 +291,7 @@ class SurfaceRenderer:
             if not sel.any():
                 continue
             colour[sel] = albedo(pts_ras[sel], look, self._noise)
-            # light and eye coincide: the half vector is the view direction
-            spec[sel] = look.specular * cos[sel] ** look.shininess
+            spec[sel] = look.specular * cos_half[sel] ** look.shininess  # Blinn-Phong
         diffuse = falloff * cos
         # auto-exposure, as endoscope cameras do: brightness no longer tells absolute distance,
         # but light still falls off with depth inside the frame

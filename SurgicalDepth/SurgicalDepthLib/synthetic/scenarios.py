@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import vtk
@@ -478,13 +478,3 @@ def ct_cavity_scenario(ct_path: Union[str, Path], threshold_hu: float = -400.0) 
                     is_tissue, f"Air cavities of {Path(ct_path).name}.")
 
 
-def load_scenario(name: str, data_dir: Optional[Union[str, Path]] = None) -> Scenario:
-    """Build one of :data:`SCENARIOS` (``data_dir``: the shared data root, or the sample-CT folder for
-    laparoscopy), or ``ct:PATH`` for the air cavities of any CT file."""
-    if name.startswith("ct:"):
-        return ct_cavity_scenario(name[3:])
-    loaders = {"laparoscopy": _laparoscopy, "sinus": _sinus, "bronchoscopy": _bronchoscopy,
-               "shapes": lambda d: shapes_scenario()}
-    if name not in loaders:
-        raise InputError(f"Unknown scenario '{name}': choose one of {', '.join(SCENARIOS)}.")
-    return loaders[name](Path(data_dir) if data_dir else None)
