@@ -53,6 +53,11 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.startLiveButton.toggled.connect(self.onStartStopLive)
         self.ui.processAllButton.clicked.connect(self.onProcessAll)
         self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.adaptButton = qt.QPushButton("Adapt to this video")
+        self.adaptButton.toolTip = ("Fine-tune the depth model on the selected recording without labels (camera motion "
+                                    "+ photometric consistency) and use the adapted model; needs the camera intrinsics.")
+        self.adaptButton.clicked.connect(self.onAdapt)
+        self.layout.addWidget(self.adaptButton)
         self.ui.pointBudgetSpinBox.valueChanged.connect(self.onSettingsChanged)
         self.ui.deviceComboBox.currentIndexChanged.connect(self.onSettingsChanged)
 
@@ -198,6 +203,32 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.cancelButton.enabled = False
             self.ui.processAllButton.enabled = True
 
+    def onAdapt(self):
+        folder = qt.QFileDialog.getExistingDirectory(None, "Folder to write the adapted depth model in")
+        if not folder:
+            return
+        import time
+        from pathlib import Path
+
+        from SegmentationAILib.progress import CancelToken
+
+        self.cancelToken = CancelToken()
+        self.ui.cancelButton.enabled = True
+        self.adaptButton.enabled = False
+        try:
+            with slicer.util.tryWithErrorDisplay("Adaptation failed; the model was not changed.", waitCursor=True):
+                out = Path(folder) / time.strftime("adapted-depth-%Y%m%d-%H%M%S")
+                result = self.logic.adapt(self.sourceSpec(), out, self.progress, self.cancelToken)
+                metrics = result.card.get("metrics", {})
+                self.ui.modelFolderPathLineEdit.currentPath = str(result.path)
+                self.ui.statusLabel.text = (f"Adapted model {result.path.name}: held-back photometric error "
+                                            f"{metrics.get('held_back_photometric_before')} -> "
+                                            f"{metrics.get('held_back_photometric_after')}.")
+        finally:
+            self.cancelToken = None
+            self.ui.cancelButton.enabled = False
+            self.adaptButton.enabled = True
+
     def onCancel(self):
         if self.cancelToken is not None:
             self.cancelToken.cancel()
@@ -252,6 +283,11 @@ class SurgicalDepthLogic(ScriptedLoadableModuleLogic):
 
     def processAll(self, source, outDir=None, transformNode=None, progress=None, cancel=None):
         return self.session.process_all(source, outDir, transformNode, progress, cancel)
+
+    def adapt(self, source, output, progress=None, cancel=None):
+        from SurgicalDepthLib.adapt_depth import adapt_for_session
+
+        return adapt_for_session(self.session, source, output, progress=progress, cancel=cancel)
 
 
 class SurgicalDepthTest(ScriptedLoadableModuleTest):

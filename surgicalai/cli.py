@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     ("render", "SurgicalDepthLib.cli_render"),
     ("train-depth", "SurgicalDepthLib.cli_train_depth"),
     ("eval-depth", "SurgicalDepthLib.cli_eval_depth"),
+    ("adapt-depth", "SurgicalDepthLib.cli_adapt_depth"),
     ("depth", "SurgicalDepthLib.cli_depth"),
     ("register", "SurgicalDepthLib.cli_register"),
     ("demo", "surgicalai.demo"),
