@@ -53,7 +53,8 @@ def test_bundle_adjustment_recovers_a_perturbed_pose():
     # a 2 % baseline pins the translation direction less tightly than the rotation
     before = np.degrees(np.arccos(np.clip(t0 @ t / np.linalg.norm(t0), -1, 1)))
     assert np.degrees(np.arccos(np.clip(tb @ t, -1, 1))) < min(3.0, before / 2)
-    assert np.median(np.abs(z / X[:, 2] - 1)) < 0.05
+    # from 30 % off to the triangulation's own limit: 0.3 px noise on a ~4 px disparity
+    assert np.median(np.abs(z / X[:, 2] - 1)) < 0.1
     assert np.sqrt(np.mean(err ** 2)) < 0.5
 
 

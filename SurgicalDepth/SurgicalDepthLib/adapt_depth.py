@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from SegmentationAILib.errors import InputError, ModelError, OperationCancelled
 from SegmentationAILib.progress import CancelToken, Progress
@@ -40,7 +39,9 @@ class AdaptConfig:
     max_steps: int = 100000
     batch_size: int = 4
     lr: float = 1e-4
-    pose_lr: float = 1e-3
+    # learning rate of per-pair motion corrections; off by default: on synthetic clips the joint refinement
+    # lowered the photometric error further but made the depth worse (AbsRel 0.47 -> 0.55)
+    pose_lr: float = 0.0
     photometric_weight: float = 1.0
     sparse_weight: float = 0.5
     smooth_weight: float = 1e-3

@@ -99,36 +99,68 @@ def _rodrigues(rvec: np.ndarray) -> np.ndarray:
     return cv2.Rodrigues(np.asarray(rvec, np.float64).reshape(3, 1))[0]
 
 
-def _ba_residuals(params, rays, obs_j, K):
+def _ba_project(params, R0, rays, K):
+    """Points of frame i moved into frame j: rotation exp(delta) R0 (delta = params[:3]), t = params[3:6],
+    depths exp(params[6:]) along ``rays``."""
     n = len(rays)
-    R = _rodrigues(params[:3])
-    t = params[3:6]
-    z = np.exp(np.clip(params[6:6 + n], -20, 20))
-    X = rays * z[:, None]
-    Y = X @ R.T + t
-    proj = Y[:, :2] / np.clip(Y[:, 2:3], 1e-6, None)
-    uv = proj * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    R = _rodrigues(params[:3]) @ R0
+    X = rays * np.exp(np.clip(params[6:6 + n], -20, 20))[:, None]
+    RX = X @ R.T
+    return RX, RX + params[3:6]
+
+
+def _ba_residuals(params, R0, rays, obs_j, K):
+    _, Y = _ba_project(params, R0, rays, K)
+    z = np.clip(Y[:, 2:3], 1e-6, None)
+    uv = Y[:, :2] / z * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
     # the scale gauge: the translation is kept at unit length by a stiff extra residual
-    return np.concatenate([(uv - obs_j).ravel(), [100.0 * (np.linalg.norm(t) - 1.0)]])
+    return np.concatenate([(uv - obs_j).ravel(), [100.0 * (np.linalg.norm(params[3:6]) - 1.0)]])
 
 
-def two_view_bundle_adjust(R, t, uv_i, uv_j, depth, K) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Refine (R, t, depths along the rays of frame i) by minimising the reprojection error in frame j."""
+def _ba_jacobian(params, R0, rays, obs_j, K):
+    """Analytic Jacobian (the rotation part is exact at delta = 0, where each solve starts; finite
+    differences cost one residual evaluation per parameter)."""
+    n = len(rays)
+    RX, Y = _ba_project(params, R0, rays, K)
+    z = np.clip(Y[:, 2], 1e-6, None)
+    fx, fy = K[0, 0], K[1, 1]
+    d_uv = np.zeros((n, 2, 3))
+    d_uv[:, 0, 0] = fx / z
+    d_uv[:, 0, 2] = -fx * Y[:, 0] / z ** 2
+    d_uv[:, 1, 1] = fy / z
+    d_uv[:, 1, 2] = -fy * Y[:, 1] / z ** 2
+    skew = np.zeros((n, 3, 3))  # d(exp(delta) RX)/d delta = -[RX]x
+    skew[:, 0, 1], skew[:, 0, 2] = RX[:, 2], -RX[:, 1]
+    skew[:, 1, 0], skew[:, 1, 2] = -RX[:, 2], RX[:, 0]
+    skew[:, 2, 0], skew[:, 2, 1] = RX[:, 1], -RX[:, 0]
+    J = np.zeros((2 * n + 1, 6 + n))
+    J[:2 * n, :3] = (d_uv @ skew).reshape(2 * n, 3)
+    J[:2 * n, 3:6] = d_uv.reshape(2 * n, 3)
+    rows = np.arange(n)
+    dz = np.einsum("nij,nj->ni", d_uv, RX)
+    J[2 * rows, 6 + rows] = dz[:, 0]
+    J[2 * rows + 1, 6 + rows] = dz[:, 1]
+    t = params[3:6]
+    J[2 * n, 3:6] = 100.0 * t / max(np.linalg.norm(t), 1e-12)
+    return J
+
+
+def two_view_bundle_adjust(R, t, uv_i, uv_j, depth, K) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Refine (R, t, depths along the rays of frame i) by minimising the reprojection error in frame j.
+
+    Returns R, unit t, depths (in units of |t|) and the (N, 2) residuals in pixels."""
     from scipy.optimize import least_squares
-
-    import cv2
 
     n = len(uv_i)
     rays = np.column_stack([(uv_i[:, 0] - K[0, 2]) / K[0, 0], (uv_i[:, 1] - K[1, 2]) / K[1, 1], np.ones(n)])
-    x0 = np.concatenate([cv2.Rodrigues(R)[0].ravel(), t / np.linalg.norm(t), np.log(np.clip(depth, 1e-6, None))])
-    # a dense Jacobian: with ~100 points it is small, and scipy's sparse (inexact, lsmr) trust-region steps
-    # stall on this problem where the exact ones converge in a few iterations
-    res = least_squares(_ba_residuals, x0, loss="huber", f_scale=1.0, max_nfev=30, args=(rays, uv_j, K))
-    R_ba = _rodrigues(res.x[:3])
-    t_ba = res.x[3:6] / np.linalg.norm(res.x[3:6])
-    z = np.exp(res.x[6:]) / np.linalg.norm(res.x[3:6])
-    err = res.fun[:2 * n].reshape(n, 2)
-    return R_ba, t_ba, z, err
+    R0 = np.asarray(R, np.float64)
+    x0 = np.concatenate([np.zeros(3), t / np.linalg.norm(t), np.log(np.clip(depth, 1e-6, None))])
+    res = least_squares(_ba_residuals, x0, jac=_ba_jacobian, loss="huber", f_scale=1.0, max_nfev=50,
+                        args=(R0, rays, uv_j, K))
+    R_ba = _rodrigues(res.x[:3]) @ R0
+    scale = np.linalg.norm(res.x[3:6])
+    z = np.exp(np.clip(res.x[6:], -20, 20)) / scale
+    return R_ba, res.x[3:6] / scale, z, res.fun[:2 * n].reshape(n, 2)
 
 
 def _triangulate(a, b, R, t, K) -> tuple[np.ndarray, np.ndarray]:
