@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.camera:
         size = None
         if args.camera.lower().endswith(".txt"):
-            first = read_clip(args.source, (frame_range or (0, 0))[0:1] * 2)
+            first = read_clip(args.source, (frame_range or (0, 0))[0:1] * 2, max_width=10 ** 6)
             if not first.frames:
                 raise_empty(args.source)
             size = (first.frames[0].shape[1], first.frames[0].shape[0])
