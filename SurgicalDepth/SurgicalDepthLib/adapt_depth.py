@@ -285,6 +285,23 @@ def _split(n: int, fraction: float) -> tuple[list[int], list[int]]:
     return list(range(n - hold)), list(range(n - hold, n))
 
 
+def _drop_pairs_across(b: _Batcher, held: set[int]) -> None:
+    """No pair may reach across the split: the held-back frames are never seen during training."""
+    for i in list(b.pairs):
+        b.pairs[i] = [q for q in b.pairs[i] if (i in held) == (q["j"] in held)]
+        if not b.pairs[i]:
+            del b.pairs[i]
+
+
+def _restore(state: dict, net, b: _Batcher, opt) -> tuple[int, list[dict]]:
+    """Network, motion corrections and optimiser from a checkpoint: (step, history)."""
+    net.load_state_dict(state["model"])
+    with torch.no_grad():
+        b.pose_delta.copy_(state["pose_delta"])
+    opt.load_state_dict(state["optimizer"])
+    return int(state["step"]), json.loads(state["history"])
+
+
 def _checkpoint_dir(out: Path) -> Path:
     return out.with_name(out.name + ".checkpoints")
 
@@ -348,12 +365,7 @@ def adapt_depth_model(source, output, camera: CameraIntrinsics | None = None, mo
     norm = source_card["normalisation"]
     batcher = _Batcher(clip.frames, usable, motion, train_cam, norm["mean"], norm["std"])
     train_ids, held_ids = _split(n, cfg.holdout_fraction)
-    held = set(held_ids)
-    # no pair may reach across the split: the held-back frames are never seen during training
-    for i in list(batcher.pairs):
-        batcher.pairs[i] = [q for q in batcher.pairs[i] if (i in held) == (q["j"] in held)]
-        if not batcher.pairs[i]:
-            del batcher.pairs[i]
+    _drop_pairs_across(batcher, set(held_ids))
     trainable = [i for i in train_ids if i in batcher.pairs]
     if len(trainable) < 2:
         raise InputError("Too few training frames have a registered neighbour for adaptation.")
@@ -367,15 +379,7 @@ def adapt_depth_model(source, output, camera: CameraIntrinsics | None = None, mo
     source_of = {i: k for k, i in enumerate(trainable)}
     opt = torch.optim.AdamW([{"params": net.parameters(), "lr": cfg.lr},
                              {"params": [batcher.pose_delta], "lr": cfg.pose_lr}], weight_decay=0.0)
-    step = 0
-    history: list[dict] = []
-    if state:
-        net.load_state_dict(state["model"])
-        with torch.no_grad():
-            batcher.pose_delta.copy_(state["pose_delta"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        history = json.loads(state["history"])
+    step, history = _restore(state, net, batcher, opt) if state else (0, [])
 
     def checkpoint():
         _save_checkpoint(ckpt_path, {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
