@@ -115,6 +115,12 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.startLiveButton.clicked.connect(self.onStartStopLive)
         self.ui.processAllButton.clicked.connect(lambda: self.act(self.panel.process_all, "Processing failed", True))
         self.ui.cancelButton.clicked.connect(self.panel.cancel)
+        # not in the .ui: one button, placed under the recorded-source actions
+        self.adaptButton = qt.QPushButton("Adapt to this video")
+        self.adaptButton.toolTip = ("Fine-tune the depth model on the chosen recording without labels (camera motion and "
+                                    "photometric consistency), write it to the output folder and use it.")
+        self.adaptButton.clicked.connect(lambda: self.act(self.panel.adapt, "Adaptation failed", True))
+        self.ui.processAllButton.parentWidget().layout().addWidget(self.adaptButton)
         self.registrationSection = RegistrationSection(self.layout, 1, self.panel)
         self.binding.observe()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -167,6 +173,7 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.startLiveButton.enabled = not busy
         self.ui.processAllButton.enabled = kind is not SourceType.LIVE and not live and not busy
         self.ui.calibrateButton.enabled = kind is not SourceType.LIVE and not live and not busy
+        self.adaptButton.enabled = kind is not SourceType.LIVE and not live and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.sourceTypeComboBox.enabled = not busy
         self.ui.progressBar.value = round(100 * panel.job.fraction)
@@ -232,6 +239,11 @@ class SurgicalDepthLogic(ScriptedLoadableModuleLogic):
         from SurgicalDepthLib.panel.depth_panel import DepthPanel
 
         return DepthPanel(slicer.mrmlScene)
+
+    def adapt(self, source, output, progress=None, cancel=None):
+        from SurgicalDepthLib.depth.adapt import adapt_for_session
+
+        return adapt_for_session(self.session, source, output, progress=progress, cancel=cancel)
 
 
 class SurgicalDepthTest(ScriptedLoadableModuleTest):

@@ -77,3 +77,27 @@ def test_live_on_a_recorded_sequence_then_failure_leaves_it_stopped(scene, frame
     with pytest.raises(Exception, match="Choose the file"):
         panel.start_live()
     assert not panel.live_running  # the view's toggle reads this, so it never stays pressed
+
+
+def test_adapt_refuses_clearly_and_leaves_the_scene(scene, frames, snapshot, tmp_path):
+    """Adapt to this video: each missing input is one line; nothing starts and the scene is unchanged."""
+    from SurgicalAICore.errors import InputError
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+    from SurgicalDepthLib.panel.depth_panel import StereoLayout
+
+    panel = DepthPanel(scene)
+    panel.params.update(sourceType=SourceType.FOLDER, frameFolder=str(frames), device=Device.CPU)
+    def nodes():  # the section's own parameter node changes with each choice made below
+        return [n for n in snapshot(scene) if n[1] != "vtkMRMLScriptedModuleNode"]
+
+    before = nodes()
+    with pytest.raises(InputError, match="output folder"):
+        panel.adapt()
+    panel.params.set("outputFolder", str(tmp_path / "out"))
+    with pytest.raises(InputError, match="camera intrinsics"):
+        panel.adapt()
+    panel.session.camera = CameraIntrinsics.from_fov(80, 64, 60.0)
+    panel.params.set("stereoLayout", StereoLayout.SBS)
+    with pytest.raises(InputError, match="stereo-teach"):
+        panel.adapt()
+    assert not panel.job.running and nodes() == before and not (tmp_path / "out").exists()

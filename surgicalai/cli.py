@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     ("render", "surgicalai.commands.render"),
     ("train-depth", "surgicalai.commands.train_depth"),
     ("eval-depth", "surgicalai.commands.eval_depth"),
+    ("adapt-depth", "surgicalai.commands.adapt_depth"),
     ("eval-depth-sparse", "surgicalai.commands.eval_depth_sparse"),
     ("depth", "surgicalai.commands.depth"),
     ("calibrate-stereo", "surgicalai.commands.calibrate_stereo"),

@@ -213,6 +213,44 @@ class DepthPanel:
         self.job.message = f"{summary.frames} frames processed ({summary.fps:.1f} frames/s)."
         return summary
 
+    # ---- adaptation ----
+    def adapt(self):
+        """Self-supervised adaptation of the depth model to the chosen recording, as a job; ``poll()`` then
+        makes the session use the adapted model (written to ``<output folder>/adapted-depth-model``)."""
+        from pathlib import Path
+
+        from SurgicalDepthLib.depth.adapt import adapt_depth_model
+        from SurgicalDepthLib.video.sources import open_source
+
+        if self.live_running:
+            raise InputError("Stop live processing first.")
+        if self.stereo:
+            raise InputError("Adaptation is for the monocular network; a stereo source teaches it with stereo-teach.")
+        values = self.params.values()
+        if not values["outputFolder"]:
+            raise InputError("Choose the output folder: the adapted model is written there.")
+        camera = self.session.camera
+        if camera is None:
+            raise InputError("No camera intrinsics: load or calibrate the endoscope camera before adapting.")
+        output = Path(values["outputFolder"]) / "adapted-depth-model"
+        src = open_source(self.source())  # a sequence's arrays are taken here, on the caller's thread
+        if src.is_live:
+            src.close()
+            raise InputError("Adaptation needs a recorded source (file, folder or sequence).")
+        model, device = values["modelFolder"] or None, values["device"].value
+
+        def work(progress, cancel):
+            return adapt_depth_model(src, output, camera=camera, model=model, progress=progress, cancel=cancel)
+
+        def apply(result):
+            self.params.set("modelFolder", str(result.path))
+            self.session.set_model(str(result.path), device)
+            self.job.message = f"Adapted model written to {result.path} and in use."
+            return result
+
+        self.live_message = ""
+        return self.job.start(work, apply, name="Adaptation")
+
     # ---- shared ----
     def show_results(self) -> int:
         """Video (or depth) in the slice views, depth in the yellow one; returns how many views were set."""

@@ -1,0 +1,77 @@
+"""``surgicalai adapt-depth VIDEO_OR_FOLDER -o MODELDIR``: adapt a depth model to one's own video, without labels."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "adapt the depth model to a video by self-supervision (camera motion + photometric reprojection)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="video file or folder of frames")
+    parser.add_argument("-o", "--output", required=True, help="model folder to write")
+    parser.add_argument("--model", help="depth model folder to start from (default: the bundled model)")
+    parser.add_argument("--camera", help="intrinsics: .json/.yml/.yaml/.xml, or a .txt 3x3 K for the frame size")
+    parser.add_argument("--minutes", type=float, default=12.0, help="wall-clock budget, motion estimation included")
+    parser.add_argument("--frames", help="FIRST-LAST: 0-based positions of the frames to use (inclusive)")
+    parser.add_argument("--holdout", type=float, default=0.1, help="fraction of the last frames held back for the card")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from <output>.checkpoints/last.pt")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def read_camera_file(path: str | None, frame_size: tuple[int, int] | None = None):
+    """Intrinsics from a calibration file; a ``.txt`` 3x3 matrix needs the frame size (width, height)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from SurgicalAICore.errors import InputError
+
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+    from SurgicalDepthLib.camera.files import load_camera
+
+    if path is None:
+        return None
+    if Path(path).suffix.lower() != ".txt":
+        return load_camera(path)
+    try:
+        K = np.loadtxt(path).reshape(3, 3)
+    except (OSError, ValueError) as error:
+        raise InputError(f"Camera file {path}: expected a 3x3 matrix ({error}).") from None
+    width, height = frame_size
+    return CameraIntrinsics(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), width, height)
+
+
+def run(args: argparse.Namespace) -> int:
+    from SurgicalAICore.progress import tqdm_callback
+
+    from SurgicalDepthLib.depth.adapt import AdaptConfig, adapt_depth_model, parse_range, read_clip
+
+    frame_range = parse_range(args.frames)
+    camera = None
+    if args.camera:
+        size = None
+        if args.camera.lower().endswith(".txt"):
+            first = read_clip(args.source, (frame_range or (0, 0))[0:1] * 2, max_width=10 ** 6)
+            if not first.frames:
+                raise_empty(args.source)
+            size = (first.frames[0].shape[1], first.frames[0].shape[0])
+        camera = read_camera_file(args.camera, size)
+    cfg = AdaptConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
+                      seed=args.seed, holdout_fraction=args.holdout)
+    result = adapt_depth_model(args.source, args.output, camera=camera, model=args.model, config=cfg,
+                               frame_range=frame_range, resume=args.resume, overwrite=args.overwrite,
+                               progress=tqdm_callback("adapt-depth"), log=lambda m: print(m, flush=True))
+    metrics = result.card.get("metrics", {})
+    print(f"wrote model {result.path}; held-back photometric error "
+          f"{metrics.get('held_back_photometric_before')} -> {metrics.get('held_back_photometric_after')}")
+    return 0
+
+
+def raise_empty(source) -> None:
+    from SurgicalAICore.errors import InputError
+
+    raise InputError(f"No frame in {source} (or in the given range).")
