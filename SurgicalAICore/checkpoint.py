@@ -1,4 +1,6 @@
-"""Resumable runs: RNG states saved in and restored from checkpoints, and per-step seeds that make a resumed run draw what an uninterrupted one would."""
+"""Resumable runs: RNG states saved in and restored from checkpoints, and per-step seeds that make a
+resumed run draw what an uninterrupted one would."""
+
 from __future__ import annotations
 
 import random
@@ -13,9 +15,18 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 def rng_state() -> dict:
     np_state = np.random.get_state()
-    return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_rng_state(state: dict) -> None:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 import torch
 
@@ -12,7 +13,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def select_device(preference: Optional[str] = "auto") -> torch.device:
+def select_device(preference: str | None = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit choice that is unavailable is an error."""
     pref = (preference or "auto").lower()
     if pref == "auto":
@@ -41,7 +42,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def run_with_cpu_fallback(fn: Callable[[torch.device], T], device: torch.device,
-                          notify: Optional[Callable[[str], None]] = None) -> T:
+                          notify: Callable[[str], None] | None = None) -> T:
     """Run ``fn(device)``; on a GPU out-of-memory error run it again on the CPU and say so."""
     try:
         return fn(device)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -14,7 +14,7 @@ def _to_ras_display(image: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(oriented)  # [S, P, L]
 
 
-def overlay_figure(ct: sitk.Image, labels: sitk.Image, label_info: Sequence[Dict], path: Union[str, Path],
+def overlay_figure(ct: sitk.Image, labels: sitk.Image, label_info: Sequence[dict], path: str | Path,
                    view: str = "axial", window=(-160.0, 240.0), title: str = "") -> Path:
     """Three slices through the labelled region, CT in grey with coloured label outlines and fill."""
     import matplotlib
@@ -28,11 +28,11 @@ def overlay_figure(ct: sitk.Image, labels: sitk.Image, label_info: Sequence[Dict
     spacing = sitk.DICOMOrient(ct, "LPS").GetSpacing()
     lut = np.zeros((int(max([e["value"] for e in label_info] + [1])) + 1, 4))
     for e in label_info:
-        lut[int(e["value"])] = list(e["color"]) + [0.45]
+        lut[int(e["value"])] = [*list(e["color"]), 0.45]
     cmap = ListedColormap(lut)
     fg = np.argwhere(lab_a > 0)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), dpi=100)
-    for ax, q in zip(axes, (0.3, 0.5, 0.7)):
+    for ax, q in zip(axes, (0.3, 0.5, 0.7), strict=False):
         if view == "axial":
             k = int(np.quantile(fg[:, 0], q)) if len(fg) else ct_a.shape[0] // 2
             # columns run towards patient left, so the patient's right is on the image left (radiological)
@@ -60,7 +60,7 @@ def overlay_figure(ct: sitk.Image, labels: sitk.Image, label_info: Sequence[Dict
     return path
 
 
-def render_segmentation_3d(segmentation_node, path: Union[str, Path], size=(900, 900),
+def render_segmentation_3d(segmentation_node, path: str | Path, size=(900, 900),
                            view: str = "anterior") -> Path:
     """PNG of the closed surfaces of a segmentation node, each in its segment colour (offscreen VTK)."""
     import vtk
@@ -92,7 +92,7 @@ def render_segmentation_3d(segmentation_node, path: Union[str, Path], size=(900,
                               zoom=1.2)
 
 
-def save_offscreen_png(renderer, path: Union[str, Path], size=(900, 900), position=None, focal_point=None,
+def save_offscreen_png(renderer, path: str | Path, size=(900, 900), position=None, focal_point=None,
                        view_up=(0, 0, 1), zoom: float = 1.0) -> Path:
     """Render ``renderer`` offscreen (EGL/OSMesa, no X server) to a PNG; the camera looks from
     ``position`` at ``focal_point`` and is then fitted to what the renderer shows."""

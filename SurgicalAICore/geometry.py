@@ -7,7 +7,6 @@ Conventions used across the extension:
 """
 from __future__ import annotations
 
-from typing import Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -33,7 +32,7 @@ def compose_ijk_to_ras(spacing, directions, origin) -> np.ndarray:
     return m
 
 
-def decompose_ijk_to_ras(ijk_to_ras: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decompose_ijk_to_ras(ijk_to_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(spacing, directions 3x3 with unit columns, origin) of an IJK->RAS matrix; rejects degenerate ones."""
     m = np.asarray(ijk_to_ras, dtype=float)
     if m.shape != (4, 4) or not np.all(np.isfinite(m)):
@@ -71,7 +70,7 @@ def sitk_from_array(array_kji: np.ndarray, ijk_to_ras: np.ndarray, is_vector: bo
     return set_sitk_geometry(image, ijk_to_ras)
 
 
-def array_from_sitk(image: sitk.Image) -> Tuple[np.ndarray, np.ndarray]:
+def array_from_sitk(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     """(array [k, j, i(, c)], IJK->RAS) of a 3-D SimpleITK image."""
     return sitk.GetArrayFromImage(image), ijk_to_ras_from_sitk(image)
 

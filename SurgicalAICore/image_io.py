@@ -5,7 +5,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
 
 import SimpleITK as sitk
 
@@ -16,7 +15,7 @@ IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 
 
-def has_suffix(path: Union[str, Path], suffixes) -> bool:
+def has_suffix(path: str | Path, suffixes) -> bool:
     name = Path(path).name.lower()
     return any(name.endswith(s) for s in suffixes)
 
@@ -26,7 +25,7 @@ def _quiet_itk():
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
 
-def read_dicom_series(folder: Union[str, Path], series_id: Optional[str] = None) -> sitk.Image:
+def read_dicom_series(folder: str | Path, series_id: str | None = None) -> sitk.Image:
     """The one DICOM series in ``folder`` (or ``series_id``); a folder with several series is an error."""
     folder = Path(folder)
     _quiet_itk()
@@ -52,7 +51,7 @@ def read_dicom_series(folder: Union[str, Path], series_id: Optional[str] = None)
     return image
 
 
-def read_image(path: Union[str, Path], series_id: Optional[str] = None) -> sitk.Image:
+def read_image(path: str | Path, series_id: str | None = None) -> sitk.Image:
     """A 3-D image from a file (NIfTI, NRRD, MHA/MHD, ...) or a DICOM series folder (LPS geometry)."""
     if path is None or not str(path).strip():
         raise InputError("No input image was given.")
@@ -83,7 +82,7 @@ def _first_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def check_output_path(path: Union[str, Path], suffixes=None) -> Path:
+def check_output_path(path: str | Path, suffixes=None) -> Path:
     """Refuse an output whose folder is missing or not writable, or with an unknown suffix."""
     if path is None or not str(path).strip():
         raise InputError("No output path was given.")
@@ -99,7 +98,7 @@ def check_output_path(path: Union[str, Path], suffixes=None) -> Path:
     return path
 
 
-def write_image(image: sitk.Image, path: Union[str, Path], compress: bool = True) -> Path:
+def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> Path:
     """Write an image atomically (to a temporary file in the same folder, then renamed)."""
     path = check_output_path(path)
     suffix = "".join(Path(path.name).suffixes[-2:]) if path.name.lower().endswith(".nii.gz") else path.suffix

@@ -6,6 +6,7 @@ never pass silently) and the SHA-256 of the weights before a single tensor is re
 are read with ``weights_only=True`` so a model file cannot run code. Writing is atomic: the
 folder appears complete or not at all.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 
@@ -25,27 +27,38 @@ CARD_NAME = "model.json"
 HASH_NAME = "weights.sha256"
 FORMAT_VERSION = 1
 
-_BASE_REQUIRED: Dict[str, Any] = {
-    "format_version": int, "name": str, "version": str, "task": str,
-    "weights": str, "weights_format": str,
+_BASE_REQUIRED: dict[str, Any] = {
+    "format_version": int,
+    "name": str,
+    "version": str,
+    "task": str,
+    "weights": str,
+    "weights_format": str,
 }
-_BASE_OPTIONAL: Dict[str, Any] = {
-    "description": str, "architecture": dict, "training": dict, "metrics": dict,
-    "license": str, "authors": list, "citation": str, "created": str, "intended_use": str,
+_BASE_OPTIONAL: dict[str, Any] = {
+    "description": str,
+    "architecture": dict,
+    "training": dict,
+    "metrics": dict,
+    "license": str,
+    "authors": list,
+    "citation": str,
+    "created": str,
+    "intended_use": str,
 }
 
 
 @dataclass
 class CardSchema:
     task: str
-    required: Dict[str, Union[Type, Tuple[Type, ...]]] = field(default_factory=dict)
-    optional: Dict[str, Union[Type, Tuple[Type, ...]]] = field(default_factory=dict)
+    required: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
+    optional: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
 
 
 @dataclass
 class ModelFolder:
     path: Path
-    card: Dict[str, Any]
+    card: dict[str, Any]
 
     @property
     def weights_path(self) -> Path:
@@ -56,7 +69,7 @@ class ModelFolder:
         return self.card["weights_format"] == "torchscript"
 
 
-def sha256_of(path: Union[str, Path]) -> str:
+def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -83,14 +96,16 @@ def validate_card(card: Mapping[str, Any], schema: CardSchema, where: Path) -> N
     _check_types(card, required, where)
     _check_types(card, {**_BASE_OPTIONAL, **schema.optional}, where)
     if card["format_version"] != FORMAT_VERSION:
-        raise ModelError(f"Model card {where}: format_version {card['format_version']} is not supported (expected {FORMAT_VERSION}).")
+        raise ModelError(
+            f"Model card {where}: format_version {card['format_version']} is not supported (expected {FORMAT_VERSION})."
+        )
     if card["task"] != schema.task:
         raise ModelError(f"Model folder {where.parent} is a '{card['task']}' model, not a '{schema.task}' model.")
     if card["weights_format"] not in ("state_dict", "torchscript"):
         raise ModelError(f"Model card {where}: weights_format must be 'state_dict' or 'torchscript'.")
 
 
-def read_model_folder(path: Union[str, Path], schema: CardSchema) -> ModelFolder:
+def read_model_folder(path: str | Path, schema: CardSchema) -> ModelFolder:
     """Open and check a model folder (card schema and weights hash); reads no weights."""
     folder = Path(path)
     if not folder.is_dir():
@@ -114,12 +129,14 @@ def read_model_folder(path: Union[str, Path], schema: CardSchema) -> ModelFolder
     expected = hash_path.read_text().split()[0].strip().lower() if hash_path.read_text().strip() else ""
     actual = sha256_of(model.weights_path)
     if expected != actual:
-        raise ModelError(f"Model weights {model.weights_path.name} do not match their SHA-256 "
-                         f"(expected {expected[:12]}…, got {actual[:12]}…): the file is corrupt or was changed.")
+        raise ModelError(
+            f"Model weights {model.weights_path.name} do not match their SHA-256 "
+            f"(expected {expected[:12]}…, got {actual[:12]}…): the file is corrupt or was changed."
+        )
     return model
 
 
-def load_weights(model: ModelFolder, map_location: Union[str, torch.device] = "cpu"):
+def load_weights(model: ModelFolder, map_location: str | torch.device = "cpu"):
     """The state dict (``weights_only``) or the TorchScript module of a checked model folder."""
     try:
         if model.is_torchscript:
@@ -132,8 +149,9 @@ def load_weights(model: ModelFolder, map_location: Union[str, torch.device] = "c
     return state
 
 
-def write_model_folder(path: Union[str, Path], card: Dict[str, Any], weights: Any,
-                       schema: Optional[CardSchema] = None, overwrite: bool = False) -> ModelFolder:
+def write_model_folder(
+    path: str | Path, card: dict[str, Any], weights: Any, schema: CardSchema | None = None, overwrite: bool = False
+) -> ModelFolder:
     """Write a model folder atomically. ``weights`` is a state dict or a TorchScript module."""
     folder = Path(path)
     if folder.exists() and not overwrite:
@@ -154,7 +172,9 @@ def write_model_folder(path: Union[str, Path], card: Dict[str, Any], weights: An
         if scripted:
             torch.jit.save(weights, str(weights_file))
         else:
-            torch.save({k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in weights.items()}, str(weights_file))
+            torch.save(
+                {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in weights.items()}, str(weights_file)
+            )
         (tmp / HASH_NAME).write_text(f"{sha256_of(weights_file)}  {card['weights']}\n")
         (tmp / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         # mkdtemp makes an owner-only folder; a model is shared, read-only data (the umask still applies)

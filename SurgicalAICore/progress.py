@@ -7,7 +7,7 @@ Long operations take ``progress=`` (a callable ``(fraction, message)``) and ``ca
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from SurgicalAICore.errors import OperationCancelled
 
@@ -35,8 +35,8 @@ class CancelToken:
 class Progress:
     """Maps a sub-task's 0..1 onto a slice of the caller's 0..1 and checks for cancel."""
 
-    def __init__(self, callback: Optional[ProgressCallback] = None,
-                 cancel: Optional[CancelToken] = None, start: float = 0.0, end: float = 1.0):
+    def __init__(self, callback: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None, start: float = 0.0, end: float = 1.0):
         self.callback = callback
         self.cancel = cancel
         self.start = start
@@ -49,13 +49,13 @@ class Progress:
             f = min(max(float(fraction), 0.0), 1.0)
             self.callback(self.start + (self.end - self.start) * f, message)
 
-    def sub(self, start: float, end: float) -> "Progress":
+    def sub(self, start: float, end: float) -> Progress:
         """A Progress for a part of this task spanning ``start..end`` of it."""
         span = self.end - self.start
         return Progress(self.callback, self.cancel, self.start + span * start, self.start + span * end)
 
     @staticmethod
-    def of(progress: "Optional[ProgressCallback | Progress]", cancel: Optional[CancelToken] = None) -> "Progress":
+    def of(progress: ProgressCallback | Progress | None, cancel: CancelToken | None = None) -> Progress:
         if isinstance(progress, Progress):
             if cancel is not None and progress.cancel is None:
                 progress.cancel = cancel
@@ -70,7 +70,7 @@ def tqdm_callback(desc: str = "", total: int = 1000) -> ProgressCallback:
     bar = tqdm(total=total, desc=desc, unit="‰", leave=False, bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}")
 
     def callback(fraction: float, message: str) -> None:
-        bar.n = int(round(fraction * total))
+        bar.n = round(fraction * total)
         bar.set_postfix_str(message[:60], refresh=False)
         bar.refresh()
         if fraction >= 1.0:

@@ -5,11 +5,16 @@ and ``registration_panel.RegistrationPanel``), whose state lives in parameter no
 Nothing heavy is imported until the dependencies are confirmed; recorded work runs on a worker thread and a
 timer shows results on the GUI thread.
 """
+
 import ctk  # noqa: F401 (the .ui's ctk widgets)
 import qt
 import slicer
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 POLL_MS = 20
@@ -25,7 +30,8 @@ class SurgicalDepth(ScriptedLoadableModule):
         self.parent.helpText = (
             "Depth from endoscope or microscope video (file, frame folder, recorded sequence or a live "
             "OpenIGTLink image), shown as a depth map and a coloured point cloud under a camera-to-world "
-            "transform. Recorded input becomes one sequence browser with video, depth and clouds.")
+            "transform. Recorded input becomes one sequence browser with video, depth and clouds."
+        )
         self.parent.acknowledgementText = "Part of SlicerSurgicalAI."
 
 
@@ -88,26 +94,39 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.panel = DepthPanel(slicer.mrmlScene)
         self.binding = WidgetBinding(self.panel.params, on_change=self.updateView)
-        labels = {SourceType.FILE: "Video file", SourceType.FOLDER: "Folder of frames",
-                  SourceType.SEQUENCE: "Recorded sequence", SourceType.LIVE: "Live volume node (OpenIGTLink)"}
+        labels = {
+            SourceType.FILE: "Video file",
+            SourceType.FOLDER: "Folder of frames",
+            SourceType.SEQUENCE: "Recorded sequence",
+            SourceType.LIVE: "Live volume node (OpenIGTLink)",
+        }
         self.binding.bind("sourceType", self.ui.sourceTypeComboBox, labels)
-        for name, widget in (("videoFile", self.ui.videoFilePathLineEdit),
-                             ("frameFolder", self.ui.frameFolderPathLineEdit),
-                             ("sequence", self.ui.sequenceBrowserSelector), ("liveNode", self.ui.liveNodeSelector),
-                             ("cameraFile", self.ui.cameraFilePathLineEdit),
-                             ("modelFolder", self.ui.modelFolderPathLineEdit),
-                             ("device", self.ui.deviceComboBox), ("pointBudget", self.ui.pointBudgetSpinBox),
-                             ("cameraTransform", self.ui.cameraTransformSelector),
-                             ("outputFolder", self.ui.outputFolderPathLineEdit),
-                             ("boardColumns", self.ui.boardColumnsSpinBox), ("boardRows", self.ui.boardRowsSpinBox),
-                             ("squareSizeMm", self.ui.squareSizeSpinBox),
-                             ("stereoCalibrationFile", self.ui.stereoCalibrationPathLineEdit),
-                             ("stereoRightFile", self.ui.stereoRightPathLineEdit),
-                             ("stereoRightNode", self.ui.stereoRightNodeSelector)):
+        for name, widget in (
+            ("videoFile", self.ui.videoFilePathLineEdit),
+            ("frameFolder", self.ui.frameFolderPathLineEdit),
+            ("sequence", self.ui.sequenceBrowserSelector),
+            ("liveNode", self.ui.liveNodeSelector),
+            ("cameraFile", self.ui.cameraFilePathLineEdit),
+            ("modelFolder", self.ui.modelFolderPathLineEdit),
+            ("device", self.ui.deviceComboBox),
+            ("pointBudget", self.ui.pointBudgetSpinBox),
+            ("cameraTransform", self.ui.cameraTransformSelector),
+            ("outputFolder", self.ui.outputFolderPathLineEdit),
+            ("boardColumns", self.ui.boardColumnsSpinBox),
+            ("boardRows", self.ui.boardRowsSpinBox),
+            ("squareSizeMm", self.ui.squareSizeSpinBox),
+            ("stereoCalibrationFile", self.ui.stereoCalibrationPathLineEdit),
+            ("stereoRightFile", self.ui.stereoRightPathLineEdit),
+            ("stereoRightNode", self.ui.stereoRightNodeSelector),
+        ):
             self.binding.bind(name, widget)
-        stereoLabels = {StereoLayout.NONE: "None (monocular network)", StereoLayout.SBS: "Side by side",
-                        StereoLayout.TB: "Top-bottom", StereoLayout.INTERLACED: "Interlaced lines",
-                        StereoLayout.TWO_VIEWS: "Two views (right below)"}
+        stereoLabels = {
+            StereoLayout.NONE: "None (monocular network)",
+            StereoLayout.SBS: "Side by side",
+            StereoLayout.TB: "Top-bottom",
+            StereoLayout.INTERLACED: "Interlaced lines",
+            StereoLayout.TWO_VIEWS: "Two views (right below)",
+        }
         self.binding.bind("stereoLayout", self.ui.stereoLayoutComboBox, stereoLabels)
         self.ui.loadCameraButton.clicked.connect(lambda: self.act(self.panel.load_camera, "Cannot load the camera"))
         self.ui.saveCameraButton.clicked.connect(self.onSaveCamera)
@@ -117,8 +136,10 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.clicked.connect(self.panel.cancel)
         # not in the .ui: one button, placed under the recorded-source actions
         self.adaptButton = qt.QPushButton("Adapt to this video")
-        self.adaptButton.toolTip = ("Fine-tune the depth model on the chosen recording without labels (camera motion and "
-                                    "photometric consistency), write it to the output folder and use it.")
+        self.adaptButton.toolTip = (
+            "Fine-tune the depth model on the chosen recording without labels (camera motion and "
+            "photometric consistency), write it to the output folder and use it."
+        )
         self.adaptButton.clicked.connect(lambda: self.act(self.panel.adapt, "Adaptation failed", True))
         self.ui.processAllButton.parentWidget().layout().addWidget(self.adaptButton)
         self.registrationSection = RegistrationSection(self.layout, 1, self.panel)
@@ -152,10 +173,12 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         panel = self.panel
         kind = panel.params.get("sourceType")
-        rows = {SourceType.FILE: (self.ui.videoFileLabel, self.ui.videoFilePathLineEdit),
-                SourceType.FOLDER: (self.ui.frameFolderLabel, self.ui.frameFolderPathLineEdit),
-                SourceType.SEQUENCE: (self.ui.sequenceLabel, self.ui.sequenceBrowserSelector),
-                SourceType.LIVE: (self.ui.liveNodeLabel, self.ui.liveNodeSelector)}
+        rows = {
+            SourceType.FILE: (self.ui.videoFileLabel, self.ui.videoFilePathLineEdit),
+            SourceType.FOLDER: (self.ui.frameFolderLabel, self.ui.frameFolderPathLineEdit),
+            SourceType.SEQUENCE: (self.ui.sequenceLabel, self.ui.sequenceBrowserSelector),
+            SourceType.LIVE: (self.ui.liveNodeLabel, self.ui.liveNodeSelector),
+        }
         for key, widgets in rows.items():
             for widget in widgets:
                 widget.visible = key is kind
@@ -183,7 +206,8 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.cameraStatusLabel.text = (
                 f"{camera.width}x{camera.height}, fx {camera.fx:.1f}, fy {camera.fy:.1f}, "
                 f"centre ({camera.cx:.1f}, {camera.cy:.1f}), distortion "
-                + ", ".join(f"{d:.3g}" for d in camera.distortion))
+                + ", ".join(f"{d:.3g}" for d in camera.distortion)
+            )
         if panel.stats is not None:
             self.ui.statsLabel.text = panel.stats.text()
 
@@ -280,11 +304,12 @@ class SurgicalDepthTest(ScriptedLoadableModuleTest):
     def test_process_all_then_live_on_the_sequence(self):
         import time
 
-        from SurgicalDepthLib.panel.depth_panel import DepthPanel, SourceType, StereoLayout
+        from SurgicalDepthLib.panel.depth_panel import DepthPanel, SourceType
 
         panel = DepthPanel(slicer.mrmlScene)
-        panel.params.update(sourceType=SourceType.FOLDER, frameFolder=self._frames_folder(), device="cpu",
-                            pointBudget=2000)
+        panel.params.update(
+            sourceType=SourceType.FOLDER, frameFolder=self._frames_folder(), device="cpu", pointBudget=2000
+        )
         count = slicer.mrmlScene.GetNumberOfNodes()
         panel.process_all()
         panel.cancel()
@@ -327,16 +352,18 @@ class SurgicalDepthTest(ScriptedLoadableModuleTest):
         ijk_to_ras = np.diag([1.5, 1.5, 1.5, 1.0])
         ijk_to_ras[:3, 3] = -36.0
         info = [{"value": 1, "name": "ball", "color": [1, 0, 0]}, {"value": 2, "name": "box", "color": [0, 0, 1]}]
-        segmentation = add_segmentation_to_scene(scene, new_segmentation_node(labels, ijk_to_ras, info,
-                                                                              closed_surface=False))
+        segmentation = add_segmentation_to_scene(
+            scene, new_segmentation_node(labels, ijk_to_ras, info, closed_surface=False)
+        )
         depth = DepthPanel(scene)
         panel = RegistrationPanel(scene, depth)
         panel.params.update(targetSegmentation=segmentation, showOverlay=False)
         view = shapes.visible_patch(panel.ensure_target().points, (0.3, 0.2, -1.0), 0.5)
         truth = shapes.perturbation(6, 4, view.mean(0), np.random.default_rng(0))
         points = vtk.vtkPoints()
-        points.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(shapes.apply(np.linalg.inv(truth), view)),
-                                                  deep=True))
+        points.SetData(
+            numpy_support.numpy_to_vtk(np.ascontiguousarray(shapes.apply(np.linalg.inv(truth), view)), deep=True)
+        )
         poly = vtk.vtkPolyData()
         poly.SetPoints(points)
         cloud = scene.AddNewNodeByClass("vtkMRMLModelNode", "cloud")

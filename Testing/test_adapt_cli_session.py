@@ -29,7 +29,7 @@ def write_folder(folder: Path, frames) -> Path:
 def test_cli_refuses_bad_clips_with_one_line(tmp_path, capsys, case):
     frames, _, _, camera = synthetic_clip()
     clip = {"static": [frames[0]] * 12, "few": frames[:4], "no_camera": frames,
-            "sizes": frames[:5] + [cv2.resize(frames[5], (120, 96))] + frames[6:]}[case]
+            "sizes": [*frames[:5], cv2.resize(frames[5], (120, 96)), *frames[6:]]}[case]
     folder = write_folder(tmp_path / "clip", clip)
     camera.save_json(tmp_path / "camera.json")
     args = ["adapt-depth", str(folder), "-o", str(tmp_path / "out"), "--minutes", "1"]

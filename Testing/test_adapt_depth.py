@@ -57,8 +57,8 @@ def test_adaptation_lowers_the_held_back_photometric_error_and_keeps_depth(tmp_p
     assert m["held_back_photometric_after"] < m["held_back_photometric_before"]
     before, after = load_depth_model(small_model, "cpu"), load_depth_model(out, "cpu")
     assert m["held_back_sparse_log_error_after"] < m["held_back_sparse_log_error_before"]
-    rel_before = np.mean([median_scaled_abs_rel(before.predict(f), d) for f, d in zip(frames, depths)])
-    rel_after = np.mean([median_scaled_abs_rel(after.predict(f), d) for f, d in zip(frames, depths)])
+    rel_before = np.mean([median_scaled_abs_rel(before.predict(f), d) for f, d in zip(frames, depths, strict=False)])
+    rel_after = np.mean([median_scaled_abs_rel(after.predict(f), d) for f, d in zip(frames, depths, strict=False)])
     # not wrecked: on this clip the two-view motion of a 160x128 render is too noisy for the photometric
     # loss to improve the depth itself (it goes from 0.42 to 0.47 AbsRel); the prior keeps it in bounds
     assert rel_after < 1.2 * rel_before
@@ -78,7 +78,7 @@ def test_bad_clips_are_refused_with_nothing_written(tmp_path, small_model):
     with pytest.raises(InputError, match="No camera intrinsics"):
         adapt_depth_model(ArraySource(frames), out, camera=None, model=small_model, config=config())
     with pytest.raises(InputError, match="must not change"):
-        adapt_depth_model(ArraySource(frames[:6] + [frames[6][:, :120].copy()] + frames[7:]), out, camera=camera,
+        adapt_depth_model(ArraySource([*frames[:6], frames[6][:, :120].copy(), *frames[7:]]), out, camera=camera,
                           model=small_model, config=config())
     assert nothing_written(out)
 

@@ -7,6 +7,7 @@
 - Slicer loads every ``.py`` at the top of a module folder as a module: only ``<Module>.py`` sits there.
 - Every Python file of a module folder and of the Core is listed in its CMakeLists so the Slicer build ships it.
 """
+
 import ast
 import re
 from pathlib import Path
@@ -67,8 +68,12 @@ def import_targets(tree, package: str):
 def lazy_export_modules(tree, package: str):
     """Modules named in a ``lazy_exports(__name__, {...})`` table: edges the package's __init__ makes."""
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_exports"
-                and len(node.args) == 2 and isinstance(node.args[1], ast.Dict)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "lazy_exports"
+            and len(node.args) == 2
+            and isinstance(node.args[1], ast.Dict)
+        ):
             for key in node.args[1].keys:
                 yield f"{package}.{key.value}"
 
@@ -107,7 +112,7 @@ def find_cycle(graph):
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -133,8 +138,12 @@ def test_core_and_libs_do_not_import_qt_or_the_app(package):
             if name in FORBIDDEN_IMPORTS or name.split(".")[0] in {"qt", "ctk"}:
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES \
-                    and isinstance(node.value, ast.Name) and node.value.id == "slicer":
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in FORBIDDEN_ATTRIBUTES
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "slicer"
+            ):
                 offenders.append(f"{path.relative_to(ROOT)} uses slicer.{node.attr}")
     assert not offenders, "\n".join(offenders)
 
@@ -146,12 +155,17 @@ def _imports_of(paths):
 
 
 def test_core_imports_no_lib_and_the_libs_not_each_other():
-    rules = {"SurgicalAICore": {"SegmentationAILib", "SurgicalDepthLib", "surgicalai"},
-             "SegmentationAILib": {"SurgicalDepthLib", "surgicalai"},
-             "SurgicalDepthLib": {"SegmentationAILib", "surgicalai"}}
-    offenders = [f"{path.relative_to(ROOT)} imports {name}"
-                 for package, banned in rules.items()
-                 for path, name in _imports_of(package_files(package)) if name.split(".")[0] in banned]
+    rules = {
+        "SurgicalAICore": {"SegmentationAILib", "SurgicalDepthLib", "surgicalai"},
+        "SegmentationAILib": {"SurgicalDepthLib", "surgicalai"},
+        "SurgicalDepthLib": {"SegmentationAILib", "surgicalai"},
+    }
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for package, banned in rules.items()
+        for path, name in _imports_of(package_files(package))
+        if name.split(".")[0] in banned
+    ]
     assert not offenders, "\n".join(offenders)
 
 
@@ -160,8 +174,11 @@ def test_faces_do_not_import_the_other_module():
     offenders = []
     for module, banned in other.items():
         faces = [p for p in (ROOT / module).rglob("*.py") if f"{module}Lib" not in p.parts and "Testing" not in p.parts]
-        offenders += [f"{path.relative_to(ROOT)} imports {name}" for path, name in _imports_of(faces)
-                      if name.split(".")[0].startswith(banned)]
+        offenders += [
+            f"{path.relative_to(ROOT)} imports {name}"
+            for path, name in _imports_of(faces)
+            if name.split(".")[0].startswith(banned)
+        ]
     assert not offenders, "\n".join(offenders)
 
 
@@ -194,11 +211,17 @@ def test_cmakelists_lists_every_python_file(module):
     wanted = {str(p.relative_to(ROOT / module)) for p in (ROOT / module).rglob("*.py") if "Testing" not in p.parts}
     missing = sorted(wanted - listed)
     assert not missing, f"{module}/CMakeLists.txt does not list: {missing}"
-    resources = {str(p.relative_to(ROOT / module)) for p in (ROOT / module / "Resources").rglob("*")
-                 if p.suffix in (".ui", ".png")}
-    listed_resources = {r.replace("${MODULE_NAME}", module)
-                        for r in re.findall(r"(Resources/[\w/${}]+\.(?:ui|png))", cmake)}
-    assert resources <= listed_resources, f"{module}/CMakeLists.txt does not list: {sorted(resources - listed_resources)}"
+    resources = {
+        str(p.relative_to(ROOT / module))
+        for p in (ROOT / module / "Resources").rglob("*")
+        if p.suffix in (".ui", ".png")
+    }
+    listed_resources = {
+        r.replace("${MODULE_NAME}", module) for r in re.findall(r"(Resources/[\w/${}]+\.(?:ui|png))", cmake)
+    }
+    assert resources <= listed_resources, (
+        f"{module}/CMakeLists.txt does not list: {sorted(resources - listed_resources)}"
+    )
     stale = sorted(p for p in listed if not (ROOT / module / p).exists())
     assert not stale, f"{module}/CMakeLists.txt lists files that do not exist: {stale}"
 

@@ -111,7 +111,7 @@ def test_relative_prediction_aligns_to_a_reference(relative):
 def test_other_model_types_fall_through_to_our_format(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     assert not is_hf_depth_folder(tmp_path)
-    with pytest.raises(ModelError, match="model.json"):
+    with pytest.raises(ModelError, match=r"model.json"):
         load_depth_model(tmp_path, "cpu")
 
 

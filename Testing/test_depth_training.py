@@ -94,7 +94,7 @@ def test_bad_training_inputs(dataset, tmp_path):
     for strength in (-0.1, 1.5):
         with pytest.raises(InputError, match="between 0 and 1"):
             train_depth_model([str(dataset)], str(tmp_path / "a"), config(augment_strength=strength))
-    with pytest.raises(InputError, match="no dataset.json"):
+    with pytest.raises(InputError, match=r"no dataset.json"):
         train_depth_model([str(tmp_path)], str(tmp_path / "b"), config())
     existing = tmp_path / "c"
     existing.mkdir()

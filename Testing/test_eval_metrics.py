@@ -1,4 +1,5 @@
 """Evaluation metrics against analytic shapes: two balls with a known offset on an anisotropic grid."""
+
 from __future__ import annotations
 
 import csv
@@ -7,24 +8,26 @@ import math
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 SPACING = (1.0, 1.0, 2.0)  # mm along i, j, k
-R = 12.0                    # ball radius, mm
-OFFSET_K = 3               # voxels along k = 6 mm
+R = 12.0  # ball radius, mm
+OFFSET_K = 3  # voxels along k = 6 mm
 
 
 def ball(shape, centre_mm, radius, spacing=SPACING):
     k, j, i = np.indices(shape)
-    return ((i * spacing[0] - centre_mm[0]) ** 2 + (j * spacing[1] - centre_mm[1]) ** 2
-            + (k * spacing[2] - centre_mm[2]) ** 2) <= radius ** 2
+    return (
+        (i * spacing[0] - centre_mm[0]) ** 2
+        + (j * spacing[1] - centre_mm[1]) ** 2
+        + (k * spacing[2] - centre_mm[2]) ** 2
+    ) <= radius**2
 
 
 def surface_distance_quantiles(radius, d):
     """Distances from points spread uniformly on one sphere's surface to another sphere of the same radius
     shifted by ``d``: |sqrt(R^2 - 2Rd cos(t) + d^2) - R| with cos(t) uniform in [-1, 1]."""
     c = np.linspace(-1, 1, 200001)
-    dist = np.abs(np.sqrt(radius ** 2 - 2 * radius * d * c + d ** 2) - radius)
+    dist = np.abs(np.sqrt(radius**2 - 2 * radius * d * c + d**2) - radius)
     return float(np.percentile(dist, 95)), float(dist.mean())
 
 
@@ -39,11 +42,11 @@ def test_two_balls_with_known_offset():
     m = structure_metrics(a, b, SPACING)
 
     inter, na, nb = np.logical_and(a, b).sum(), a.sum(), b.sum()
-    assert m["dice"] == pytest.approx(2 * inter / (na + nb), abs=1e-6)          # counted by hand
+    assert m["dice"] == pytest.approx(2 * inter / (na + nb), abs=1e-6)  # counted by hand
     assert m["iou"] == pytest.approx(inter / np.logical_or(a, b).sum(), abs=1e-6)
     # ... and close to the analytic lens volume of two balls
     lens = math.pi * (4 * R + d) * (2 * R - d) ** 2 / 12
-    assert m["dice"] == pytest.approx(lens / (4 / 3 * math.pi * R ** 3), abs=0.03)
+    assert m["dice"] == pytest.approx(lens / (4 / 3 * math.pi * R**3), abs=0.03)
     hd95, asd = surface_distance_quantiles(R, d)
     # surfaces are voxelised at 1 x 1 x 2 mm: allow about one voxel step
     assert m["hd95_mm"] == pytest.approx(hd95, abs=1.0)
@@ -95,8 +98,9 @@ def make_result():
         ref[ball(shape, (34, 30, 20), 5)] = 2
         if n != 1:
             pred[ball(shape, (34, 30, 20), 5)] = 2
-        rows += evaluate_labels(pred, ref, SPACING, {1: "liver", 2: "spleen"}, groups={"organs": ["liver", "spleen"]},
-                                case=f"c{n}")
+        rows += evaluate_labels(
+            pred, ref, SPACING, {1: "liver", 2: "spleen"}, groups={"organs": ["liver", "spleen"]}, case=f"c{n}"
+        )
     return EvaluationResult(rows, ["liver", "spleen", "organs"])
 
 
@@ -107,7 +111,7 @@ def test_summary_csv_json_and_table_node(tmp_path, scene):
     assert s["liver"]["dice"]["mean"] == pytest.approx(np.mean(dices))
     assert s["liver"]["dice"]["sd"] == pytest.approx(np.std(dices, ddof=1))
     assert s["spleen"]["dice"]["mean"] == pytest.approx(2 / 3)  # 1, 0, 1
-    assert s["spleen"]["hd95_mm"]["n"] == 2                        # the miss has no distance
+    assert s["spleen"]["hd95_mm"]["n"] == 2  # the miss has no distance
     organs = [r for r in result.rows if r["structure"] == "organs"]
     assert organs[0]["dice"] == 1.0 and organs[1]["dice"] < 1.0
 
@@ -122,7 +126,9 @@ def test_summary_csv_json_and_table_node(tmp_path, scene):
     node = result.to_table_node(scene, "eval")
     assert scene.GetNumberOfNodes() == before + 1
     table = node.GetTable()
-    assert table.GetNumberOfRows() == 15 and table.GetColumnByName("dice").GetValue(0) == pytest.approx(result.rows[0]["dice"])
+    assert table.GetNumberOfRows() == 15 and table.GetColumnByName("dice").GetValue(0) == pytest.approx(
+        result.rows[0]["dice"]
+    )
     assert table.GetColumnByName("structure").GetValue(1) == "spleen"
     assert "liver" in result.summary_text() and "±" in result.summary_text()
 

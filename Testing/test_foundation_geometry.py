@@ -1,4 +1,5 @@
 """Volume adapters and the LPS/RAS conversion on a real MRML scene: exact round trips."""
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -53,5 +54,7 @@ def test_vector_volume_round_trip(scene):
 def test_zero_spacing_is_rejected_and_scene_unchanged(scene, snapshot, spacing):
     before = snapshot(scene)
     with pytest.raises(InputError, match="zero spacing"):
-        volume_nodes.add_volume_node(scene, np.zeros((2, 2, 2)), geometry.compose_ijk_to_ras(spacing, np.eye(3), [0, 0, 0]))
+        volume_nodes.add_volume_node(
+            scene, np.zeros((2, 2, 2)), geometry.compose_ijk_to_ras(spacing, np.eye(3), [0, 0, 0])
+        )
     assert snapshot(scene) == before

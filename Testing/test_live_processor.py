@@ -104,7 +104,11 @@ def test_switch_model_and_source_while_running(scene):
     assert wait_until(from_new_model)
     live.set_source(ArraySource([numbered_frame(7, w=64, h=48)] * 50, fps=100, name="b"))
     live.poll()
-    assert wait_until(lambda: (lambda r: r is not None and r.name.startswith("b_"))(live.apply(output)))
+    def shows_b():
+        result = live.apply(output)
+        return result is not None and result.name.startswith("b_")
+
+    assert wait_until(shows_b)
     assert output.depth_node.GetImageData().GetDimensions()[:2] == (64, 48)  # the new size reached the scene
     live.stop()
     assert not live.running

@@ -1,4 +1,5 @@
 """Depth -> point cloud: exactness against a rendered surface, downsampling, PLY, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,16 @@ import vtk
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, transform_points
-from SurgicalDepthLib.depth.pointcloud import (DEPTH_ARRAY, RGB_ARRAY, PointCloud, depth_to_pointcloud,
-                                         polydata_from_cloud, read_ply, voxel_downsample, write_ply)
+from SurgicalDepthLib.depth.pointcloud import (
+    DEPTH_ARRAY,
+    RGB_ARRAY,
+    PointCloud,
+    depth_to_pointcloud,
+    polydata_from_cloud,
+    read_ply,
+    voxel_downsample,
+    write_ply,
+)
 
 
 def sphere(radius=30.0):
@@ -84,7 +93,9 @@ def test_plane_backprojection_is_exact_and_masks_apply():
 def test_voxel_downsample_meets_budget_and_averages_colours():
     rng = np.random.default_rng(0)
     n = 40000
-    pts = np.column_stack([rng.uniform(-20, 20, n), rng.uniform(-20, 20, n), rng.uniform(49.5, 50.5, n)]).astype(np.float32)
+    pts = np.column_stack([rng.uniform(-20, 20, n), rng.uniform(-20, 20, n), rng.uniform(49.5, 50.5, n)]).astype(
+        np.float32
+    )
     colors = np.where((pts[:, 0] < 0)[:, None], [255, 0, 0], [0, 0, 255]).astype(np.uint8)
     cloud = PointCloud(pts, colors, pts[:, 2].copy())
     small = voxel_downsample(cloud, 2000)

@@ -1,4 +1,5 @@
 """Depth maps, frames and point clouds as MRML nodes: live nodes, synchronised sequences, .mrb reload."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -120,7 +121,10 @@ def test_live_output_updates_nodes_in_place(scene):
     assert scene.GetNumberOfNodes() == count
     assert output.cloud_node.GetPolyData().GetNumberOfPoints() == poly.GetNumberOfPoints()
     assert array_from_image_data(output.depth_node.GetImageData()).max() == pytest.approx(50.0)
-    lo, hi = output.depth_node.GetDisplayNode().GetWindowLevelMin(), output.depth_node.GetDisplayNode().GetWindowLevelMax()
+    lo, hi = (
+        output.depth_node.GetDisplayNode().GetWindowLevelMin(),
+        output.depth_node.GetDisplayNode().GetWindowLevelMax(),
+    )
     assert lo <= 30.0 + 1e-3 and hi >= 50.0 - 1e-3  # the colour scale widened to both frames
     output.remove()
     assert scene.GetNumberOfNodes() < count

@@ -11,7 +11,7 @@ from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
 from SurgicalDepthLib.registration.icp import pose_error
 from SurgicalDepthLib.registration_session import RegistrationSession
-from SurgicalAICore.mrml.transforms import get_matrix, set_matrix
+from SurgicalAICore.mrml.transforms import get_matrix
 
 
 def _labels():
@@ -100,6 +100,6 @@ def test_register_command_writes_transform_and_report(tmp_path, capsys):
     report = json.loads((out / "registration.json").read_text())
     assert report["trusted"] and np.allclose(report["camera_to_ct_ras"], matrix, atol=1e-6)
     capsys.readouterr()
-    bad = ["register", str(tmp_path / "missing.npy")] + args[2:-1] + [str(tmp_path / "out2")]
+    bad = ["register", str(tmp_path / "missing.npy"), *args[2:-1], str(tmp_path / "out2")]
     assert main(bad) == 2
     assert "not found" in capsys.readouterr().err and not (tmp_path / "out2").exists()

@@ -1,7 +1,6 @@
 """Synthetic dataset folder: writer/reader round trip, checks, atomic writing, the render CLI."""
 import json
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -41,7 +40,7 @@ def test_round_trip_and_split_by_path(tmp_path):
     frames = write(tmp_path)
     ds = SyntheticDepthDataset(tmp_path / "ds")
     assert len(ds) == 6 and ds.camera == CAM
-    for f, item in zip(frames, (ds[i] for i in range(6))):
+    for f, item in zip(frames, (ds[i] for i in range(6)), strict=False):
         assert np.array_equal(item["rgb"], f.rgb)
         assert np.abs(item["depth_mm"] - f.depth_mm).max() <= 0.0051  # 0.01 mm quantisation (+ float32)
         assert np.array_equal(item["valid"], f.valid)
@@ -94,7 +93,7 @@ def test_missing_and_mismatched_files_are_refused(tmp_path):
     (root / "dataset.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="lists 6 frames"):
         SyntheticDepthDataset(root)
-    with pytest.raises(InputError, match="no dataset.json"):
+    with pytest.raises(InputError, match=r"no dataset.json"):
         SyntheticDepthDataset(tmp_path)
 
 

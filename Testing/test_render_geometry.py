@@ -56,7 +56,7 @@ def test_sphere_depth_backprojects_onto_the_sphere(camera):
     c_cam = transform_points(np.linalg.inv(pose), CENTRE[None])[0]
     u = camera.fx * c_cam[0] / c_cam[2] + camera.cx
     v = camera.fy * c_cam[1] / c_cam[2] + camera.cy
-    assert frame.valid[int(round(v)), int(round(u))]
+    assert frame.valid[round(v), round(u)]
     # nearest depth equals the analytic distance to the sphere along the axis through the centre
     assert abs(frame.depth_mm[frame.valid].min() - (np.linalg.norm(c_cam) - RADIUS)) < 0.5
 

@@ -1,11 +1,19 @@
 """CT-derived surfaces, scenarios and camera paths."""
+
+import itertools
 import numpy as np
 import pytest
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.synthetic.camera_paths import PosePlanner, look_at, trajectory
 from SurgicalDepthLib.synthetic.dataset import default_camera
-from SurgicalDepthLib.synthetic.scenarios import cavity_surface, polydata_normals, polydata_points, shapes_scenario, surface_from_labels
+from SurgicalDepthLib.synthetic.scenarios import (
+    cavity_surface,
+    polydata_normals,
+    polydata_points,
+    shapes_scenario,
+    surface_from_labels,
+)
 from SurgicalDepthLib.synthetic.catalog import load_scenario
 
 M = np.array([[-2.0, 0, 0, 50.0], [0, -2.0, 0, 20.0], [0, 0, 2.5, -10.0], [0, 0, 0, 1]])  # LPS-like flips
@@ -13,7 +21,7 @@ M = np.array([[-2.0, 0, 0, 50.0], [0, -2.0, 0, 20.0], [0, 0, 2.5, -10.0], [0, 0,
 
 def ball_labels(shape=(30, 32, 34), centre=(15, 16, 17), radius=8):
     k, j, i = np.indices(shape)
-    return ((k - centre[0]) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2 <= radius ** 2).astype(np.uint8)
+    return ((k - centre[0]) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2 <= radius**2).astype(np.uint8)
 
 
 def test_surface_from_labels_is_closed_in_ras_with_outward_normals():
@@ -31,13 +39,13 @@ def test_surface_from_labels_is_closed_in_ras_with_outward_normals():
 
 
 def test_cavity_surface_normals_point_into_the_air():
-    ct = np.full((40, 40, 40), 40.0, np.float32)       # soft tissue block
-    ct[:, :, :6] = -1000                                 # air beside it
+    ct = np.full((40, 40, 40), 40.0, np.float32)  # soft tissue block
+    ct[:, :, :6] = -1000  # air beside it
     k, j, i = np.indices(ct.shape)
-    cavity = (k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2 <= 9 ** 2
-    ct[cavity] = -1000                                   # an air cavity inside
+    cavity = (k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2 <= 9**2
+    ct[cavity] = -1000  # an air cavity inside
     ct[35:, 35:, 35:] = -1000
-    ct[10:15, 10:15, 1:4] = 300                          # a separate "couch" blob, dropped by the body mask
+    ct[10:15, 10:15, 1:4] = 300  # a separate "couch" blob, dropped by the body mask
     surface, is_tissue = cavity_surface(ct, np.eye(4))
     pts, nrm = polydata_points(surface), polydata_normals(surface)
     inner = np.linalg.norm(pts - 20.0, axis=1) < 12
@@ -67,8 +75,8 @@ def test_trajectory_is_smooth_useful_and_deterministic():
     planner = PosePlanner(scenario, camera)
     poses = trajectory(scenario, 10, seed=4, camera=camera, planner=planner, frames_per_key=5)
     again = trajectory(scenario, 10, seed=4, camera=camera, planner=planner, frames_per_key=5)
-    assert len(poses) == 10 and all(np.allclose(a, b) for a, b in zip(poses, again))
-    steps = [np.linalg.norm(a[:3, 3] - b[:3, 3]) for a, b in zip(poses, poses[1:])]
+    assert len(poses) == 10 and all(np.allclose(a, b) for a, b in zip(poses, again, strict=False))
+    steps = [np.linalg.norm(a[:3, 3] - b[:3, 3]) for a, b in itertools.pairwise(poses)]
     assert max(steps) < 4 * np.median(steps) + 1e-6  # no jumps
     for pose in poses:
         assert np.allclose(pose[:3, :3].T @ pose[:3, :3], np.eye(3), atol=1e-9)
@@ -100,5 +108,5 @@ def test_sinus_and_bronchoscopy_scenarios(shared_data):
         planner = PosePlanner(scenario, camera)
         pose = planner.random_pose(np.random.default_rng(0))[0]
         depth, _ = planner.renderer.render_geometry(pose)
-        lo, hi = scenario.strategy.distance_mm
+        _lo, hi = scenario.strategy.distance_mm
         assert np.median(depth[depth > 0]) < 4 * hi  # endoscopic working distances, not a view from outside

@@ -1,4 +1,5 @@
 """Scene adapters: label map <-> segmentation node, .seg.nrrd export read back with slicerio, .mrb save and reload."""
+
 import numpy as np
 import pytest
 import slicerio
@@ -6,15 +7,23 @@ import slicerio
 from SurgicalAICore.errors import InputError
 from SurgicalAICore.geometry import LPS_TO_RAS, compose_ijk_to_ras
 from SurgicalAICore.mrml.bundle import load_scene_bundle, save_scene_bundle
-from SurgicalAICore.mrml.segmentations import (add_segmentation_to_scene, export_seg_nrrd, labels_from_segmentation,
-                                                  new_segmentation_node, read_seg_nrrd, segment_names)
+from SurgicalAICore.mrml.segmentations import (
+    add_segmentation_to_scene,
+    export_seg_nrrd,
+    labels_from_segmentation,
+    new_segmentation_node,
+    read_seg_nrrd,
+    segment_names,
+)
 from SegmentationAILib.statistics import label_statistics, rows_from_table_node, statistics_table_node
 from SurgicalAICore.mrml.volumes import add_volume_node, array_and_geometry
 
-INFO = [{"value": 1, "name": "liver", "color": [0.9, 0.5, 0.4]},
-        {"value": 2, "name": "spleen", "color": [0.6, 0.2, 0.4]},
-        {"value": 3, "name": "vertebrae", "color": [0.95, 0.9, 0.8]},
-        {"value": 4, "name": "absent organ", "color": [0.1, 0.2, 0.3]}]
+INFO = [
+    {"value": 1, "name": "liver", "color": [0.9, 0.5, 0.4]},
+    {"value": 2, "name": "spleen", "color": [0.6, 0.2, 0.4]},
+    {"value": 3, "name": "vertebrae", "color": [0.95, 0.9, 0.8]},
+    {"value": 4, "name": "absent organ", "color": [0.1, 0.2, 0.3]},
+]
 
 
 def oblique_geometry():
@@ -40,13 +49,17 @@ def test_label_map_round_trip_exact(scene):
     labels, ijk_to_ras = random_labels(), oblique_geometry()
     node = new_segmentation_node(labels, ijk_to_ras, INFO, name="Seg")
     add_segmentation_to_scene(scene, node)
-    assert segment_names(node) == {"liver": "liver", "spleen": "spleen", "vertebrae": "vertebrae",
-                                   "absent organ": "absent organ"}
+    assert segment_names(node) == {
+        "liver": "liver",
+        "spleen": "spleen",
+        "vertebrae": "vertebrae",
+        "absent organ": "absent organ",
+    }
     back, geometry, info = labels_from_segmentation(node)
     assert np.array_equal(back, labels)
     assert np.allclose(geometry, ijk_to_ras, atol=1e-9)
     assert [(e["value"], e["name"]) for e in info] == [(e["value"], e["name"]) for e in INFO]
-    for got, want in zip(info, INFO):
+    for got, want in zip(info, INFO, strict=False):
         assert np.allclose(got["color"], want["color"], atol=1e-6)
     seg = node.GetSegmentation()
     assert seg.ContainsRepresentation("Closed surface")
@@ -59,7 +72,7 @@ def test_segmentation_rejects_bad_label_maps():
     with pytest.raises(InputError, match="integers"):
         new_segmentation_node(np.zeros((4, 4, 4), np.float32), np.eye(4), INFO)
     with pytest.raises(InputError, match="unique"):
-        new_segmentation_node(np.zeros((4, 4, 4), np.uint8), np.eye(4), INFO + [INFO[0]])
+        new_segmentation_node(np.zeros((4, 4, 4), np.uint8), np.eye(4), [*INFO, INFO[0]])
 
 
 def test_seg_nrrd_export_read_back_with_slicerio(tmp_path):
@@ -77,8 +90,11 @@ def test_seg_nrrd_export_read_back_with_slicerio(tmp_path):
     voxels = seg["voxels"]
     offset = seg.get("referenceImageExtentOffset", [0, 0, 0])
     full = np.zeros(labels.shape[::-1], voxels.dtype)
-    full[offset[0]:offset[0] + voxels.shape[0], offset[1]:offset[1] + voxels.shape[1],
-         offset[2]:offset[2] + voxels.shape[2]] = voxels
+    full[
+        offset[0] : offset[0] + voxels.shape[0],
+        offset[1] : offset[1] + voxels.shape[1],
+        offset[2] : offset[2] + voxels.shape[2],
+    ] = voxels
     assert np.array_equal(full.transpose(2, 1, 0), labels)
     ijk_to_lps = np.asarray(seg["ijkToLPS"], float)
     origin_shift = np.eye(4)
@@ -91,7 +107,7 @@ def test_seg_nrrd_export_read_back_with_slicerio(tmp_path):
 
 def test_seg_nrrd_export_errors(tmp_path):
     node = new_segmentation_node(random_labels(), np.eye(4), INFO, closed_surface=False)
-    with pytest.raises(InputError, match="seg.nrrd"):
+    with pytest.raises(InputError, match=r"seg.nrrd"):
         export_seg_nrrd(node, tmp_path / "out.nrrd")
     with pytest.raises(InputError, match="does not exist"):
         export_seg_nrrd(node, tmp_path / "missing" / "out.seg.nrrd")
@@ -104,8 +120,7 @@ def test_scene_bundle_save_and_reload(scene, tmp_path):
     labels, ijk_to_ras = random_labels(), oblique_geometry()
     ct = np.random.default_rng(0).normal(0, 100, labels.shape).astype(np.int16)
     volume = add_volume_node(scene, ct, ijk_to_ras, name="CT")
-    seg = add_segmentation_to_scene(scene, new_segmentation_node(labels, ijk_to_ras, INFO, reference_volume=volume),
-                                    volume)
+    add_segmentation_to_scene(scene, new_segmentation_node(labels, ijk_to_ras, INFO, reference_volume=volume), volume)
     table = statistics_table_node(label_statistics(labels, {e["value"]: e["name"] for e in INFO}, 0.002))
     scene.AddNode(table)
     model = slicer.vtkMRMLModelNode()
@@ -133,15 +148,24 @@ def test_scene_bundle_save_and_reload(scene, tmp_path):
     path = save_scene_bundle(scene, tmp_path / "scene.mrb")
     assert [p.name for p in tmp_path.iterdir()] == ["scene.mrb"]
     loaded = load_scene_bundle(path)
-    for cls in ("vtkMRMLSegmentationNode", "vtkMRMLTableNode", "vtkMRMLModelNode", "vtkMRMLLinearTransformNode",
-                "vtkMRMLSequenceNode", "vtkMRMLSequenceBrowserNode"):
+    for cls in (
+        "vtkMRMLSegmentationNode",
+        "vtkMRMLTableNode",
+        "vtkMRMLModelNode",
+        "vtkMRMLLinearTransformNode",
+        "vtkMRMLSequenceNode",
+        "vtkMRMLSequenceBrowserNode",
+    ):
         assert loaded.GetNodesByClass(cls).GetNumberOfItems() == scene.GetNodesByClass(cls).GetNumberOfItems(), cls
     ct_back, geometry = array_and_geometry(loaded.GetFirstNodeByName("CT"))
     assert np.array_equal(ct_back, ct) and np.allclose(geometry, ijk_to_ras, atol=1e-5)
     back, _, info = labels_from_segmentation(loaded.GetFirstNodeByClass("vtkMRMLSegmentationNode"))
     assert np.array_equal(back, labels) and [e["name"] for e in info] == [e["name"] for e in INFO]
     assert rows_from_table_node(loaded.GetFirstNodeByClass("vtkMRMLTableNode"))[1]["name"] == "spleen"
-    assert loaded.GetFirstNodeByClass("vtkMRMLModelNode").GetPolyData().GetNumberOfPoints() == sphere.GetOutput().GetNumberOfPoints()
+    assert (
+        loaded.GetFirstNodeByClass("vtkMRMLModelNode").GetPolyData().GetNumberOfPoints()
+        == sphere.GetOutput().GetNumberOfPoints()
+    )
     shifted = vtk.vtkMatrix4x4()
     loaded.GetFirstNodeByName("Shift").GetMatrixTransformToParent(shifted)
     assert shifted.GetElement(0, 3) == pytest.approx(12.5)
@@ -149,7 +173,7 @@ def test_scene_bundle_save_and_reload(scene, tmp_path):
 
 
 def test_scene_bundle_bad_paths(scene, tmp_path):
-    with pytest.raises(InputError, match=".mrb"):
+    with pytest.raises(InputError, match=r".mrb"):
         save_scene_bundle(scene, tmp_path / "scene.zip")
-    with pytest.raises(InputError, match="not writable|missing"):
+    with pytest.raises(InputError, match=r"not writable|missing"):
         save_scene_bundle(scene, tmp_path / "no" / "scene.mrb")

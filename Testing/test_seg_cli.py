@@ -1,4 +1,5 @@
 """``surgicalai segment``: outputs (.seg.nrrd / .nii.gz + statistics CSV) and one-line errors with exit code 2."""
+
 import csv
 import os
 import subprocess
@@ -29,9 +30,12 @@ def read_csv(path):
 
 
 def test_segment_to_seg_nrrd_and_csv(setup, tmp_path, capsys):
-    _, model, ct_path, ct = setup
+    _, model, ct_path, _ct = setup
     out = tmp_path / "result.seg.nrrd"
-    assert main(["segment", str(ct_path), "-o", str(out), "--model", str(model), "--device", "cpu", "--no-tta", "--quiet"]) == 0
+    assert (
+        main(["segment", str(ct_path), "-o", str(out), "--model", str(model), "--device", "cpu", "--no-tta", "--quiet"])
+        == 0
+    )
     seg = slicerio.read_segmentation(str(out))
     names = [s["name"] for s in seg["segments"]]
     assert names == ["liver", "spleen", "kidney_right", "kidney_left", "vertebrae"]
@@ -39,7 +43,7 @@ def test_segment_to_seg_nrrd_and_csv(setup, tmp_path, capsys):
     assert [r["name"] for r in rows] == names
     # voxel counts in the CSV are those of the written segmentation
     voxels = seg["voxels"]
-    for row, segment in zip(rows, seg["segments"]):
+    for row, segment in zip(rows, seg["segments"], strict=False):
         assert int(row["voxels"]) == int(np.count_nonzero(voxels == segment["labelValue"]))
         assert float(row["volume_ml"]) == pytest.approx(int(row["voxels"]) * 2 * 2 * 4 / 1000, abs=1e-3)
     assert "statistics" in capsys.readouterr().out
@@ -48,8 +52,24 @@ def test_segment_to_seg_nrrd_and_csv(setup, tmp_path, capsys):
 def test_segment_to_label_nifti_on_the_input_grid(setup, tmp_path):
     _, model, ct_path, ct = setup
     out = tmp_path / "labels.nii.gz"
-    assert main(["segment", str(ct_path), "-o", str(out), "--model", str(model), "--device", "cpu", "--quiet",
-                 "--clahe", "--denoise"]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(ct_path),
+                "-o",
+                str(out),
+                "--model",
+                str(model),
+                "--device",
+                "cpu",
+                "--quiet",
+                "--clahe",
+                "--denoise",
+            ]
+        )
+        == 0
+    )
     labels = sitk.ReadImage(str(out))
     assert labels.GetSize() == ct.GetSize() and np.allclose(labels.GetSpacing(), ct.GetSpacing())
     assert (tmp_path / "labels_statistics.csv").is_file()
@@ -77,9 +97,20 @@ def test_cli_errors_are_one_line_exit_2(setup, tmp_path, case, capsys):
 def test_console_command_exit_code_and_no_traceback(setup, tmp_path):
     """The real process: exit status 2 and a single line on stderr."""
     root, model, ct_path, _ = setup
-    result = subprocess.run([sys.executable, "-m", "surgicalai.cli", "segment",
-                             *error_cases(root, model, ct_path, tmp_path)["unwritable output"]],
-                            capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "surgicalai.cli",
+            "segment",
+            *error_cases(root, model, ct_path, tmp_path)["unwritable output"],
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "not exist" in lines[0] and "Traceback" not in result.stderr

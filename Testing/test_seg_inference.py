@@ -51,7 +51,7 @@ def test_sliding_window_tta_and_ensemble_match_direct_softmax():
     direct = torch.softmax(model.network(torch.from_numpy(image)[None]), dim=1)[0].numpy()
     seen = []
     probs = predict_probabilities(model, image, tta=True, progress=lambda f, m: seen.append(f))
-    assert probs.shape == (3,) + image.shape[1:]
+    assert probs.shape == (3, *image.shape[1:])
     np.testing.assert_allclose(probs, direct, atol=1e-5)  # pointwise net: flips and blending must cancel out
     assert seen == sorted(seen) and seen[-1] == 1.0
     ensemble = predict_probabilities([model, model], image, tta=False)

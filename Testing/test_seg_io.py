@@ -1,4 +1,5 @@
 """Image input/output: files, DICOM series folders (one series, mixed series), unreadable input, atomic writes."""
+
 import os
 
 import numpy as np
@@ -30,8 +31,9 @@ def write_dicom_series(folder, image, series_uid, first_instance=1):
             "0028|0030": f"{image.GetSpacing()[1]}\\{image.GetSpacing()[0]}",
         }
         # image orientation (patient): row direction cosines then column direction cosines
-        tags["0020|0037"] = "\\".join(str(v) for v in (direction[0], direction[3], direction[6],
-                                                      direction[1], direction[4], direction[7]))
+        tags["0020|0037"] = "\\".join(
+            str(v) for v in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])
+        )
         for tag, value in tags.items():
             slice_.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"series{series_uid.split('.')[-1]}_{k:03d}.dcm"))
@@ -51,7 +53,9 @@ def test_read_image_files(tmp_path, small_ct, suffix):
     sitk.WriteImage(small_ct, str(path))
     image = read_image(path)
     assert np.array_equal(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(small_ct))
-    assert np.allclose(image.GetOrigin(), small_ct.GetOrigin()) and np.allclose(image.GetSpacing(), small_ct.GetSpacing())
+    assert np.allclose(image.GetOrigin(), small_ct.GetOrigin()) and np.allclose(
+        image.GetSpacing(), small_ct.GetSpacing()
+    )
 
 
 def test_read_dicom_series_folder(tmp_path, small_ct):

@@ -1,4 +1,5 @@
 """Segmentation model folders: card schema, save/load round trip, TorchScript, and every way a folder can be bad."""
+
 import json
 
 import pytest
@@ -6,8 +7,13 @@ import torch
 
 from SurgicalAICore.errors import InputError, ModelError
 from SurgicalAICore.model_folder import sha256_of
-from SegmentationAILib.seg_model import (SEG_SCHEMA, build_network, load_segmentation_model,
-                                         save_segmentation_model, validate_seg_card)
+from SegmentationAILib.seg_model import (
+    SEG_SCHEMA,
+    build_network,
+    load_segmentation_model,
+    save_segmentation_model,
+    validate_seg_card,
+)
 from SegmentationAILib.synthetic import save_tiny_model, tiny_card
 
 
@@ -64,19 +70,24 @@ def test_save_refuses_existing_folder_and_wrong_output_count(tmp_path, tiny):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"labels": [{"value": 1, "name": "a", "color": [1, 0, 0]}, {"value": 3, "name": "b", "color": [0, 1, 0]}]},
-     "run 1..2"),
-    ({"labels": [{"value": 1, "name": "a", "color": [2, 0, 0]}]}, "colour"),
-    ({"labels": []}, "empty"),
-    ({"normalization": []}, "channel"),
-    ({"spacing": [3.0, 0.0, 3.0]}, "spacing"),
-    ({"patch_size": [30, 32, 32]}, "multiples of 16"),
-    ({"modality": "PET"}, "modality"),
-    ({"architecture": {"name": "SwinUNETR", "channels": [4, 8], "strides": [2]}}, "not supported"),
-    ({"postprocessing": {"largest_component": ["nope"]}}, "unknown label"),
-    ({"inference": {"tta_axes": [3]}}, "tta_axes"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"labels": [{"value": 1, "name": "a", "color": [1, 0, 0]}, {"value": 3, "name": "b", "color": [0, 1, 0]}]},
+            "run 1..2",
+        ),
+        ({"labels": [{"value": 1, "name": "a", "color": [2, 0, 0]}]}, "colour"),
+        ({"labels": []}, "empty"),
+        ({"normalization": []}, "channel"),
+        ({"spacing": [3.0, 0.0, 3.0]}, "spacing"),
+        ({"patch_size": [30, 32, 32]}, "multiples of 16"),
+        ({"modality": "PET"}, "modality"),
+        ({"architecture": {"name": "SwinUNETR", "channels": [4, 8], "strides": [2]}}, "not supported"),
+        ({"postprocessing": {"largest_component": ["nope"]}}, "unknown label"),
+        ({"inference": {"tta_axes": [3]}}, "tta_axes"),
+    ],
+)
 def test_card_validation(change, message):
     card = tiny_card()
     card.update(change)
@@ -86,11 +97,14 @@ def test_card_validation(change, message):
 
 
 def test_schema_lists_the_contract_fields():
-    assert {"modality", "channels", "labels", "spacing", "patch_size", "normalization", "architecture"} <= set(SEG_SCHEMA.required)
+    assert {"modality", "channels", "labels", "spacing", "patch_size", "normalization", "architecture"} <= set(
+        SEG_SCHEMA.required
+    )
     assert {"preprocessing", "postprocessing", "inference"} <= set(SEG_SCHEMA.optional)
 
 
 # --- bad model folders: one clear ModelError each ------------------------------------------------
+
 
 def test_missing_folder(tmp_path):
     with pytest.raises(ModelError, match="not found"):

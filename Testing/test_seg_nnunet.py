@@ -1,5 +1,6 @@
 """nnU-Net v2 result folders: parity with nnU-Net's own predictor, the card read from the plans,
 integrity/safety, and every way a folder can be incomplete or wrong."""
+
 import json
 import shutil
 
@@ -21,7 +22,8 @@ SPACING = (2.5, 1.0, 1.0)  # the plans' spacing (x coarse: nnU-Net transposes it
 
 @pytest.fixture(scope="session")
 def nnunet_root(tmp_path_factory):
-    """nnU-Net's fingerprint, planner and preprocessor on 3 small cases, then 2 folds x 40 training steps of a 4-16 feature network."""
+    """nnU-Net's fingerprint, planner and preprocessor on 3 small cases, then 2 folds x 40 training steps of a
+    4-16 feature network."""
     root = tmp_path_factory.mktemp("nnunet")
     build_result_folder(root, "3d_fullres", folds=(0, 1))
     return root
@@ -42,9 +44,15 @@ def _copy(folder, tmp_path):
 def _reference(folder, image, folds):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
-                                perform_everything_on_device=False, device=torch.device("cpu"),
-                                verbose=False, allow_tqdm=False)
+    predictor = nnUNetPredictor(
+        tile_step_size=0.5,
+        use_gaussian=True,
+        use_mirroring=True,
+        perform_everything_on_device=False,
+        device=torch.device("cpu"),
+        verbose=False,
+        allow_tqdm=False,
+    )
     predictor.initialize_from_trained_model_folder(str(folder), use_folds=folds)
     array = sitk.GetArrayFromImage(image)[None].astype(np.float32)
     return predictor.predict_single_npy_array(array, {"spacing": list(reversed(image.GetSpacing()))})

@@ -1,4 +1,6 @@
-"""segment_volume_node on a real MRML scene: result nodes, never overwriting, and bad input leaving the scene unchanged."""
+"""segment_volume_node on a real MRML scene: result nodes, never overwriting, and bad input leaving the scene
+unchanged."""
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -37,7 +39,9 @@ def test_segment_volume_node_builds_complete_result(scene, tiny_model):
     node = segment_volume_node(scene, volume, tiny_model, {"tta": False}, progress=lambda f, m: fractions.append(f))
     assert node.GetScene() is scene and node.GetName() == "CT segmentation"
     seg = node.GetSegmentation()
-    assert [seg.GetNthSegment(n).GetName() for n in range(seg.GetNumberOfSegments())] == [e["name"] for e in tiny_model.labels]
+    assert [seg.GetNthSegment(n).GetName() for n in range(seg.GetNumberOfSegments())] == [
+        e["name"] for e in tiny_model.labels
+    ]
     for n, e in enumerate(tiny_model.labels):
         assert np.allclose(seg.GetNthSegment(n).GetColor(), e["color"])
     assert seg.ContainsRepresentation("Closed surface")
@@ -69,8 +73,9 @@ def test_second_run_makes_a_new_node_and_output_node_is_updated(scene, tiny_mode
 
 # --- bad input: one clear error, scene exactly as before ----------------------------------------
 
+
 def _volume(scene, array, spacing=(1.0, 1.0, 1.0), name="bad"):
-    return add_volume_node(scene, array, np.diag(list(spacing) + [1.0]), name=name)
+    return add_volume_node(scene, array, np.diag([*list(spacing), 1.0]), name=name)
 
 
 def expect_unchanged(scene, snapshot, volume, error, match, model, **kwargs):
@@ -94,7 +99,9 @@ def test_bad_volume_empty(scene, snapshot, tiny_model):
 
 
 def test_bad_volume_2d(scene, snapshot, tiny_model):
-    expect_unchanged(scene, snapshot, _volume(scene, np.zeros((1, 20, 20), np.int16)), InputError, "single slice", tiny_model)
+    expect_unchanged(
+        scene, snapshot, _volume(scene, np.zeros((1, 20, 20), np.int16)), InputError, "single slice", tiny_model
+    )
 
 
 def test_bad_volume_4d_and_rgb(scene, snapshot, tiny_model):
@@ -138,7 +145,9 @@ def test_cancel_mid_run_leaves_scene(scene, snapshot, tiny_model):
         if message == "running the network":
             token.cancel()
 
-    expect_unchanged(scene, snapshot, volume, OperationCancelled, "Cancelled", tiny_model, progress=progress, cancel=token)
+    expect_unchanged(
+        scene, snapshot, volume, OperationCancelled, "Cancelled", tiny_model, progress=progress, cancel=token
+    )
     assert "running the network" in seen
 
 

@@ -1,4 +1,5 @@
 """Bad input to training: each a clear one-line error, nothing written or lost."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from test_train_synthetic import make_case, tiny_settings
 
@@ -44,6 +44,7 @@ def test_mismatched_image_and_label_geometry(tmp_path):
     shifted = make_case(1)
     shifted.labels["label"].SetOrigin((0.0, 0.0, 0.0))
     from SegmentationAILib.cases import check_case
+
     with pytest.raises(InputError, match="origin"):
         check_case(shifted)
 
@@ -170,15 +171,27 @@ def test_corrupt_checkpoint_is_a_clear_error_and_kept(tmp_path):
 
     cases = [make_case(s) for s in range(3)]
     mapping = LabelMapping.parse(["ball=1"])
-    train(cases[:2], mapping, tmp_path / "model", tiny_settings(epochs=2, steps_per_epoch=2), val_cases=cases[2:],
-          max_steps=3)
+    train(
+        cases[:2],
+        mapping,
+        tmp_path / "model",
+        tiny_settings(epochs=2, steps_per_epoch=2),
+        val_cases=cases[2:],
+        max_steps=3,
+    )
     ckpt = tmp_path / "model.training" / CHECKPOINT
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 3])
     before = tree(tmp_path)
     with pytest.raises(ModelError) as error:
-        train(cases[:2], mapping, tmp_path / "model", tiny_settings(epochs=2, steps_per_epoch=2), val_cases=cases[2:],
-              resume=True)
+        train(
+            cases[:2],
+            mapping,
+            tmp_path / "model",
+            tiny_settings(epochs=2, steps_per_epoch=2),
+            val_cases=cases[2:],
+            resume=True,
+        )
     assert "corrupt" in one_line(error) and CHECKPOINT in str(error.value)
     assert tree(tmp_path) == before
 
@@ -223,8 +236,15 @@ def test_cancel_keeps_the_last_epoch_for_resuming(tmp_path):
             token.cancel()
 
     with pytest.raises(OperationCancelled, match="resume"):
-        train(cases[:2], LabelMapping.parse(["ball=1"]), tmp_path / "model", tiny_settings(epochs=3, steps_per_epoch=2),
-              val_cases=cases[2:], progress=progress, cancel=token)
+        train(
+            cases[:2],
+            LabelMapping.parse(["ball=1"]),
+            tmp_path / "model",
+            tiny_settings(epochs=3, steps_per_epoch=2),
+            val_cases=cases[2:],
+            progress=progress,
+            cancel=token,
+        )
     assert not (tmp_path / "model").exists()
     assert (tmp_path / "model.training" / CHECKPOINT).is_file()
 
@@ -283,7 +303,9 @@ def test_cases_from_folders_and_lists(tmp_path):
     nested = cases_from_folder(per_case, ["x_ct*", "t1_*"], ["x_seg*"])
     assert [c.name for c in nested] == ["subject0", "subject1"] and len(nested[0].images) == 2
     (tmp_path / "list.csv").write_text("name,image,label\nA,flat/pt0_ct.nii.gz,flat/pt0_seg.nii.gz\n")
-    (tmp_path / "list.json").write_text(json.dumps([{"name": "B", "images": ["flat/pt1_ct.nii.gz"], "label": "flat/pt1_seg.nii.gz"}]))
+    (tmp_path / "list.json").write_text(
+        json.dumps([{"name": "B", "images": ["flat/pt1_ct.nii.gz"], "label": "flat/pt1_seg.nii.gz"}])
+    )
     both = collect_cases([tmp_path / "list.csv", tmp_path / "list.json"], [], [])
     assert [c.name for c in both] == ["A", "B"]
     assert np.array_equal(both[0].label_array(), cases[0].label_array())

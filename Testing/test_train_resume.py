@@ -89,7 +89,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"] == 9
     for key in b["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=False):
         assert all(torch.equal(sa[k], sb[k]) for k in sb)
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 9
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]

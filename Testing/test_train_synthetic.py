@@ -12,7 +12,7 @@ import torch
 SPACING = (2.0, 2.0, 2.5)  # mm along i, j, k (anisotropic on purpose)
 
 
-def make_case(seed: int, n: int = 32, spacing=SPACING, name: str = None):
+def make_case(seed: int, n: int = 32, spacing=SPACING, name: str | None = None):
     """A noisy volume with a bright ball (label 1) and a brighter box (label 2) at random places."""
     from SegmentationAILib.cases import Case
 
@@ -81,7 +81,7 @@ def test_training_learns_shapes_and_writes_a_loadable_model(tmp_path):
 
     # the model folder: card, metrics and curves; loads and segments through the inference path
     model = load_segmentation_model(tmp_path / "model", device="cpu")
-    assert [l["name"] for l in model.labels] == ["ball", "box"]
+    assert [lab["name"] for lab in model.labels] == ["ball", "box"]
     assert model.card["training"]["train_cases"] == ["case0", "case1", "case2", "case3"]
     assert model.card["metrics"]["validation_mean_dice"] == pytest.approx(result.best_val_dice)
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
@@ -102,10 +102,10 @@ def test_finetuning_with_a_new_label_set_replaces_the_head(tmp_path):
                  tiny_settings(epochs=2, steps_per_epoch=3), val_cases=cases[3:])
     # new label set: one merged class
     merged = LabelMapping.parse(["shapes=1,2"])
-    tuned = train(cases[:3], merged, tmp_path / "tuned", tiny_settings(epochs=1, steps_per_epoch=2),
+    train(cases[:3], merged, tmp_path / "tuned", tiny_settings(epochs=1, steps_per_epoch=2),
                   val_cases=cases[3:], init_model=base.model_path)
     model = load_segmentation_model(tmp_path / "tuned", device="cpu")
-    assert [l["name"] for l in model.labels] == ["shapes"]
+    assert [lab["name"] for lab in model.labels] == ["shapes"]
     assert model.card["training"]["finetuned_from"] == str(base.model_path)
     fresh = model.card["training"]["fresh_tensors"]
     assert fresh and all(k.startswith("model.2") for k in fresh)  # only the output block is new

@@ -38,13 +38,13 @@ def test_bad_camera_files(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_camera(tmp_path / "none.yml")
     (tmp_path / "c.txt").write_text("x")
-    with pytest.raises(InputError, match=".json, .yml"):
+    with pytest.raises(InputError, match=r".json, .yml"):
         load_camera(tmp_path / "c.txt")
     (tmp_path / "broken.yml").write_text("%YAML:1.0\n---\nimage_width: 320\n")
     with pytest.raises(InputError, match="camera_matrix"):
         load_camera(tmp_path / "broken.yml")
     (tmp_path / "garbage.xml").write_text("<<<not xml")
-    with pytest.raises(InputError, match="garbage.xml"):
+    with pytest.raises(InputError, match=r"garbage.xml"):
         load_camera(tmp_path / "garbage.xml")
     (tmp_path / "c.json").write_text('{"fx": 1}')
     with pytest.raises(InputError, match="incomplete"):
@@ -97,7 +97,7 @@ def test_checkerboard_calibration_recovers_intrinsics():
     truth = CameraIntrinsics(300.0, 300.0, 161.0, 118.0, 320, 240)
     views = board_views(truth)
     seen = []
-    result = calibrate_checkerboard(views + [np.full_like(views[0], 90)], (7, 5), 10.0,
+    result = calibrate_checkerboard([*views, np.full_like(views[0], 90)], (7, 5), 10.0,
                                     progress=lambda f, m: seen.append(f))
     assert result.boards_found == 6 and result.frames_total == 7 and 6 not in result.frames_used
     assert result.rms_px < 0.5
@@ -110,7 +110,7 @@ def test_too_few_boards_is_a_clear_error():
     truth = CameraIntrinsics(300.0, 300.0, 160.0, 120.0, 320, 240)
     views = board_views(truth, n=2)
     with pytest.raises(InputError, match="Found a 7x5 checkerboard in 2 of 3 frames; at least 4"):
-        calibrate_checkerboard(views + [np.zeros_like(views[0])], (7, 5), 10.0)
+        calibrate_checkerboard([*views, np.zeros_like(views[0])], (7, 5), 10.0)
     with pytest.raises(InputError, match="square size"):
         calibrate_checkerboard(views, (7, 5), 0)
 

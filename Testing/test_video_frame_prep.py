@@ -21,7 +21,7 @@ def test_circular_field_stop_found_with_dark_tissue_inside():
     assert not mask[0, 0] and not mask[5, 150]
     assert not (mask & ~inside).any()            # never outside the field stop
     assert mask.sum() > 0.93 * inside.sum()      # only a rim of one or two pixels is given up
-    x0, y0, bw, bh = mask_bbox(mask)
+    x0, y0, bw, _bh = mask_bbox(mask)
     assert abs(x0 - 25) <= 3 and abs(bw - 111) <= 6 and abs(y0 - 5) <= 3
 
 

@@ -1,4 +1,5 @@
 """Recorded video -> depth maps, point clouds, timings, scene sequences; the CLI; bad input leaves nothing behind."""
+
 from __future__ import annotations
 
 import csv
@@ -66,8 +67,15 @@ def test_folder_to_depth_files_and_scene(tmp_path, scene):
     camera = CameraIntrinsics(60.0, 60.0, 39.5, 31.5, 80, 64, (-0.05, 0.0, 0.0, 0.0, 0.0))
     model = BrightnessDepth()
     seen = []
-    summary = process_video(folder, camera, model, out_dir=tmp_path / "out", scene=scene, max_points=500,
-                            progress=lambda f, m: seen.append(f))
+    summary = process_video(
+        folder,
+        camera,
+        model,
+        out_dir=tmp_path / "out",
+        scene=scene,
+        max_points=500,
+        progress=lambda f, m: seen.append(f),
+    )
     assert summary.frames == 5 and model.calls == 5 and seen[-1] == 1.0
     out = tmp_path / "out"
     for i, frame in enumerate(frames):
@@ -128,8 +136,9 @@ def test_bad_input_leaves_scene_and_output_untouched(tmp_path, scene, snapshot):
         kwargs.setdefault("model", BrightnessDepth())
         out = tmp_path / f"out{i}"
         with pytest.raises(error, match=message):
-            process_video(kwargs.pop("source"), kwargs.pop("camera", None), out_dir=out, scene=scene,
-                          device="cpu", **kwargs)
+            process_video(
+                kwargs.pop("source"), kwargs.pop("camera", None), out_dir=out, scene=scene, device="cpu", **kwargs
+            )
         assert not out.exists(), message
         assert snapshot(scene) == before, message
     assert not list(tmp_path.glob(".tmp-*"))
@@ -146,7 +155,9 @@ def test_cancel_and_non_empty_output(tmp_path, scene, snapshot):
             token.cancel()
 
     with pytest.raises(OperationCancelled):
-        process_video(folder, None, model, out_dir=tmp_path / "o", scene=scene, cancel=token, on_result=cancel_after_two)
+        process_video(
+            folder, None, model, out_dir=tmp_path / "o", scene=scene, cancel=token, on_result=cancel_after_two
+        )
     assert model.calls == 2 and not (tmp_path / "o").exists() and snapshot(scene) == before
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep me")
@@ -179,12 +190,31 @@ def test_cli_depth(tmp_path, capsys):
     from SurgicalDepthLib.camera.files import save_camera
 
     save_camera(CameraIntrinsics.from_fov(160, 128, 60), cam)  # same aspect ratio: scaled to 80x64
-    assert main(["depth", str(folder), "-o", str(tmp_path / "out"), "--model", str(model), "--camera", str(cam),
-                 "--device", "cpu", "--points", "200"]) == 0
+    assert (
+        main(
+            [
+                "depth",
+                str(folder),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                str(model),
+                "--camera",
+                str(cam),
+                "--device",
+                "cpu",
+                "--points",
+                "200",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "out"
     assert sorted(p.name for p in out.glob("*.npy")) == ["img_000.npy", "img_001.npy", "img_002.npy"]
     assert len(list(out.glob("*.ply"))) == 3 and (out / "timings.csv").is_file()
-    assert CameraIntrinsics.load_json(out / "camera.json").fx == pytest.approx(CameraIntrinsics.from_fov(160, 128, 60).fx / 2)
+    assert CameraIntrinsics.load_json(out / "camera.json").fx == pytest.approx(
+        CameraIntrinsics.from_fov(160, 128, 60).fx / 2
+    )
     assert "3 frames" in capsys.readouterr().out
     # errors: one line, exit 2, nothing written
     assert main(["depth", str(folder), "-o", str(tmp_path / "o2"), "--model", str(tmp_path / "nope")]) == 2

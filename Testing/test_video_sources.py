@@ -41,7 +41,7 @@ def test_video_round_trip_same_count_and_monotonic_timestamps(tmp_path, suffix, 
     t = np.array([f.timestamp_s for f in read])
     assert np.all(np.diff(t) > 0)
     assert np.allclose(np.diff(t), 1 / 25.0, atol=5e-3)
-    for f, original in zip(read, frames):
+    for f, original in zip(read, frames, strict=False):
         assert f.rgb.dtype == np.uint8 and f.rgb.shape == (64, 96, 3)
         # the bright bar is where it was written (colour order RGB, not BGR)
         bar = np.argmax(f.rgb[:, :, 0].mean(axis=0) > 150)
@@ -62,12 +62,12 @@ def test_video_streams_without_holding_frames(tmp_path):
 def test_unreadable_and_zero_frame_video(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"this is not a video" * 100)
-    with pytest.raises(InputError, match="bad.mp4"):
+    with pytest.raises(InputError, match=r"bad.mp4"):
         VideoFileSource(bad)
     empty = tmp_path / "empty.mp4"
     writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
     writer.release()
-    with pytest.raises(InputError, match="empty.mp4"):
+    with pytest.raises(InputError, match=r"empty.mp4"):
         VideoFileSource(empty)
     with pytest.raises(InputError, match="not found"):
         VideoFileSource(tmp_path / "missing.mp4")
@@ -88,10 +88,10 @@ def test_image_folder_natural_order_and_size_change(tmp_path):
 
 
 def test_folder_errors(tmp_path):
-    with pytest.raises(InputError, match="no .png or .jpg"):
+    with pytest.raises(InputError, match=r"no .png or .jpg"):
         ImageFolderSource(tmp_path)
     (tmp_path / "a.png").write_bytes(b"garbage")
-    with pytest.raises(InputError, match="a.png"):
+    with pytest.raises(InputError, match=r"a.png"):
         list(ImageFolderSource(tmp_path))
 
 

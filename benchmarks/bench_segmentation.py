@@ -12,6 +12,7 @@ the same network on the same preprocessed input with ``monai.inferers.sliding_wi
 at its defaults (overlap 0.25, constant blending, no TTA), then arg-max and nearest-neighbour back
 to the input grid. Times exclude imports and model loading (reported separately).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,10 +88,18 @@ def run_case(name: str, model_path: str, device: str) -> dict:
     else:
         labels = segment_image(image, model, {"tta": name.endswith("_tta"), "device": device})
     seconds = time.perf_counter() - t0
-    result = {"case": name, "seconds": seconds, "model_load_seconds": load_seconds,
-              "peak_rss_mb": peak_rss_mb(), "rss_before_run_mb": rss_before, "rss_after_imports_mb": rss_start,
-              "size": list(image.GetSize()), "spacing": list(image.GetSpacing()),
-              "threads": torch.get_num_threads(), "device": str(model.device)}
+    result = {
+        "case": name,
+        "seconds": seconds,
+        "model_load_seconds": load_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_run_mb": rss_before,
+        "rss_after_imports_mb": rss_start,
+        "size": list(image.GetSize()),
+        "spacing": list(image.GetSpacing()),
+        "threads": torch.get_num_threads(),
+        "device": str(model.device),
+    }
     array = sitk.GetArrayFromImage(labels)
     if name.startswith("sample"):
         from SegmentationAILib.sample_reference import sample_reference_labels
@@ -101,6 +110,7 @@ def run_case(name: str, model_path: str, device: str) -> dict:
         result["mean_dice_vs_reference"] = float(np.nanmean(list(dice.values())))
     else:
         from SegmentationAILib.synthetic import synthetic_ct  # noqa: F401 (labels are not those of the model)
+
         result["foreground_voxels"] = int(np.count_nonzero(array))
     return result
 
@@ -114,11 +124,11 @@ def run_all(args) -> list:
         if args.model:
             command += ["--model", args.model]
         print(f"running {name} ...", flush=True)
-        proc = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
+        proc = subprocess.run(command, check=False, capture_output=True, text=True, env=dict(os.environ))
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
             raise SystemExit(f"case {name} failed")
-        line = [l for l in proc.stdout.splitlines() if l.startswith("{")][-1]
+        line = [text for text in proc.stdout.splitlines() if text.startswith("{")][-1]
         result = json.loads(line)
         print(f"  {result['seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
         results.append(result)
@@ -145,7 +155,9 @@ def report(results: list, args, load_before: tuple, load_after: tuple) -> str:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, no GPU; "
         f"Python {platform.python_version()}, torch threads {results[0]['threads'] if results else '?'}",
         f"- Command: `python benchmarks/bench_segmentation.py --out {args.out}"
-        + (f" --model {args.model}" if args.model else "") + (f" --threads {args.threads}" if args.threads else "") + "`",
+        + (f" --model {args.model}" if args.model else "")
+        + (f" --threads {args.threads}" if args.threads else "")
+        + "`",
         f"- Model: {args.model or 'bundled abdomen-ct-unet'}",
         f"- Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f}, "
         f"after: {load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f}. Other jobs shared the 2 cores "
@@ -170,9 +182,13 @@ def report(results: list, args, load_before: tuple, load_after: tuple) -> str:
         f"without TTA {ratio('big_notta', 'big_peer', 'seconds')}",
         f"- 512x512x300 peak RSS: with TTA {ratio('big_tta', 'big_peer', 'peak_rss_mb')}",
         "",
-        "Targets: sample CT with TTA ≤ 15 s: " + verdict(by, "sample_tta", "seconds", 15)
-        + "; 512x512x300 with TTA ≤ 120 s: " + verdict(by, "big_tta", "seconds", 120)
-        + "; ≤ 6 GB peak RSS: " + verdict(by, "big_tta", "peak_rss_mb", 6144) + ".",
+        "Targets: sample CT with TTA ≤ 15 s: "
+        + verdict(by, "sample_tta", "seconds", 15)
+        + "; 512x512x300 with TTA ≤ 120 s: "
+        + verdict(by, "big_tta", "seconds", 120)
+        + "; ≤ 6 GB peak RSS: "
+        + verdict(by, "big_tta", "peak_rss_mb", 6144)
+        + ".",
         "",
         "Why ours costs more than the peer: 50 % overlap instead of 25 % (more windows), Gaussian weights, "
         "and mirroring TTA (one more pass per flip); post-processing (largest component, hole filling) is "

@@ -13,8 +13,10 @@ Training stops after ``--minutes`` of wall time is used up by whole epochs (the 
 estimated from the first epoch). Evaluation runs the extension's own inference (``segment_image``)
 on the original grids and writes ``evaluation.csv/json`` beside the model.
 """
+
 from __future__ import annotations
 
+import itertools
 import argparse
 import json
 import os
@@ -30,20 +32,39 @@ SHARED = ROOT.parent / "shared" / "data"
 
 DATASETS = {
     "openkbp": {
-        "train": SHARED / "ct/openkbp_hn/train", "val": SHARED / "ct/openkbp_hn/validation",
-        "channels": ["*_ct.nii.gz"], "labels": ["*_oars.nii.gz"],
-        "classes": ["Brainstem=1", "SpinalCord=2", "RightParotid=3", "LeftParotid=4", "Esophagus=5",
-                    "Larynx=6", "Mandible=7"],
-        "modality": "CT", "spacing": [4.5, 4.5, 3.0], "patch": [64, 64, 48], "flip_axes": [1, 2],
-        "class_balanced": True, "lr": 3e-3,
+        "train": SHARED / "ct/openkbp_hn/train",
+        "val": SHARED / "ct/openkbp_hn/validation",
+        "channels": ["*_ct.nii.gz"],
+        "labels": ["*_oars.nii.gz"],
+        "classes": [
+            "Brainstem=1",
+            "SpinalCord=2",
+            "RightParotid=3",
+            "LeftParotid=4",
+            "Esophagus=5",
+            "Larynx=6",
+            "Mandible=7",
+        ],
+        "modality": "CT",
+        "spacing": [4.5, 4.5, 3.0],
+        "patch": [64, 64, 48],
+        "flip_axes": [1, 2],
+        "class_balanced": True,
+        "lr": 3e-3,
         "groups": {},
     },
     "brats": {
-        "train": SHARED / "mri/brats2015/train", "val": SHARED / "mri/brats2015/validation",
-        "channels": ["Flair*.nii.gz", "T1c*.nii.gz"], "labels": ["OTMultiClass.nii.gz", "brainmask.nii.gz"],
+        "train": SHARED / "mri/brats2015/train",
+        "val": SHARED / "mri/brats2015/validation",
+        "channels": ["Flair*.nii.gz", "T1c*.nii.gz"],
+        "labels": ["OTMultiClass.nii.gz", "brainmask.nii.gz"],
         "classes": ["brain=brainmask:1", "whole_tumour=OTMultiClass:1-4"],
-        "modality": "MR", "spacing": [2.0, 2.0, 2.0], "patch": [64, 64, 64], "flip_axes": [0, 1, 2],
-        "class_balanced": False, "lr": 2e-3,
+        "modality": "MR",
+        "spacing": [2.0, 2.0, 2.0],
+        "patch": [64, 64, 64],
+        "flip_axes": [0, 1, 2],
+        "class_balanced": False,
+        "lr": 2e-3,
         "groups": {"brain_mask": ["brain", "whole_tumour"]},
     },
 }
@@ -82,12 +103,26 @@ def main() -> int:
         print(f"loaded {len(train_cases)} training cases", flush=True)
         aug = AugmentationSettings(flip_axes=d["flip_axes"], samples_per_case=2, class_balanced=d["class_balanced"])
         # a first guess of the epoch count; the time budget below is what actually stops it
-        settings = TrainingSettings(modality=d["modality"], spacing=d["spacing"], patch_size=d["patch"],
-                                    unet_channels=[16, 32, 64, 128], unet_strides=[2, 2, 2], num_res_units=1,
-                                    epochs=1000, steps_per_epoch=args.steps_per_epoch, batch_size=2,
-                                    learning_rate=d["lr"], weight_decay=1e-5, schedule="poly", seed=0, device="cpu",
-                                    threads=args.threads, augmentation=aug, name=f"bench-{args.dataset}",
-                                    command=" ".join(sys.argv))
+        settings = TrainingSettings(
+            modality=d["modality"],
+            spacing=d["spacing"],
+            patch_size=d["patch"],
+            unet_channels=[16, 32, 64, 128],
+            unet_strides=[2, 2, 2],
+            num_res_units=1,
+            epochs=1000,
+            steps_per_epoch=args.steps_per_epoch,
+            batch_size=2,
+            learning_rate=d["lr"],
+            weight_decay=1e-5,
+            schedule="poly",
+            seed=0,
+            device="cpu",
+            threads=args.threads,
+            augmentation=aug,
+            name=f"bench-{args.dataset}",
+            command=" ".join(sys.argv),
+        )
         budget = args.minutes * 60
         t_start = time.time()
         state = {"epochs_done": 0}
@@ -98,14 +133,21 @@ def main() -> int:
 
         # the epoch count comes from a timing probe (5 steps on 2 cases) and the time budget
         import shutil
+
         probe_dir = out / "probe"
         shutil.rmtree(str(probe_dir) + ".training", ignore_errors=True)
         shutil.rmtree(probe_dir, ignore_errors=True)
         stamps = []
         probe = TrainingSettings.from_dict({**settings.to_dict(), "epochs": 1, "steps_per_epoch": 6})
-        train(train_cases[:2], mapping, probe_dir, probe, val_cases=val_cases[:1],
-              progress=lambda f, m: stamps.append(time.time()) if "step" in m else None)
-        per_step = float(sorted(b - a for a, b in zip(stamps[1:], stamps[2:]))[len(stamps[2:]) // 2])
+        train(
+            train_cases[:2],
+            mapping,
+            probe_dir,
+            probe,
+            val_cases=val_cases[:1],
+            progress=lambda f, m: stamps.append(time.time()) if "step" in m else None,
+        )
+        per_step = float(sorted(b - a for a, b in itertools.pairwise(stamps[1:]))[len(stamps[2:]) // 2])
         shutil.rmtree(str(probe_dir) + ".training", ignore_errors=True)
         shutil.rmtree(probe_dir, ignore_errors=True)
         epochs = max(2, int(budget / (per_step * settings.steps_per_epoch * 1.2)))
@@ -115,10 +157,14 @@ def main() -> int:
             shutil.rmtree(model_dir)
         if not args.resume:
             shutil.rmtree(str(model_dir) + ".training", ignore_errors=True)
-        result = train(train_cases, mapping, model_dir, settings, val_cases=val_cases, resume=args.resume,
-                       on_epoch=on_epoch)
-        print(f"trained {result.best_epoch} best epoch, val mean Dice {result.best_val_dice}, "
-              f"{(time.time() - t_start) / 60:.1f} min", flush=True)
+        result = train(
+            train_cases, mapping, model_dir, settings, val_cases=val_cases, resume=args.resume, on_epoch=on_epoch
+        )
+        print(
+            f"trained {result.best_epoch} best epoch, val mean Dice {result.best_val_dice}, "
+            f"{(time.time() - t_start) / 60:.1f} min",
+            flush=True,
+        )
     if args.stage in ("all", "eval"):
         from SegmentationAILib.evaluation import evaluate_model
 
@@ -128,7 +174,9 @@ def main() -> int:
         ev.write_json(out / "evaluation.json")
         print(f"evaluated in {time.time() - t1:.1f}s")
         print(ev.summary_text())
-        md = write_markdown(args.dataset, d, ev, model_dir, Path(args.md or ROOT / "docs" / f"BENCHMARKS_training_{args.dataset}.md"))
+        md = write_markdown(
+            args.dataset, d, ev, model_dir, Path(args.md or ROOT / "docs" / f"BENCHMARKS_training_{args.dataset}.md")
+        )
         print(f"wrote {md}")
     return 0
 
@@ -143,28 +191,35 @@ def write_markdown(name: str, d: dict, ev, model_dir: Path, path: Path) -> Path:
     metrics = json.loads((Path(str(model_dir) + ".training") / "metrics.json").read_text())
     card = json.loads((model_dir / "model.json").read_text())
     s = ev.summary()
-    lines = [f"# Training benchmark: {name}", "",
-             f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
-             f"{os.cpu_count()} CPU cores (shared), no GPU; torch {__import__('torch').__version__}.",
-             f"- Command: `python benchmarks/bench_training.py {name} --minutes ...` (train on `{d['train'].relative_to(SHARED)}`,"
-             f" validate on `{d['val'].relative_to(SHARED)}` of `../shared/data`; research data, nothing ships).",
-             f"- Model: MONAI UNet {card['architecture']['channels']}, spacing {card['spacing']} mm, patch "
-             f"{card['patch_size']}; {len(metrics['epochs'])} epochs of {metrics['epochs'][0].get('step', 0)} steps, "
-             f"best epoch {metrics['best_epoch']} (validation mean Dice {metrics['best_val_mean_dice']}); "
-             f"training time {sum(e.get('time_s', 0) for e in metrics['epochs']) / 60:.0f} min on 1 CPU thread.",
-             "- Evaluation: the extension's own inference (`evaluate_model`: resample, sliding window, post-processing, "
-             "back to the original grid), no TTA; metrics per case, then mean ± sd over cases.",
-             "- Model selection: the epoch with the best validation Dice on these same validation cases (there is no "
-             "separate test set in this data), so the numbers are slightly optimistic.", "",
-             "| structure | Dice | IoU | HD95 mm | ASD mm | volume diff % |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Training benchmark: {name}",
+        "",
+        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores (shared), no GPU; torch {__import__('torch').__version__}.",
+        f"- Command: `python benchmarks/bench_training.py {name} --minutes ...` (train on `{d['train'].relative_to(SHARED)}`,"
+        f" validate on `{d['val'].relative_to(SHARED)}` of `../shared/data`; research data, nothing ships).",
+        f"- Model: MONAI UNet {card['architecture']['channels']}, spacing {card['spacing']} mm, patch "
+        f"{card['patch_size']}; {len(metrics['epochs'])} epochs of {metrics['epochs'][0].get('step', 0)} steps, "
+        f"best epoch {metrics['best_epoch']} (validation mean Dice {metrics['best_val_mean_dice']}); "
+        f"training time {sum(e.get('time_s', 0) for e in metrics['epochs']) / 60:.0f} min on 1 CPU thread.",
+        "- Evaluation: the extension's own inference (`evaluate_model`: resample, sliding window, post-processing, "
+        "back to the original grid), no TTA; metrics per case, then mean ± sd over cases.",
+        "- Model selection: the epoch with the best validation Dice on these same validation cases (there is no "
+        "separate test set in this data), so the numbers are slightly optimistic.",
+        "",
+        "| structure | Dice | IoU | HD95 mm | ASD mm | volume diff % |",
+        "|---|---|---|---|---|---|",
+    ]
 
     def f(x):
         return f"{x['mean']:.3f} ± {x['sd']:.3f}" if np.isfinite(x["mean"]) else "n/a"
 
     for structure in ev.structures:
         m = s[structure]
-        lines.append(f"| {structure} | {f(m['dice'])} | {f(m['iou'])} | {f(m['hd95_mm'])} | {f(m['asd_mm'])} | "
-                     f"{f(m['volume_diff_pct'])} |")
+        lines.append(
+            f"| {structure} | {f(m['dice'])} | {f(m['iou'])} | {f(m['hd95_mm'])} | {f(m['asd_mm'])} | "
+            f"{f(m['volume_diff_pct'])} |"
+        )
     lines += ["", f"Mean Dice over structures: **{ev.mean_dice():.3f}**.", ""]
     path.write_text("\n".join(lines) + "\n")
     return path

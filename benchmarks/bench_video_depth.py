@@ -11,6 +11,7 @@ Parts:
 3. Memory: RSS over 10 000 procedural frames through the whole live path (source, prep, depth,
    cloud, scene update); flat means last/first within +-10 %.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,7 @@ class ProceduralVideo:
         b = 70 + 20 * np.cos(self.yy / 13.0 + t)
         rgb = np.stack([r, g, b], axis=2).clip(0, 255).astype(np.uint8)
         cy, cx = int(H / 2 + 60 * np.sin(t)), int(W / 2 + 80 * np.cos(t))
-        rgb[max(cy - 3, 0):cy + 3, max(cx - 3, 0):cx + 3] = 255  # a specular highlight
+        rgb[max(cy - 3, 0) : cy + 3, max(cx - 3, 0) : cx + 3] = 255  # a specular highlight
         rgb[self.stop] = 0
         return rgb
 
@@ -108,12 +109,29 @@ def stage_latency(model, n: int, scene_name: str):
         out.update(r.rgb, r.depth_mm, r.poly)
         scene_s = time.perf_counter() - t1
         if i >= 3:  # warm-up
-            rows.append([r.timings["read"], r.timings["prep"], r.timings["infer"], r.timings["cloud"], scene_s,
-                         time.perf_counter() - t0, time.process_time() - c0])
+            rows.append(
+                [
+                    r.timings["read"],
+                    r.timings["prep"],
+                    r.timings["infer"],
+                    r.timings["cloud"],
+                    scene_s,
+                    time.perf_counter() - t0,
+                    time.process_time() - c0,
+                ]
+            )
     a = 1000 * np.array(rows)
-    return {"read": np.median(a[:, 0]), "prep": np.median(a[:, 1]), "infer": np.median(a[:, 2]),
-            "cloud": np.median(a[:, 3]), "scene": np.median(a[:, 4]), "total": np.median(a[:, 5]),
-            "p95_total": np.percentile(a[:, 5], 95), "fps": 1000.0 / np.mean(a[:, 5]), "cpu": np.median(a[:, 6])}
+    return {
+        "read": np.median(a[:, 0]),
+        "prep": np.median(a[:, 1]),
+        "infer": np.median(a[:, 2]),
+        "cloud": np.median(a[:, 3]),
+        "scene": np.median(a[:, 4]),
+        "total": np.median(a[:, 5]),
+        "p95_total": np.percentile(a[:, 5], 95),
+        "fps": 1000.0 / np.mean(a[:, 5]),
+        "cpu": np.median(a[:, 6]),
+    }
 
 
 class StreamSource:
@@ -167,9 +185,15 @@ def live_newest_wins(model, seconds):
     stats = live.stats()
     n_sent = len(stream.sent)
     lat = 1000 * np.array(latencies)
-    return {"sent": n_sent, "shown": len(latencies), "fps": len(latencies) / seconds,
-            "lat_median": np.median(lat), "lat_p95": np.percentile(lat, 95), "lat_last": lat[-1],
-            "dropped": stats.dropped_frames}
+    return {
+        "sent": n_sent,
+        "shown": len(latencies),
+        "fps": len(latencies) / seconds,
+        "lat_median": np.median(lat),
+        "lat_p95": np.percentile(lat, 95),
+        "lat_last": lat[-1],
+        "dropped": stats.dropped_frames,
+    }
 
 
 def live_fifo_peer(model, seconds):
@@ -180,9 +204,9 @@ def live_fifo_peer(model, seconds):
     from SurgicalDepthLib.video.sources import Frame
 
     stream = StreamSource(seconds=seconds)
-    q: "queue.Queue" = queue.Queue()
+    q: queue.Queue = queue.Queue()
     proc = FrameProcessor(model, None, 20000)
-    results: "queue.Queue" = queue.Queue()
+    results: queue.Queue = queue.Queue()
     stop = threading.Event()
 
     def worker():
@@ -209,9 +233,16 @@ def live_fifo_peer(model, seconds):
         latencies.append(time.perf_counter() - stream.sent[i])
     stop.set()
     lat = 1000 * np.array(latencies)
-    return {"sent": len(stream.sent), "shown": len(latencies), "fps": len(latencies) / seconds,
-            "lat_median": np.median(lat), "lat_p95": np.percentile(lat, 95), "lat_last": lat[-1],
-            "queued_at_end": q.qsize(), "peak_queue": peak_queue}
+    return {
+        "sent": len(stream.sent),
+        "shown": len(latencies),
+        "fps": len(latencies) / seconds,
+        "lat_median": np.median(lat),
+        "lat_p95": np.percentile(lat, 95),
+        "lat_last": lat[-1],
+        "queued_at_end": q.qsize(),
+        "peak_queue": peak_queue,
+    }
 
 
 def memory_run(model, frames: int, every: int = 500):
@@ -236,8 +267,12 @@ def memory_run(model, frames: int, every: int = 500):
         if n == 50 or n % every == 0:
             gc.collect()
             samples.append((n, rss_mib()))
-    return {"frames": n, "seconds": time.perf_counter() - start, "samples": samples,
-            "scene_nodes": scene.GetNumberOfNodes()}
+    return {
+        "frames": n,
+        "seconds": time.perf_counter() - start,
+        "samples": samples,
+        "scene_nodes": scene.GetNumberOfNodes(),
+    }
 
 
 def main(argv=None):
@@ -263,7 +298,9 @@ def main(argv=None):
     notes = []
     try:
         bundled = load_depth_model(args.model, "cpu")
-        models[f"{(bundled.card or {}).get('name', 'bundled')} ({bundled.card.get('architecture', {}).get('parameters', '?')} parameters)"] = bundled
+        models[
+            f"{(bundled.card or {}).get('name', 'bundled')} ({bundled.card.get('architecture', {}).get('parameters', '?')} parameters)"
+        ] = bundled
     except ModelError as error:
         notes.append(f"- The depth model could not be loaded and was skipped: {error}")
     models["tiny CompactDepthNet (4-8 ch)"] = tiny
@@ -279,7 +316,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     live = {}
     for name in [n for n in models if not n.startswith("no network")]:
-        live[name] = (live_newest_wins(models[name], args.live_seconds), live_fifo_peer(models[name], args.live_seconds))
+        live[name] = (
+            live_newest_wins(models[name], args.live_seconds),
+            live_fifo_peer(models[name], args.live_seconds),
+        )
         print(name, live[name], flush=True)
     mem_model = ProceduralDepth() if args.memory_model == "procedural" else tiny
     mem = memory_run(mem_model, args.memory_frames) if args.memory_frames > 0 else None
@@ -295,8 +335,11 @@ def main(argv=None):
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"{args.threads} torch threads, CPU only; 1-minute load average {os.getloadavg()[0]:.1f} at the end"
-        + (" (other jobs were running: wall-clock times are inflated, CPU ms shows the work itself)."
-           if os.getloadavg()[0] > 2.0 else " (a quiet machine)."),
+        + (
+            " (other jobs were running: wall-clock times are inflated, CPU ms shows the work itself)."
+            if os.getloadavg()[0] > 2.0
+            else " (a quiet machine)."
+        ),
         f"- Command: `python benchmarks/bench_video_depth.py --frames {args.frames} --live-seconds {args.live_seconds:g} "
         f"--memory-frames {args.memory_frames} --memory-model {args.memory_model}`",
         f"- Frames: {H}x{W} procedural endoscope-like frames (field stop, texture, a highlight); 20 000-point budget.",
@@ -308,28 +351,44 @@ def main(argv=None):
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (name, threads), v in lat.items():
-        lines.append(f"| {name} | {threads} | {v['read']:.1f} | {v['prep']:.1f} | {v['infer']:.1f} | {v['cloud']:.1f} | "
-                     f"{v['scene']:.1f} | **{v['total']:.1f}** | {v['p95_total']:.1f} | {v['fps']:.1f} | {v['cpu']:.1f} |")
-    lines += ["", "Target: median frame -> cloud in the scene <= 60 ms.", "",
-              f"## 2. Live stream at 30 fps for {args.live_seconds:g} s: newest-frame-wins vs a FIFO queue (peer)", "",
-              "| depth model | processor | frames sent | shown | achieved fps | latency median ms | p95 ms | last ms | dropped / still queued |",
-              "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {threads} | {v['read']:.1f} | {v['prep']:.1f} | {v['infer']:.1f} | {v['cloud']:.1f} | "
+            f"{v['scene']:.1f} | **{v['total']:.1f}** | {v['p95_total']:.1f} | {v['fps']:.1f} | {v['cpu']:.1f} |"
+        )
+    lines += [
+        "",
+        "Target: median frame -> cloud in the scene <= 60 ms.",
+        "",
+        f"## 2. Live stream at 30 fps for {args.live_seconds:g} s: newest-frame-wins vs a FIFO queue (peer)",
+        "",
+        "| depth model | processor | frames sent | shown | achieved fps | latency median ms | p95 ms | last ms | dropped / still queued |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, (nw, fifo) in live.items():
-        lines.append(f"| {name} | LiveProcessor (newest wins) | {nw['sent']} | {nw['shown']} | {nw['fps']:.1f} | "
-                     f"{nw['lat_median']:.0f} | {nw['lat_p95']:.0f} | {nw['lat_last']:.0f} | {nw['dropped']} dropped |")
-        lines.append(f"| {name} | FIFO queue (peer) | {fifo['sent']} | {fifo['shown']} | {fifo['fps']:.1f} | "
-                     f"{fifo['lat_median']:.0f} | {fifo['lat_p95']:.0f} | {fifo['lat_last']:.0f} | "
-                     f"{fifo['queued_at_end']} queued (peak {fifo['peak_queue']}) |")
+        lines.append(
+            f"| {name} | LiveProcessor (newest wins) | {nw['sent']} | {nw['shown']} | {nw['fps']:.1f} | "
+            f"{nw['lat_median']:.0f} | {nw['lat_p95']:.0f} | {nw['lat_last']:.0f} | {nw['dropped']} dropped |"
+        )
+        lines.append(
+            f"| {name} | FIFO queue (peer) | {fifo['sent']} | {fifo['shown']} | {fifo['fps']:.1f} | "
+            f"{fifo['lat_median']:.0f} | {fifo['lat_p95']:.0f} | {fifo['lat_last']:.0f} | "
+            f"{fifo['queued_at_end']} queued (peak {fifo['peak_queue']}) |"
+        )
         ratio = fifo["lat_last"] / max(nw["lat_last"], 1e-9)
         lines.append(f"| {name} | ratio FIFO / newest-wins, last-frame latency | | | | | | {ratio:.1f}x | |")
     if mem is not None:
-        lines += ["", f"## 3. Memory over {mem['frames']} frames (whole live path, {args.memory_model} depth)", "",
-                  f"- Depth: {'procedural (no network), to isolate the pipeline' if args.memory_model == 'procedural' else 'tiny CompactDepthNet'}; "
-                  f"every frame processed and shown, in {mem['seconds']:.0f} s; "
-                  f"scene nodes at the end: {mem['scene_nodes']}.",
-                  f"- RSS after warm-up {first:.1f} MiB, peak {peak:.1f} MiB, at the end {last:.1f} MiB: "
-                  f"**{100 * (last / first - 1):+.1f} %** (flat = within +-10 %).",
-                  "- Samples (frames, MiB): " + ", ".join(f"({n}, {m:.0f})" for n, m in mem["samples"]), ""]
+        lines += [
+            "",
+            f"## 3. Memory over {mem['frames']} frames (whole live path, {args.memory_model} depth)",
+            "",
+            f"- Depth: {'procedural (no network), to isolate the pipeline' if args.memory_model == 'procedural' else 'tiny CompactDepthNet'}; "
+            f"every frame processed and shown, in {mem['seconds']:.0f} s; "
+            f"scene nodes at the end: {mem['scene_nodes']}.",
+            f"- RSS after warm-up {first:.1f} MiB, peak {peak:.1f} MiB, at the end {last:.1f} MiB: "
+            f"**{100 * (last / first - 1):+.1f} %** (flat = within +-10 %).",
+            "- Samples (frames, MiB): " + ", ".join(f"({n}, {m:.0f})" for n, m in mem["samples"]),
+            "",
+        ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -7,6 +7,7 @@ Reads the ``summary.json`` files written by ``surgicalai eval-depth``, adds them
 weights and their hash are untouched), and writes ``MODEL_CARD.md`` from ``model.json`` so the two never
 disagree. The folder is checked by the extension's own loader afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "SegmentationAI"), str(ROOT / "SurgicalDepth")]
 
 COMMAND = "bash scripts/train_default_depth_model.sh   # defaults: FRAMES=2400 STEPS=9000 MINUTES=110"
-SCENARIOS = ("laparoscopy: organ surfaces of the bundled TotalSegmentator example CT (CC BY 4.0); "
-             "sinus: nasal cavity and sinuses of the head phantom CT (FREDtools test data; renders only, the CT "
-             "is not shipped); bronchoscopy: airway lumen of the LIDC-IDRI-0314 chest CT (TCIA, CC BY 3.0); "
-             "shapes: procedural bumpy ellipsoids")
-HELD_OUT = ("air cavities of an OpenKBP head-and-neck CT (validation_pt_201), rendered for evaluation only, "
-            "never trained on")
+SCENARIOS = (
+    "laparoscopy: organ surfaces of the bundled TotalSegmentator example CT (CC BY 4.0); "
+    "sinus: nasal cavity and sinuses of the head phantom CT (FREDtools test data; renders only, the CT "
+    "is not shipped); bronchoscopy: airway lumen of the LIDC-IDRI-0314 chest CT (TCIA, CC BY 3.0); "
+    "shapes: procedural bumpy ellipsoids"
+)
+HELD_OUT = (
+    "air cavities of an OpenKBP head-and-neck CT (validation_pt_201), rendered for evaluation only, never trained on"
+)
 
 
 def _summary(folder: Path) -> dict:
@@ -32,10 +36,15 @@ def _summary(folder: Path) -> dict:
     out = {"frames": s["frames"], "cap_mm": s["cap_mm"]}
     for proto in ("median", "metric"):
         out[f"{proto}_scaled" if proto == "median" else "metric"] = {k: round(s[proto][k], 4) for k in keep}
-    out["by_scenario"] = {name: {"frames": v["frames"], "median_abs_rel": round(v["median"]["abs_rel"], 4),
-                                 "median_delta1": round(v["median"]["delta1"], 4),
-                                 "metric_abs_rel": round(v["metric"]["abs_rel"], 4)}
-                          for name, v in s.get("by_scenario", {}).items()}
+    out["by_scenario"] = {
+        name: {
+            "frames": v["frames"],
+            "median_abs_rel": round(v["median"]["abs_rel"], 4),
+            "median_delta1": round(v["median"]["delta1"], 4),
+            "metric_abs_rel": round(v["metric"]["abs_rel"], 4),
+        }
+        for name, v in s.get("by_scenario", {}).items()
+    }
     return out
 
 
@@ -43,15 +52,21 @@ def _sparse_summary(path: Path) -> dict:
     """The headline of an ``eval-depth-sparse`` summary.json (model and its baselines)."""
     s = json.loads(path.read_text())
     keys = ("median_abs_rel", "median_delta1", "median_rmse_log", "lsq_abs_rel", "lsq_delta1", "spearman")
-    return {"frames": s["frames"], "references": s["references"], "every": s["every"],
-            "methods": {n: {k: v[k] for k in ("frames", *keys)} for n, v in s["methods"].items()}}
+    return {
+        "frames": s["frames"],
+        "references": s["references"],
+        "every": s["every"],
+        "methods": {n: {k: v[k] for k in ("frames", *keys)} for n, v in s["methods"].items()},
+    }
 
 
 def _sparse_markdown(e: dict | None) -> str:
     if not e:
         return ""
-    rows = "\n".join(f"| {n} | {v['median_abs_rel']:.3f} | {v['median_delta1']:.3f} | {v['lsq_abs_rel']:.3f} | "
-                     f"{v['spearman']:.3f} |" for n, v in e["methods"].items())
+    rows = "\n".join(
+        f"| {n} | {v['median_abs_rel']:.3f} | {v['median_delta1']:.3f} | {v['lsq_abs_rel']:.3f} | {v['spearman']:.3f} |"
+        for n, v in e["methods"].items()
+    )
     return f"""
 Real video, scale-free (`surgicalai eval-depth-sparse`): frames `{e['frames']}` (every {e['every']}th) against the
 SfM sparse depth `{e['references']}` ({e['methods']['model']['frames']} frames; development data, never trained on):
@@ -65,16 +80,22 @@ SfM sparse depth `{e['references']}` ({e['methods']['model']['frames']} frames; 
 def card_markdown(card: dict) -> str:
     t, m, arch = card.get("training", {}), card.get("metrics", {}), card["architecture"]
     rows = []
-    for key, title in (("validation_camera_paths", "held-out camera paths (every 5th path of each scenario)"),
-                       ("held_out_scenario", "held-out scenario: " + HELD_OUT)):
+    for key, title in (
+        ("validation_camera_paths", "held-out camera paths (every 5th path of each scenario)"),
+        ("held_out_scenario", "held-out scenario: " + HELD_OUT),
+    ):
         if key not in m:
             continue
         e = m[key]
-        rows.append(f"| {title} | all ({e['frames']}) | {e['median_scaled']['abs_rel']:.3f} | "
-                    f"{e['median_scaled']['delta1']:.3f} | {e['metric']['abs_rel']:.3f} | {e['metric']['rmse_mm']:.2f} |")
-        for name, v in (e["by_scenario"].items() if len(e["by_scenario"]) > 1 else ()):
-            rows.append(f"| | {name} ({v['frames']}) | {v['median_abs_rel']:.3f} | {v['median_delta1']:.3f} | "
-                        f"{v['metric_abs_rel']:.3f} | |")
+        rows.append(
+            f"| {title} | all ({e['frames']}) | {e['median_scaled']['abs_rel']:.3f} | "
+            f"{e['median_scaled']['delta1']:.3f} | {e['metric']['abs_rel']:.3f} | {e['metric']['rmse_mm']:.2f} |"
+        )
+        for name, v in e["by_scenario"].items() if len(e["by_scenario"]) > 1 else ():
+            rows.append(
+                f"| | {name} ({v['frames']}) | {v['median_abs_rel']:.3f} | {v['median_delta1']:.3f} | "
+                f"{v['metric_abs_rel']:.3f} | |"
+            )
     real = m.get("real_frame_check", "")
     sparse = _sparse_markdown(m.get("real_video_sparse"))
     hp = arch["hyper_parameters"]
@@ -143,12 +164,20 @@ def main() -> int:
     folder = Path(args.model)
     card = json.loads((folder / "model.json").read_text())
     card["name"] = "endoscopy-depth"
-    card["description"] = ("Compact encoder-decoder predicting metric z-depth (mm) from one endoscope frame, trained "
-                           "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes).")
+    card["description"] = (
+        "Compact encoder-decoder predicting metric z-depth (mm) from one endoscope frame, trained "
+        "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes)."
+    )
     card["intended_use"] = "Research on surgical video depth, point clouds and registration; not for clinical use."
     training = card.setdefault("training", {})
-    training.update({"command": args.command, "data": args.data, "augment_strength": args.augment_strength,
-                     "held_out_scenario_for_evaluation": HELD_OUT})
+    training.update(
+        {
+            "command": args.command,
+            "data": args.data,
+            "augment_strength": args.augment_strength,
+            "held_out_scenario_for_evaluation": HELD_OUT,
+        }
+    )
     metrics = dict(card.get("metrics", {}))
     if args.val:
         metrics["validation_camera_paths"] = _summary(Path(args.val))

@@ -10,6 +10,7 @@ its reference labels merged into nine abdominal structures, then measures Dice o
 case. That Dice says the model reproduces its training case; it is not an estimate of accuracy
 on other patients.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,20 +41,29 @@ def base_card(mean: float, std: float) -> dict:
         "version": "1.0.0",
         "task": "segmentation",
         "description": "Small 3-D U-Net for nine abdominal structures on CT at 3 mm, trained on the single "
-                       "bundled sample CT. A demonstration model: it has seen one patient only.",
+        "bundled sample CT. A demonstration model: it has seen one patient only.",
         "modality": "CT",
         "channels": ["CT"],
         "labels": default_labels(),
         "spacing": [3.0, 3.0, 3.0],
         "patch_size": [96, 96, 96],
         "normalization": [{"type": "ct", "clip": [-1000.0, 1000.0], "mean": mean, "std": std}],
-        "architecture": {"name": "UNet", "spatial_dims": 3, "channels": [8, 16, 32, 64], "strides": [2, 2, 2],
-                         "num_res_units": 1, "norm": "instance", "dropout": 0.0},
+        "architecture": {
+            "name": "UNet",
+            "spatial_dims": 3,
+            "channels": [8, 16, 32, 64],
+            "strides": [2, 2, 2],
+            "num_res_units": 1,
+            "norm": "instance",
+            "dropout": 0.0,
+        },
         "preprocessing": {"clahe": False, "denoise": False},
         # not the pancreas: at 3 mm it is often predicted in pieces, and keeping the largest one
         # cost 0.25 Dice on the sample CT (benchmarks/bench_segmentation.py showed it against the peer)
-        "postprocessing": {"largest_component": ["liver", "spleen", "kidney_left", "kidney_right", "stomach",
-                                                 "aorta", "gallbladder"], "fill_holes": True},
+        "postprocessing": {
+            "largest_component": ["liver", "spleen", "kidney_left", "kidney_right", "stomach", "aorta", "gallbladder"],
+            "fill_holes": True,
+        },
         # mirrored along k (head-foot) only: left/right structures must not swap, and training used k flips
         "inference": {"overlap": 0.5, "blend": "gaussian", "tta": True, "tta_axes": [2]},
         "license": "CC-BY-4.0 (weights derived from the TotalSegmentator example CT and labels)",
@@ -70,11 +80,11 @@ def random_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
     else:
         centre = np.array([rng.integers(s) for s in labels.shape])
     centre = centre + rng.integers(-CROP // 4, CROP // 4 + 1, size=3)
-    start = [int(np.clip(c - CROP // 2, 0, max(s - CROP, 0))) for c, s in zip(centre, labels.shape)]
+    start = [int(np.clip(c - CROP // 2, 0, max(s - CROP, 0))) for c, s in zip(centre, labels.shape, strict=False)]
     sl = tuple(slice(s, s + CROP) for s in start)
-    x, y = image[(slice(None),) + sl], labels[sl]
+    x, y = image[(slice(None), *sl)], labels[sl]
     pad = [(0, CROP - n) for n in y.shape]
-    x = np.pad(x, [(0, 0)] + pad, constant_values=float(image.min()))
+    x = np.pad(x, [(0, 0), *pad], constant_values=float(image.min()))
     y = np.pad(y, pad)
     return x, y
 
@@ -127,14 +137,20 @@ def train(args) -> None:
 
     card["training"] = {
         "data": "Resources/SampleData/TotalSegmentatorExample/example_ct.nii.gz with example_seg_fast_force_split.nii.gz "
-                "(TotalSegmentator example, CC BY 4.0), labels merged as in SegmentationAILib/sample_reference.py",
+        "(TotalSegmentator example, CC BY 4.0), labels merged as in SegmentationAILib/sample_reference.py",
         "cases": 1,
         "command": f"python scripts/train_default_seg_model.py --steps {args.steps} --seed {args.seed} "
-                   f"--batch {args.batch} --lr {args.lr} -o Resources/Models/abdomen-ct-unet --overwrite",
-        "steps": args.steps, "batch": args.batch, "crop": [CROP] * 3, "seed": args.seed,
-        "loss": "Dice + cross-entropy", "optimizer": f"AdamW one-cycle lr {args.lr}",
+        f"--batch {args.batch} --lr {args.lr} -o Resources/Models/abdomen-ct-unet --overwrite",
+        "steps": args.steps,
+        "batch": args.batch,
+        "crop": [CROP] * 3,
+        "seed": args.seed,
+        "loss": "Dice + cross-entropy",
+        "optimizer": f"AdamW one-cycle lr {args.lr}",
         "augmentation": "class-balanced crops, head-foot mirror, intensity scale/shift",
-        "seconds": round(train_seconds, 1), "device": "cpu", "threads": args.threads,
+        "seconds": round(train_seconds, 1),
+        "device": "cpu",
+        "threads": args.threads,
     }
     out = Path(args.output)
     tmp_out = out.parent / (out.name + ".tmp-train")
@@ -144,17 +160,19 @@ def train(args) -> None:
     from SegmentationAILib.statistics import dice_scores
 
     result = segment_image(ct, str(tmp_out), {"device": "cpu"})
-    dice = dice_scores(sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(reference),
-                       [e["value"] for e in card["labels"]])
+    dice = dice_scores(
+        sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(reference), [e["value"] for e in card["labels"]]
+    )
     names = {e["value"]: e["name"] for e in card["labels"]}
     card["metrics"] = {
         "dice_on_training_case": {names[v]: round(d, 4) for v, d in dice.items()},
         "mean_dice_on_training_case": round(float(np.nanmean(list(dice.values()))), 4),
         "note": "Measured on the same single CT the model was trained on (with TTA and post-processing); "
-                "NOT a generalisation estimate.",
+        "NOT a generalisation estimate.",
     }
     save_segmentation_model(out, network, card, overwrite=args.overwrite)
     import shutil
+
     shutil.rmtree(tmp_out, ignore_errors=True)
     write_model_card_md(out)
     print(json.dumps(card["metrics"], indent=2))

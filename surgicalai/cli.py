@@ -6,13 +6,13 @@ Errors the user can act on (SurgicalAIError, OSError) are printed as one line, e
 exception is one line naming the input and how to report it, exit code 1 (``--debug`` shows the
 traceback). SIGTERM cancels like Ctrl-C: temporaries are removed, nothing is left half-written.
 """
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
 import sys
-from typing import List, Optional
 
 SUBCOMMANDS = [
     ("segment", "surgicalai.commands.segment"),
@@ -34,7 +34,9 @@ SUBCOMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="surgicalai", description="SlicerSurgicalAI: segmentation, surgical depth, registration.")
+    parser = argparse.ArgumentParser(
+        prog="surgicalai", description="SlicerSurgicalAI: segmentation, surgical depth, registration."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -75,13 +77,16 @@ def _close_progress_bars() -> None:
 
 def _unexpected(args, error: BaseException) -> int:
     text = " ".join(str(error).split())[:200] or "no message"
-    print(f"surgicalai {args.command}: unexpected error ({type(error).__name__}: {text}) on {_first_input(args)}; "
-          f"nothing was written. Please report it at {REPORT_URL} with the command line "
-          "(rerun with --debug for the traceback).", file=sys.stderr)
+    print(
+        f"surgicalai {args.command}: unexpected error ({type(error).__name__}: {text}) on {_first_input(args)}; "
+        f"nothing was written. Please report it at {REPORT_URL} with the command line "
+        "(rerun with --debug for the traceback).",
+        file=sys.stderr,
+    )
     return 1
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from SurgicalAICore.signals import install_cancel_handlers
 
     args = build_parser().parse_args(argv)
@@ -114,8 +119,11 @@ def _run(args) -> int:
         print(f"surgicalai {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except MemoryError:
-        print(f"surgicalai {args.command}: error: out of memory on {_first_input(args)}; "
-              "nothing was written (try a smaller input or setting).", file=sys.stderr)
+        print(
+            f"surgicalai {args.command}: error: out of memory on {_first_input(args)}; "
+            "nothing was written (try a smaller input or setting).",
+            file=sys.stderr,
+        )
         return 2
     except Exception as error:
         if args.debug:

@@ -10,6 +10,7 @@ Folder layouts understood by :func:`cases_from_folder`:
 - a flat folder where the ``*`` of the first channel pattern is the case name
   (``*_ct.nii.gz`` + ``*_oars.nii.gz`` gives cases ``train_pt_100``, ...).
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,14 +18,14 @@ import fnmatch
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from SurgicalAICore.errors import InputError
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 GEOMETRY_TOLERANCE_MM = 1e-3  # origins/spacings closer than this are the same grid
 DIRECTION_TOLERANCE = 1e-4
 
@@ -34,26 +35,28 @@ class Case:
     """One labelled subject. ``labels`` maps a label-source name to its label image."""
 
     name: str
-    images: List[sitk.Image]
-    labels: Dict[str, sitk.Image]
+    images: list[sitk.Image]
+    labels: dict[str, sitk.Image]
     source: str = ""
-    segment_names: Dict[str, Dict[int, str]] = field(default_factory=dict)  # per source: value -> name
+    segment_names: dict[str, dict[int, str]] = field(default_factory=dict)  # per source: value -> name
 
     @property
     def spacing(self) -> np.ndarray:
         return np.array(self.images[0].GetSpacing(), float)
 
-    def label_array(self, source: Optional[str] = None) -> np.ndarray:
+    def label_array(self, source: str | None = None) -> np.ndarray:
         key = source if source is not None else next(iter(self.labels))
         return sitk.GetArrayFromImage(self.labels[key])
 
 
-def _same_grid(a: sitk.Image, b: sitk.Image) -> Optional[str]:
+def _same_grid(a: sitk.Image, b: sitk.Image) -> str | None:
     """None when ``a`` and ``b`` share a voxel grid, else a short description of the difference."""
     if a.GetSize() != b.GetSize():
         return f"size {a.GetSize()} vs {b.GetSize()}"
     if not np.allclose(a.GetSpacing(), b.GetSpacing(), atol=GEOMETRY_TOLERANCE_MM):
-        return f"spacing {tuple(round(s, 4) for s in a.GetSpacing())} vs {tuple(round(s, 4) for s in b.GetSpacing())} mm"
+        return (
+            f"spacing {tuple(round(s, 4) for s in a.GetSpacing())} vs {tuple(round(s, 4) for s in b.GetSpacing())} mm"
+        )
     if not np.allclose(a.GetOrigin(), b.GetOrigin(), atol=GEOMETRY_TOLERANCE_MM * 10):
         return f"origin {tuple(round(s, 3) for s in a.GetOrigin())} vs {tuple(round(s, 3) for s in b.GetOrigin())} mm"
     if not np.allclose(a.GetDirection(), b.GetDirection(), atol=DIRECTION_TOLERANCE):
@@ -71,11 +74,16 @@ def check_case(case: Case) -> Case:
     if ref.GetDimension() != 3:
         raise InputError(f"Case '{case.name}': the image is {ref.GetDimension()}-D; expected 3-D.")
     if ref.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"Case '{case.name}': the image has {ref.GetNumberOfComponentsPerPixel()} components per voxel; expected a scalar volume.")
+        raise InputError(
+            f"Case '{case.name}': the image has {ref.GetNumberOfComponentsPerPixel()} components per voxel; "
+            "expected a scalar volume."
+        )
     for index, image in enumerate(case.images[1:], start=2):
         diff = _same_grid(ref, image)
         if diff:
-            raise InputError(f"Case '{case.name}': channel {index} is not on the grid of channel 1 ({diff}); resample it first.")
+            raise InputError(
+                f"Case '{case.name}': channel {index} is not on the grid of channel 1 ({diff}); resample it first."
+            )
     for key, label in case.labels.items():
         diff = _same_grid(ref, label)
         if diff:
@@ -110,7 +118,7 @@ def label_source_name(pattern: str) -> str:
     return name.replace("*", "").strip("_-.") or "label"
 
 
-def load_case(name: str, image_paths: Sequence[PathLike], label_paths: Union[PathLike, Dict[str, PathLike]]) -> Case:
+def load_case(name: str, image_paths: Sequence[PathLike], label_paths: PathLike | dict[str, PathLike]) -> Case:
     """Read one case from files and check its geometry."""
     images = [_read(Path(p), f"image channel {i}", name) for i, p in enumerate(image_paths, start=1)]
     if not isinstance(label_paths, dict):
@@ -119,14 +127,16 @@ def load_case(name: str, image_paths: Sequence[PathLike], label_paths: Union[Pat
     return check_case(Case(name=name, images=images, labels=labels, source=str(Path(image_paths[0]).parent)))
 
 
-def _match_one(folder: Path, pattern: str) -> Optional[Path]:
+def _match_one(folder: Path, pattern: str) -> Path | None:
     hits = sorted(p for p in folder.iterdir() if p.is_file() and fnmatch.fnmatch(p.name, pattern))
     if len(hits) > 1:
-        raise InputError(f"Pattern '{pattern}' matches several files in {folder}: {', '.join(h.name for h in hits[:4])}.")
+        raise InputError(
+            f"Pattern '{pattern}' matches several files in {folder}: {', '.join(h.name for h in hits[:4])}."
+        )
     return hits[0] if hits else None
 
 
-def find_case_files(folder: PathLike, channel_patterns: Sequence[str], label_patterns: Sequence[str]) -> List[dict]:
+def find_case_files(folder: PathLike, channel_patterns: Sequence[str], label_patterns: Sequence[str]) -> list[dict]:
     """``[{"name", "images": [...], "labels": {source: path}}]`` for the cases in ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -142,23 +152,26 @@ def find_case_files(folder: PathLike, channel_patterns: Sequence[str], label_pat
     if per_case_dirs:
         for d in per_case_dirs:
             images = [_match_one(d, p) for p in channel_patterns]
-            labels = {s: _match_one(d, p) for s, p in zip(sources, label_patterns)}
-            missing = [p for p, f in zip(channel_patterns, images) if f is None] + \
-                      [p for p, f in zip(label_patterns, labels.values()) if f is None]
+            labels = {s: _match_one(d, p) for s, p in zip(sources, label_patterns, strict=False)}
+            missing = [p for p, f in zip(channel_patterns, images, strict=False) if f is None] + [
+                p for p, f in zip(label_patterns, labels.values(), strict=False) if f is None
+            ]
             if missing:
                 raise InputError(f"Case folder {d} has no file matching {', '.join(missing)}.")
             found.append({"name": d.name, "images": images, "labels": labels})
     else:
         first = channel_patterns[0]
         if first.count("*") != 1:
-            raise InputError(f"In a flat folder the first image pattern needs exactly one '*' for the case name (got '{first}').")
+            raise InputError(
+                f"In a flat folder the first image pattern needs exactly one '*' for the case name (got '{first}')."
+            )
         prefix, suffix = first.split("*")
         for path in sorted(folder.iterdir()):
             if not (path.is_file() and fnmatch.fnmatch(path.name, first)):
                 continue
-            stem = path.name[len(prefix): len(path.name) - len(suffix)]
+            stem = path.name[len(prefix) : len(path.name) - len(suffix)]
             images = [folder / p.replace("*", stem) for p in channel_patterns]
-            labels = {s: folder / p.replace("*", stem) for s, p in zip(sources, label_patterns)}
+            labels = {s: folder / p.replace("*", stem) for s, p in zip(sources, label_patterns, strict=False)}
             missing = [str(p.name) for p in list(images) + list(labels.values()) if not p.is_file()]
             if missing:
                 raise InputError(f"Case '{stem}' in {folder} lacks {', '.join(missing)}.")
@@ -168,12 +181,15 @@ def find_case_files(folder: PathLike, channel_patterns: Sequence[str], label_pat
     return found
 
 
-def cases_from_folder(folder: PathLike, channel_patterns: Sequence[str], label_patterns: Sequence[str]) -> List[Case]:
+def cases_from_folder(folder: PathLike, channel_patterns: Sequence[str], label_patterns: Sequence[str]) -> list[Case]:
     """Read every case of a folder (see the module docstring for layouts)."""
-    return [load_case(c["name"], c["images"], c["labels"]) for c in find_case_files(folder, channel_patterns, label_patterns)]
+    return [
+        load_case(c["name"], c["images"], c["labels"])
+        for c in find_case_files(folder, channel_patterns, label_patterns)
+    ]
 
 
-def cases_from_list(path: PathLike) -> List[Case]:
+def cases_from_list(path: PathLike) -> list[Case]:
     """Cases from a CSV (columns ``name``, ``image`` or ``image1..``, ``label`` or ``label_<source>``) or a
     JSON list of ``{"name", "images": [...], "labels": {source: path} or "label": path}``.
     Relative paths are relative to the list file."""
@@ -217,9 +233,11 @@ def cases_from_list(path: PathLike) -> List[Case]:
     return cases
 
 
-def collect_cases(inputs: Sequence[PathLike], channel_patterns: Sequence[str], label_patterns: Sequence[str]) -> List[Case]:
+def collect_cases(
+    inputs: Sequence[PathLike], channel_patterns: Sequence[str], label_patterns: Sequence[str]
+) -> list[Case]:
     """Cases from any mix of case folders and list files; names must be unique."""
-    cases: List[Case] = []
+    cases: list[Case] = []
     for item in inputs:
         p = Path(item)
         if p.is_file() and p.suffix.lower() in (".csv", ".json"):
@@ -233,7 +251,7 @@ def collect_cases(inputs: Sequence[PathLike], channel_patterns: Sequence[str], l
     return cases
 
 
-def case_from_nodes(volume_nodes: Sequence, segmentation_node, name: Optional[str] = None) -> Case:
+def case_from_nodes(volume_nodes: Sequence, segmentation_node, name: str | None = None) -> Case:
     """A case from volume node(s) (one per channel) and a segmentation node, read on the first volume's grid.
 
     Label values follow the segment order (1..n); the names are kept so a label mapping can refer to
@@ -253,6 +271,11 @@ def case_from_nodes(volume_nodes: Sequence, segmentation_node, name: Optional[st
     # the segmentation's own grid may be cropped or finer: read it on the first volume's grid
     label = resample_like(sitk_from_array(array.astype(np.uint16), ijk_to_ras), images[0], sitk.sitkNearestNeighbor, 0)
     names = {int(e["value"]): str(e["name"]) for e in infos}
-    case = Case(name=name or volume_nodes[0].GetName(), images=images, labels={"segmentation": label},
-                source=f"scene:{segmentation_node.GetName()}", segment_names={"segmentation": names})
+    case = Case(
+        name=name or volume_nodes[0].GetName(),
+        images=images,
+        labels={"segmentation": label},
+        source=f"scene:{segmentation_node.GetName()}",
+        segment_names={"segmentation": names},
+    )
     return check_case(case)

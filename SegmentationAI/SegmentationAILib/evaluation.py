@@ -6,6 +6,7 @@ predicted volume in mL and their difference. A structure absent from both predic
 reference gives NaN everywhere (left out of the means); absent from one of them gives Dice = IoU
 = 0 and NaN distances (no surface to measure). Summaries are mean ± sd over the cases with a value.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,7 +16,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -33,7 +35,7 @@ def _crop_box(a: np.ndarray, b: np.ndarray, margin: int = 2):
     return tuple(slice(max(int(i[0]) - margin, 0), int(i[-1]) + margin + 1) for i in idx)
 
 
-def structure_metrics(pred: np.ndarray, ref: np.ndarray, spacing_ijk: Sequence[float]) -> Dict[str, float]:
+def structure_metrics(pred: np.ndarray, ref: np.ndarray, spacing_ijk: Sequence[float]) -> dict[str, float]:
     """Metrics of one binary structure; arrays ``[k, j, i]``, spacing in mm along i, j, k."""
     import torch
     from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance, compute_iou
@@ -43,8 +45,12 @@ def structure_metrics(pred: np.ndarray, ref: np.ndarray, spacing_ijk: Sequence[f
         raise InputError(f"Prediction {p.shape} and reference {r.shape} are not on the same grid.")
     voxel_ml = float(np.prod(spacing_ijk)) / 1000.0
     v_ref, v_pred = float(r.sum()) * voxel_ml, float(p.sum()) * voxel_ml
-    out = {"volume_ref_ml": v_ref, "volume_pred_ml": v_pred, "volume_diff_ml": v_pred - v_ref,
-           "volume_diff_pct": (100.0 * (v_pred - v_ref) / v_ref) if v_ref > 0 else math.nan}
+    out = {
+        "volume_ref_ml": v_ref,
+        "volume_pred_ml": v_pred,
+        "volume_diff_ml": v_pred - v_ref,
+        "volume_diff_pct": (100.0 * (v_pred - v_ref) / v_ref) if v_ref > 0 else math.nan,
+    }
     if not p.any() and not r.any():
         out.update(dice=math.nan, iou=math.nan, hd95_mm=math.nan, asd_mm=math.nan)
         return out
@@ -57,15 +63,23 @@ def structure_metrics(pred: np.ndarray, ref: np.ndarray, spacing_ijk: Sequence[f
     spacing_kji = [float(s) for s in spacing_ijk][::-1]
     out["dice"] = float(compute_dice(tp, tr, include_background=True)[0, 0])
     out["iou"] = float(compute_iou(tp, tr, include_background=True)[0, 0])
-    out["hd95_mm"] = float(compute_hausdorff_distance(tp, tr, include_background=True, percentile=95,
-                                                      spacing=spacing_kji)[0, 0])
-    out["asd_mm"] = float(compute_average_surface_distance(tp, tr, include_background=True, symmetric=True,
-                                                            spacing=spacing_kji)[0, 0])
+    out["hd95_mm"] = float(
+        compute_hausdorff_distance(tp, tr, include_background=True, percentile=95, spacing=spacing_kji)[0, 0]
+    )
+    out["asd_mm"] = float(
+        compute_average_surface_distance(tp, tr, include_background=True, symmetric=True, spacing=spacing_kji)[0, 0]
+    )
     return out
 
 
-def evaluate_labels(pred: np.ndarray, ref: np.ndarray, spacing_ijk: Sequence[float], names: Mapping[int, str],
-                    groups: Optional[Mapping[str, Sequence[str]]] = None, case: str = "case") -> List[dict]:
+def evaluate_labels(
+    pred: np.ndarray,
+    ref: np.ndarray,
+    spacing_ijk: Sequence[float],
+    names: Mapping[int, str],
+    groups: Mapping[str, Sequence[str]] | None = None,
+    case: str = "case",
+) -> list[dict]:
     """Rows (one per structure, then per group = union of structures) for two label maps ``[k, j, i]``."""
     if pred.shape != ref.shape:
         raise InputError(f"Case '{case}': prediction {pred.shape} and reference {ref.shape} are not on the same grid.")
@@ -76,32 +90,42 @@ def evaluate_labels(pred: np.ndarray, ref: np.ndarray, spacing_ijk: Sequence[flo
     for group, members in (groups or {}).items():
         unknown = [m for m in members if m not in by_name]
         if unknown:
-            raise InputError(f"Group '{group}' names unknown structure(s) {', '.join(unknown)} (known: {', '.join(by_name)}).")
+            raise InputError(
+                f"Group '{group}' names unknown structure(s) {', '.join(unknown)} (known: {', '.join(by_name)})."
+            )
         values = [by_name[m] for m in members]
-        rows.append({"case": case, "structure": group,
-                     **structure_metrics(np.isin(pred, values), np.isin(ref, values), spacing_ijk)})
+        rows.append(
+            {
+                "case": case,
+                "structure": group,
+                **structure_metrics(np.isin(pred, values), np.isin(ref, values), spacing_ijk),
+            }
+        )
     return rows
 
 
 @dataclass
 class EvaluationResult:
-    rows: List[dict]
-    structures: List[str]
-    info: Dict[str, Any] = field(default_factory=dict)
+    rows: list[dict]
+    structures: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> Dict[str, Dict[str, Dict[str, float]]]:
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """{structure: {metric: {"mean", "sd", "n"}}} over cases with a finite value."""
-        out: Dict[str, Dict[str, Dict[str, float]]] = {}
+        out: dict[str, dict[str, dict[str, float]]] = {}
         for s in self.structures:
             out[s] = {}
             for m in METRICS:
                 v = np.array([r[m] for r in self.rows if r["structure"] == s], float)
                 v = v[np.isfinite(v)]
-                out[s][m] = {"mean": float(v.mean()) if v.size else math.nan,
-                             "sd": float(v.std(ddof=1)) if v.size > 1 else (0.0 if v.size else math.nan), "n": int(v.size)}
+                out[s][m] = {
+                    "mean": float(v.mean()) if v.size else math.nan,
+                    "sd": float(v.std(ddof=1)) if v.size > 1 else (0.0 if v.size else math.nan),
+                    "n": int(v.size),
+                }
         return out
 
-    def mean_dice(self, structures: Optional[Sequence[str]] = None) -> float:
+    def mean_dice(self, structures: Sequence[str] | None = None) -> float:
         s = self.summary()
         vals = [s[n]["dice"]["mean"] for n in (structures or self.structures) if np.isfinite(s[n]["dice"]["mean"])]
         return float(np.mean(vals)) if vals else math.nan
@@ -110,16 +134,18 @@ class EvaluationResult:
         s = self.summary()
         lines = [f"{'structure':<16} {'Dice':>13} {'IoU':>13} {'HD95 mm':>13} {'ASD mm':>13} {'vol diff %':>14}"]
         for name in self.structures:
+
             def f(m: str, w: int = 13) -> str:
-                x = s[name][m]
+                x = s[name][m]  # noqa: B023 (called at once, inside this iteration)
                 return f"{x['mean']:.3f}±{x['sd']:.3f}".rjust(w) if np.isfinite(x["mean"]) else "n/a".rjust(w)
+
             lines.append(f"{name:<16} {f('dice')} {f('iou')} {f('hd95_mm')} {f('asd_mm')} {f('volume_diff_pct', 14)}")
         return "\n".join(lines)
 
     def csv_text(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["case", "structure"] + METRICS)
+        w.writerow(["case", "structure", *METRICS])
         for r in self.rows:
             w.writerow([r["case"], r["structure"]] + [_fmt(r[m]) for m in METRICS])
         for stat in ("mean", "sd"):
@@ -127,14 +153,18 @@ class EvaluationResult:
                 w.writerow([stat.upper(), name] + [_fmt(metrics[m][stat]) for m in METRICS])
         return buf.getvalue()
 
-    def write_csv(self, path: Union[str, Path]) -> Path:
+    def write_csv(self, path: str | Path) -> Path:
         return _atomic_text(Path(path), self.csv_text())
 
-    def write_json(self, path: Union[str, Path]) -> Path:
+    def write_json(self, path: str | Path) -> Path:
         clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
-        obj = {"rows": [{k: clean(v) for k, v in r.items()} for r in self.rows],
-               "summary": {s: {m: {k: clean(v) for k, v in d.items()} for m, d in ms.items()} for s, ms in self.summary().items()},
-               "info": self.info}
+        obj = {
+            "rows": [{k: clean(v) for k, v in r.items()} for r in self.rows],
+            "summary": {
+                s: {m: {k: clean(v) for k, v in d.items()} for m, d in ms.items()} for s, ms in self.summary().items()
+            },
+            "info": self.info,
+        }
         return _atomic_text(Path(path), json.dumps(obj, indent=2) + "\n")
 
     def to_table_node(self, scene, name: str = "Segmentation evaluation"):
@@ -198,8 +228,9 @@ def reference_for_model(case, names: Mapping[int, str], mapping=None) -> np.ndar
     by_name = {n: v for v, n in names.items()}
     unknown = [n for n in mapping.names if n not in by_name]
     if unknown:
-        raise InputError(f"Class(es) {', '.join(unknown)} of the label mapping are not labels of the model "
-                         f"({', '.join(by_name)}).")
+        raise InputError(
+            f"Class(es) {', '.join(unknown)} of the label mapping are not labels of the model ({', '.join(by_name)})."
+        )
     classes = mapping.apply(case)
     lut = np.zeros(len(mapping.names) + 1, np.uint8)
     for i, n in enumerate(mapping.names, start=1):
@@ -207,10 +238,16 @@ def reference_for_model(case, names: Mapping[int, str], mapping=None) -> np.ndar
     return lut[classes]
 
 
-def evaluate_model(models, cases: Sequence, mapping=None, device: str = "auto", tta: Optional[bool] = None,
-                   groups: Optional[Mapping[str, Sequence[str]]] = None,
-                   progress: "Optional[ProgressCallback | Progress]" = None,
-                   cancel: Optional[CancelToken] = None) -> EvaluationResult:
+def evaluate_model(
+    models,
+    cases: Sequence,
+    mapping=None,
+    device: str = "auto",
+    tta: bool | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    progress: ProgressCallback | Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> EvaluationResult:
     """Segment each case with the model(s) (a list = ensemble, e.g. k-fold models) through the
     extension's own inference, and evaluate against the case's reference on the case's grid."""
     from SegmentationAILib.segmenter import resolve_models, segment_image
@@ -221,7 +258,7 @@ def evaluate_model(models, cases: Sequence, mapping=None, device: str = "auto", 
     prog = Progress.of(progress, cancel)
     loaded = resolve_models(models if isinstance(models, (list, tuple)) else [models], device)
     names = label_names(loaded[0].card)
-    rows: List[dict] = []
+    rows: list[dict] = []
     for n, case in enumerate(cases):
         sub = prog.sub(n / len(cases), (n + 1) / len(cases))
         ref = reference_for_model(case, names, mapping)
@@ -235,17 +272,25 @@ def evaluate_model(models, cases: Sequence, mapping=None, device: str = "auto", 
     return EvaluationResult(rows, structures, info)
 
 
-def evaluate_label_images(pred: sitk.Image, ref: sitk.Image, names: Mapping[int, str], case: str = "case",
-                          groups: Optional[Mapping[str, Sequence[str]]] = None) -> List[dict]:
+def evaluate_label_images(
+    pred: sitk.Image,
+    ref: sitk.Image,
+    names: Mapping[int, str],
+    case: str = "case",
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> list[dict]:
     """Rows for two label images; the prediction is resampled onto the reference grid if needed."""
     from SegmentationAILib.preprocessing import resample_like
 
     pred = resample_like(pred, ref, sitk.sitkNearestNeighbor, 0)
-    return evaluate_labels(sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(ref), ref.GetSpacing(), names, groups, case)
+    return evaluate_labels(
+        sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(ref), ref.GetSpacing(), names, groups, case
+    )
 
 
-def evaluate_segmentation_nodes(scene, predicted_node, reference_node, add_table: bool = True,
-                                name: Optional[str] = None) -> EvaluationResult:
+def evaluate_segmentation_nodes(
+    scene, predicted_node, reference_node, add_table: bool = True, name: str | None = None
+) -> EvaluationResult:
     """Compare two segmentation nodes segment by segment (matched by name), e.g. a model's output and a
     manual segmentation; the result table is added to ``scene``."""
     from SurgicalAICore.geometry import sitk_from_array
@@ -258,7 +303,9 @@ def evaluate_segmentation_nodes(scene, predicted_node, reference_node, add_table
     pred_by_name = {e["name"]: e["value"] for e in pred_info}
     common = [e for e in ref_info if e["name"] in pred_by_name]
     if not common:
-        raise InputError(f"Segmentations '{predicted_node.GetName()}' and '{reference_node.GetName()}' share no segment name.")
+        raise InputError(
+            f"Segmentations '{predicted_node.GetName()}' and '{reference_node.GetName()}' share no segment name."
+        )
     names = {i: e["name"] for i, e in enumerate(common, start=1)}
     ref_lut = np.zeros(int(ref_arr.max(initial=0)) + 1, np.uint8)
     pred_lut = np.zeros(int(pred_arr.max(initial=0)) + 1, np.uint8)
@@ -268,8 +315,9 @@ def evaluate_segmentation_nodes(scene, predicted_node, reference_node, add_table
     ref_img = sitk_from_array(ref_lut[ref_arr], ref_m)
     pred_img = sitk_from_array(pred_lut[pred_arr], pred_m)
     rows = evaluate_label_images(pred_img, ref_img, names, case=reference_node.GetName())
-    result = EvaluationResult(rows, list(names.values()), {"predicted": predicted_node.GetName(),
-                                                           "reference": reference_node.GetName()})
+    result = EvaluationResult(
+        rows, list(names.values()), {"predicted": predicted_node.GetName(), "reference": reference_node.GetName()}
+    )
     if add_table:
         result.table_node = result.to_table_node(scene, name or f"Evaluation {predicted_node.GetName()}")
     return result

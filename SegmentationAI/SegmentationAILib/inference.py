@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,10 +19,10 @@ from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
 from SegmentationAILib.seg_model import SegmentationModel
 
 
-def flip_sets(axes_ijk: Sequence[int]) -> List[Tuple[int, ...]]:
+def flip_sets(axes_ijk: Sequence[int]) -> list[tuple[int, ...]]:
     """Every combination of flips over the given i/j/k axes (incl. no flip), as tensor dims of [n, c, k, j, i]."""
     dims = sorted({4 - int(a) for a in axes_ijk})  # i -> dim 4, j -> 3, k -> 2
-    out: List[Tuple[int, ...]] = []
+    out: list[tuple[int, ...]] = []
     for r in range(len(dims) + 1):
         out.extend(itertools.combinations(dims, r))
     return out
@@ -31,7 +31,7 @@ def flip_sets(axes_ijk: Sequence[int]) -> List[Tuple[int, ...]]:
 def count_windows(shape_kji: Sequence[int], roi_kji: Sequence[int], overlap: float) -> int:
     """Number of sliding windows MONAI will run (for progress reporting)."""
     n = 1
-    for size, roi in zip(shape_kji, roi_kji):
+    for size, roi in zip(shape_kji, roi_kji, strict=False):
         if size <= roi:
             continue
         interval = max(int(roi * (1 - overlap)), 1)
@@ -39,16 +39,16 @@ def count_windows(shape_kji: Sequence[int], roi_kji: Sequence[int], overlap: flo
     return n
 
 
-def _patch_kji(model: SegmentationModel) -> Tuple[int, int, int]:
+def _patch_kji(model: SegmentationModel) -> tuple[int, int, int]:
     i, j, k = model.card["patch_size"]
     return (int(k), int(j), int(i))
 
 
-def predict_probabilities(models: Union[SegmentationModel, List[SegmentationModel]], image: np.ndarray,
-                          tta: bool = True, progress: "Optional[ProgressCallback | Progress]" = None,
-                          cancel: Optional[CancelToken] = None, overlap: Optional[float] = None,
-                          blend: Optional[str] = None, tta_axes: Optional[Sequence[int]] = None,
-                          notify: Optional[Callable[[str], None]] = None) -> np.ndarray:
+def predict_probabilities(models: SegmentationModel | list[SegmentationModel], image: np.ndarray,
+                          tta: bool = True, progress: ProgressCallback | Progress | None = None,
+                          cancel: CancelToken | None = None, overlap: float | None = None,
+                          blend: str | None = None, tta_axes: Sequence[int] | None = None,
+                          notify: Callable[[str], None] | None = None) -> np.ndarray:
     """Softmax probabilities ``[classes, k, j, i]`` (float32) averaged over models and TTA flips.
 
     ``image`` is the preprocessed network input ``[c, k, j, i]``. Settings not given come from the
@@ -79,13 +79,13 @@ def predict_probabilities(models: Union[SegmentationModel, List[SegmentationMode
     def run(device: torch.device) -> np.ndarray:
         done = [0]
         x = torch.from_numpy(image)[None]
-        acc = torch.zeros((models[0].num_classes,) + tuple(image.shape[1:]), dtype=torch.float32)
+        acc = torch.zeros((models[0].num_classes, *tuple(image.shape[1:])), dtype=torch.float32)
         for model in models:
             network = model.network.to(device)
 
             def predictor(batch: torch.Tensor) -> torch.Tensor:
                 prog.step(min(done[0] / max(total, 1), 1.0), "running the network")
-                out = network(batch)
+                out = network(batch)  # noqa: B023 (used by this iteration's inference only)
                 done[0] += batch.shape[0]
                 return out
 

@@ -8,12 +8,13 @@ Text form (CLI and panel): ``NAME=VALUES`` or ``NAME=SOURCE:VALUES`` with VALUES
 integers, ranges ``1-4`` or segment names, e.g. ``brain=brainmask:1`` and
 ``whole_tumour=OTMultiClass:1-4``.
 """
+
 from __future__ import annotations
 
 import colorsys
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -21,13 +22,13 @@ import SimpleITK as sitk
 from SegmentationAILib.cases import Case
 from SurgicalAICore.errors import InputError
 
-Value = Union[int, str]
+Value = int | str
 _RANGE = re.compile(r"(\d+)\s*-\s*(\d+)")
-MAX_LABEL_VALUE = 2**31 - 1      # label images hold at most 32-bit integers
-MAX_EXPANDED_RANGE = 4096       # wider ranges are matched against the values present, not listed
+MAX_LABEL_VALUE = 2**31 - 1  # label images hold at most 32-bit integers
+MAX_EXPANDED_RANGE = 4096  # wider ranges are matched against the values present, not listed
 
 
-def default_color(index: int) -> List[float]:
+def default_color(index: int) -> list[float]:
     """A distinct colour for class ``index`` (1-based), golden-ratio hues."""
     h = (index * 0.618033988749895) % 1.0
     return [round(c, 3) for c in colorsys.hsv_to_rgb(h, 0.65, 0.95)]
@@ -36,13 +37,13 @@ def default_color(index: int) -> List[float]:
 @dataclass
 class ClassSpec:
     name: str
-    values: List[Value]
-    source: Optional[str] = None
-    color: List[float] = field(default_factory=list)
+    values: list[Value]
+    source: str | None = None
+    color: list[float] = field(default_factory=list)
 
 
-def _parse_values(text: str, where: str) -> List[Value]:
-    values: List[Value] = []
+def _parse_values(text: str, where: str) -> list[Value]:
+    values: list[Value] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
@@ -97,14 +98,14 @@ class LabelMapping:
                 c.color = default_color(i)
 
     @classmethod
-    def parse(cls, texts: Sequence[str]) -> "LabelMapping":
+    def parse(cls, texts: Sequence[str]) -> LabelMapping:
         return cls([parse_class(t) for t in texts])
 
     @classmethod
-    def identity(cls, cases: Sequence[Case], names: Optional[Dict[int, str]] = None) -> "LabelMapping":
+    def identity(cls, cases: Sequence[Case], names: dict[int, str] | None = None) -> LabelMapping:
         """One class per non-zero value found in the cases' first label source (names from the segments
         when the cases come from segmentations)."""
-        found: Dict[int, str] = {}
+        found: dict[int, str] = {}
         for case in cases:
             source = next(iter(case.labels))
             seg_names = case.segment_names.get(source, {})
@@ -116,37 +117,44 @@ class LabelMapping:
             raise InputError("No case has any labelled voxel.")
         if any(c.segment_names for c in cases):
             # segment values differ between cases; names are what they share
-            by_name: Dict[str, None] = {}
+            by_name: dict[str, None] = {}
             for v in sorted(found):
                 by_name.setdefault(found[v])
             return cls([ClassSpec(name=n, values=[n]) for n in by_name])
         return cls([ClassSpec(name=found[v], values=[v]) for v in sorted(found)])
 
     @property
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return [c.name for c in self.classes]
 
-    def card_labels(self) -> List[dict]:
-        return [{"value": i, "name": c.name, "color": [float(x) for x in c.color]} for i, c in enumerate(self.classes, start=1)]
+    def card_labels(self) -> list[dict]:
+        return [
+            {"value": i, "name": c.name, "color": [float(x) for x in c.color]}
+            for i, c in enumerate(self.classes, start=1)
+        ]
 
-    def to_list(self) -> List[dict]:
+    def to_list(self) -> list[dict]:
         return [{"name": c.name, "values": list(c.values), "source": c.source} for c in self.classes]
 
     def _source_key(self, case: Case, spec: ClassSpec) -> str:
         if spec.source is None:
             if len(case.labels) > 1:
-                raise InputError(f"Class '{spec.name}' must name its label source ({', '.join(case.labels)}) "
-                                 f"because case '{case.name}' has several, e.g. {spec.name}={next(iter(case.labels))}:1.")
+                raise InputError(
+                    f"Class '{spec.name}' must name its label source ({', '.join(case.labels)}) "
+                    f"because case '{case.name}' has several, e.g. {spec.name}={next(iter(case.labels))}:1."
+                )
             return next(iter(case.labels))
         if spec.source in case.labels:
             return spec.source
         hits = [k for k in case.labels if spec.source.lower() in k.lower()]
         if len(hits) != 1:
-            raise InputError(f"Class '{spec.name}': label source '{spec.source}' is not one of case "
-                             f"'{case.name}''s sources ({', '.join(case.labels)}).")
+            raise InputError(
+                f"Class '{spec.name}': label source '{spec.source}' is not one of case "
+                f"'{case.name}''s sources ({', '.join(case.labels)})."
+            )
         return hits[0]
 
-    def _values_of(self, case: Case, key: str, spec: ClassSpec) -> List[int]:
+    def _values_of(self, case: Case, key: str, spec: ClassSpec) -> list[int]:
         out = []
         names = case.segment_names.get(key, {})
         for v in spec.values:
@@ -183,8 +191,8 @@ class LabelMapping:
 class MappingReport:
     """Which classes each case holds; ``problems`` are warnings a user should see."""
 
-    present: Dict[str, List[str]]
-    problems: List[str]
+    present: dict[str, list[str]]
+    problems: list[str]
 
 
 def check_mapping(mapping: LabelMapping, cases: Sequence[Case]) -> MappingReport:
@@ -196,21 +204,27 @@ def check_mapping(mapping: LabelMapping, cases: Sequence[Case]) -> MappingReport
     if len(channels) > 1:
         counts = ", ".join(f"{c.name}: {len(c.images)}" for c in cases)
         raise InputError(f"All cases need the same number of image channels ({counts}).")
-    present: Dict[str, List[str]] = {}
+    present: dict[str, list[str]] = {}
     for case in cases:
         classes = mapping.apply(case)
         values = set(int(v) for v in np.unique(classes)) - {0}
         if not values:
-            raise InputError(f"Case '{case.name}' has no labelled voxel after label mapping "
-                             f"(classes {', '.join(mapping.names)}); check its label file or the mapping.")
+            raise InputError(
+                f"Case '{case.name}' has no labelled voxel after label mapping "
+                f"(classes {', '.join(mapping.names)}); check its label file or the mapping."
+            )
         present[case.name] = [mapping.classes[v - 1].name for v in sorted(values)]
     problems = []
     for spec in mapping.classes:
         holders = [n for n, p in present.items() if spec.name in p]
         if not holders:
-            raise InputError(f"Class '{spec.name}' (values {spec.values}) is missing from all {len(cases)} cases; "
-                             f"remove it from the mapping or fix the labels.")
+            raise InputError(
+                f"Class '{spec.name}' (values {spec.values}) is missing from all {len(cases)} cases; "
+                f"remove it from the mapping or fix the labels."
+            )
         if len(holders) < len(cases):
             lacking = [n for n in present if n not in holders]
-            problems.append(f"Class '{spec.name}' is absent in {len(lacking)} of {len(cases)} cases: {', '.join(lacking[:8])}.")
+            problems.append(
+                f"Class '{spec.name}' is absent in {len(lacking)} of {len(cases)} cases: {', '.join(lacking[:8])}."
+            )
     return MappingReport(present=present, problems=problems)

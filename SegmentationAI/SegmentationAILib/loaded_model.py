@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 import torch
 
@@ -13,13 +13,13 @@ import torch
 class SegmentationModel:
     """A loaded segmentation model: its card, the network in eval mode on ``device``, and its folder."""
 
-    card: Dict[str, Any]
+    card: dict[str, Any]
     network: torch.nn.Module
     device: torch.device
-    path: Optional[Path] = None
+    path: Path | None = None
 
     @property
-    def labels(self) -> List[Dict[str, Any]]:
+    def labels(self) -> list[dict[str, Any]]:
         return sorted(self.card["labels"], key=lambda e: e["value"])
 
     @property
@@ -30,7 +30,7 @@ class SegmentationModel:
     def name(self) -> str:
         return str(self.card.get("name", "model"))
 
-    def to(self, device: Union[str, torch.device]) -> "SegmentationModel":
+    def to(self, device: str | torch.device) -> SegmentationModel:
         """The same model moved to another device (the network is shared, not copied)."""
         device = torch.device(device)
         self.network.to(device)

@@ -1,7 +1,7 @@
 """Post-processing of label maps: largest connected component per structure and hole filling."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from scipy import ndimage
@@ -43,7 +43,7 @@ def fill_holes(labels: np.ndarray, values: Iterable[int]) -> np.ndarray:
 
 
 def postprocess(labels: np.ndarray, label_names: Mapping[int, str],
-                largest_component: Union[bool, Iterable[str]] = False, fill: bool = False) -> np.ndarray:
+                largest_component: bool | Iterable[str] = False, fill: bool = False) -> np.ndarray:
     """Apply the model card's post-processing: ``largest_component`` is True (all), False or names."""
     if largest_component is True:
         lcc_values = list(label_names)

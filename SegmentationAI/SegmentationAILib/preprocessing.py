@@ -5,9 +5,11 @@ Images are SimpleITK images (LPS geometry, as read from files); the network inpu
 array ``[c, k, j, i]`` on the model's grid (same origin and direction as the first channel,
 the card's spacing).
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -15,8 +17,16 @@ import SimpleITK as sitk
 from SurgicalAICore.errors import InputError
 
 _NUMERIC_IDS = {
-    sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16, sitk.sitkUInt32, sitk.sitkInt32,
-    sitk.sitkUInt64, sitk.sitkInt64, sitk.sitkFloat32, sitk.sitkFloat64,
+    sitk.sitkUInt8,
+    sitk.sitkInt8,
+    sitk.sitkUInt16,
+    sitk.sitkInt16,
+    sitk.sitkUInt32,
+    sitk.sitkInt32,
+    sitk.sitkUInt64,
+    sitk.sitkInt64,
+    sitk.sitkFloat32,
+    sitk.sitkFloat64,
 }
 
 
@@ -35,8 +45,10 @@ def check_image(image: sitk.Image, what: str = "The input volume") -> None:
     if min(size) < 2:
         raise InputError(f"{what} is a single slice {size}; a 3-D volume with several slices is needed.")
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{what} has {image.GetNumberOfComponentsPerPixel()} components per voxel (colour/vector); "
-                         "a scalar (grey-level) volume is needed.")
+        raise InputError(
+            f"{what} has {image.GetNumberOfComponentsPerPixel()} components per voxel (colour/vector); "
+            "a scalar (grey-level) volume is needed."
+        )
     if image.GetPixelID() not in _NUMERIC_IDS:
         raise InputError(f"{what} has non-numeric voxels ({image.GetPixelIDTypeAsString()}).")
     spacing = np.array(image.GetSpacing(), float)
@@ -56,12 +68,15 @@ def check_4d_array(array: np.ndarray, what: str = "The input volume") -> None:
     """Arrays of nodes may be 4-D (vector/RGB volumes): name that clearly."""
     if array.ndim == 4:
         if array.shape[3] in (3, 4):
-            raise InputError(f"{what} is an RGB/colour volume ({array.shape[3]} components); a grey-level CT/MR is needed.")
+            raise InputError(
+                f"{what} is an RGB/colour volume ({array.shape[3]} components); a grey-level CT/MR is needed."
+            )
         raise InputError(f"{what} has {array.shape[3]} components per voxel (4-D); give one 3-D scalar volume.")
 
 
-def resample_to_spacing(image: sitk.Image, spacing: Sequence[float], interpolator=sitk.sitkLinear,
-                        default_value: float = 0.0) -> sitk.Image:
+def resample_to_spacing(
+    image: sitk.Image, spacing: Sequence[float], interpolator=sitk.sitkLinear, default_value: float = 0.0
+) -> sitk.Image:
     """``image`` on a grid with the same origin and direction, covering the same extent, at ``spacing``."""
     old_spacing = np.array(image.GetSpacing(), float)
     new_spacing = np.array(spacing, float)
@@ -72,21 +87,35 @@ def resample_to_spacing(image: sitk.Image, spacing: Sequence[float], interpolato
     new_size = np.maximum(np.round(old_size * old_spacing / new_spacing), 1)
     from SurgicalAICore.validation import check_allocation
 
-    check_allocation(new_size, 4 * max(1, image.GetNumberOfComponentsPerPixel()),
-                     f"volume resampled to {tuple(float(s) for s in new_spacing)} mm")
+    check_allocation(
+        new_size,
+        4 * max(1, image.GetNumberOfComponentsPerPixel()),
+        f"volume resampled to {tuple(float(s) for s in new_spacing)} mm",
+    )
     new_size = new_size.astype(int)
-    return sitk.Resample(image, [int(s) for s in new_size], sitk.Transform(), interpolator, image.GetOrigin(),
-                         [float(s) for s in new_spacing], image.GetDirection(), float(default_value),
-                         image.GetPixelID())
+    return sitk.Resample(
+        image,
+        [int(s) for s in new_size],
+        sitk.Transform(),
+        interpolator,
+        image.GetOrigin(),
+        [float(s) for s in new_spacing],
+        image.GetDirection(),
+        float(default_value),
+        image.GetPixelID(),
+    )
 
 
-def resample_like(image: sitk.Image, reference: sitk.Image, interpolator=sitk.sitkNearestNeighbor,
-                  default_value: float = 0.0) -> sitk.Image:
+def resample_like(
+    image: sitk.Image, reference: sitk.Image, interpolator=sitk.sitkNearestNeighbor, default_value: float = 0.0
+) -> sitk.Image:
     """``image`` resampled onto ``reference``'s grid (labels: nearest neighbour)."""
-    if (image.GetSize() == reference.GetSize()
-            and np.allclose(image.GetSpacing(), reference.GetSpacing(), rtol=1e-6)
-            and np.allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-4)
-            and np.allclose(image.GetDirection(), reference.GetDirection(), atol=1e-6)):
+    if (
+        image.GetSize() == reference.GetSize()
+        and np.allclose(image.GetSpacing(), reference.GetSpacing(), rtol=1e-6)
+        and np.allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-4)
+        and np.allclose(image.GetDirection(), reference.GetDirection(), atol=1e-6)
+    ):
         out = sitk.Image(image)
         out.CopyInformation(reference)
         return out
@@ -128,7 +157,7 @@ def normalize(array: np.ndarray, norm: Mapping[str, Any]) -> np.ndarray:
     return array.copy()
 
 
-def resolve_options(card: Mapping[str, Any], options: Mapping[str, Any]) -> Dict[str, Any]:
+def resolve_options(card: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """Card defaults (preprocessing/postprocessing/inference) overridden by non-None ``options``."""
     pre = dict(card.get("preprocessing", {}))
     inf = dict(card.get("inference", {}))
@@ -149,13 +178,15 @@ def resolve_options(card: Mapping[str, Any], options: Mapping[str, Any]) -> Dict
     return resolved
 
 
-def prepare_input(channels: List[sitk.Image], card: Mapping[str, Any], clahe: bool = False,
-                  denoise: bool = False) -> Tuple[np.ndarray, sitk.Image]:
+def prepare_input(
+    channels: list[sitk.Image], card: Mapping[str, Any], clahe: bool = False, denoise: bool = False
+) -> tuple[np.ndarray, sitk.Image]:
     """(network input ``[c, k, j, i]`` float32, the model-grid reference image) from input channels."""
     expected = len(card["channels"])
     if len(channels) != expected:
-        raise InputError(f"The model expects {expected} input channel(s) ({', '.join(card['channels'])}), "
-                         f"got {len(channels)}.")
+        raise InputError(
+            f"The model expects {expected} input channel(s) ({', '.join(card['channels'])}), got {len(channels)}."
+        )
     for n, image in enumerate(channels):
         check_image(image, "The input volume" if expected == 1 else f"Input channel '{card['channels'][n]}'")
     if card.get("orientation"):  # models trained on reoriented arrays (MONAI bundles' Orientationd)
@@ -163,12 +194,14 @@ def prepare_input(channels: List[sitk.Image], card: Mapping[str, Any], clahe: bo
     first = sitk.Cast(channels[0], sitk.sitkFloat32)
     grid = resample_to_spacing(first, card["spacing"], sitk.sitkLinear, default_value=_background(first))
     arrays = []
-    for n, (image, norm) in enumerate(zip(channels, card["normalization"])):
+    for n, (image, norm) in enumerate(zip(channels, card["normalization"], strict=False)):
         image = sitk.Cast(image, sitk.sitkFloat32)
         if n == 0:
             resampled = grid
         else:
-            resampled = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear, _background(image), sitk.sitkFloat32)
+            resampled = sitk.Resample(
+                image, grid, sitk.Transform(), sitk.sitkLinear, _background(image), sitk.sitkFloat32
+            )
         if denoise:
             resampled = apply_denoise(resampled)
         if clahe:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -15,7 +14,7 @@ import SimpleITK as sitk
 from SurgicalAICore.resources import sample_data_dir
 
 # (name, colour RGB 0..1, TotalSegmentator class names merged into it)
-DEFAULT_STRUCTURES: List[Tuple[str, Tuple[float, float, float], Tuple[str, ...]]] = [
+DEFAULT_STRUCTURES: list[tuple[str, tuple[float, float, float], tuple[str, ...]]] = [
     ("liver", (0.87, 0.51, 0.40), ("liver",)),
     ("spleen", (0.62, 0.22, 0.42), ("spleen",)),
     ("kidney_left", (0.72, 0.31, 0.21), ("kidney_left",)),
@@ -38,7 +37,7 @@ def sample_reference_path() -> Path:
     return sample_folder() / "example_seg_fast_force_split.nii.gz"
 
 
-def default_labels() -> List[Dict]:
+def default_labels() -> list[dict]:
     """Card ``labels`` of the default model."""
     return [{"value": n + 1, "name": name, "color": [float(c) for c in colour]}
             for n, (name, colour, _) in enumerate(DEFAULT_STRUCTURES)]

@@ -5,7 +5,8 @@ updated) only once the whole result exists, so on an error or cancel the scene i
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import SimpleITK as sitk
@@ -50,10 +51,10 @@ def statistics_table_of(segmentation_node):
 
 
 def segment_volume_node(scene, volume_node, model: ModelsArg = None,
-                        options: "Union[None, SegmentationOptions, Mapping[str, Any]]" = None,
-                        progress: "Optional[ProgressCallback | Progress]" = None,
-                        cancel: Optional[CancelToken] = None, output_node=None, name: Optional[str] = None,
-                        notify: Optional[Callable[[str], None]] = None):
+                        options: None | SegmentationOptions | Mapping[str, Any] = None,
+                        progress: ProgressCallback | Progress | None = None,
+                        cancel: CancelToken | None = None, output_node=None, name: str | None = None,
+                        notify: Callable[[str], None] | None = None):
     """Segment ``volume_node`` and return the segmentation node (new, unless ``output_node`` is given).
 
     The node has the model's segment names and colours, a closed-surface representation, the
@@ -82,7 +83,7 @@ def read_input(volume_node, output_node=None) -> sitk.Image:
 
 
 def compute_segmentation(image: sitk.Image, models, opts: SegmentationOptions, prog: Progress, name: str,
-                         notify: Optional[Callable[[str], None]] = None):
+                         notify: Callable[[str], None] | None = None):
     """The work, on any thread: no scene is touched. Returns an off-scene segmentation node (with its
     3-D surfaces) and the statistics rows."""
     from SurgicalAICore.geometry import array_from_sitk

@@ -5,18 +5,25 @@ A segmentation model is a model folder (see :mod:`model_folder`) whose ``model.j
 output channel 0 is background and channel ``v`` is the label with ``value == v``, so a model
 always has ``len(labels) + 1`` outputs. TorchScript folders load too (no architecture needed).
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 
 from SurgicalAICore.errors import InputError, ModelError
-from SurgicalAICore.model_folder import (CardSchema, ModelFolder, load_weights, read_model_folder, validate_card,
-                           write_model_folder)
+from SurgicalAICore.model_folder import (
+    CardSchema,
+    ModelFolder,
+    load_weights,
+    read_model_folder,
+    validate_card,
+    write_model_folder,
+)
 from SurgicalAICore.terminology import check_terminology
 from SegmentationAILib.loaded_model import SegmentationModel
 
@@ -25,8 +32,13 @@ DEFAULT_MODEL_NAME = "abdomen-ct-unet"
 SEG_SCHEMA = CardSchema(
     task="segmentation",
     required={
-        "modality": str, "channels": list, "labels": list, "spacing": list, "patch_size": list,
-        "normalization": list, "architecture": dict,
+        "modality": str,
+        "channels": list,
+        "labels": list,
+        "spacing": list,
+        "patch_size": list,
+        "normalization": list,
+        "architecture": dict,
     },
     optional={"preprocessing": dict, "postprocessing": dict, "inference": dict},
 )
@@ -46,15 +58,22 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _check_labels(labels: List[Any], where: Any) -> None:
+def _check_labels(labels: list[Any], where: Any) -> None:
     if not labels:
         raise _bad(where, "'labels' is empty; a segmentation model needs at least one structure.")
     values = []
     for entry in labels:
         if not isinstance(entry, dict) or not {"value", "name", "color"} <= set(entry) <= {
-                "value", "name", "color", "terminology"}:
-            raise _bad(where, "each label must be {\"value\": int, \"name\": str, \"color\": [r, g, b]} "
-                              "(optionally \"terminology\").")
+            "value",
+            "name",
+            "color",
+            "terminology",
+        }:
+            raise _bad(
+                where,
+                "each label must be {\"value\": int, \"name\": str, \"color\": [r, g, b]} "
+                "(optionally \"terminology\").",
+            )
         if "terminology" in entry:
             check_terminology(entry["terminology"], where)
         value, name, color = entry["value"], entry["name"], entry["color"]
@@ -62,8 +81,7 @@ def _check_labels(labels: List[Any], where: Any) -> None:
             raise _bad(where, f"label value {value!r} must be an integer >= 1 (0 is background).")
         if not isinstance(name, str) or not name.strip():
             raise _bad(where, f"label {value} has no name.")
-        if (not isinstance(color, list) or len(color) != 3
-                or not all(_is_number(c) and 0.0 <= c <= 1.0 for c in color)):
+        if not isinstance(color, list) or len(color) != 3 or not all(_is_number(c) and 0.0 <= c <= 1.0 for c in color):
             raise _bad(where, f"label '{name}' colour {color!r} must be three numbers in 0..1.")
         values.append(value)
     if sorted(values) != list(range(1, len(values) + 1)):
@@ -87,7 +105,9 @@ def _check_normalization(card: Mapping[str, Any], where: Any) -> None:
             if set(norm) != {"type", "clip", "mean", "std"}:
                 raise _bad(where, "CT normalization needs exactly type, clip, mean, std.")
             clip = norm["clip"]
-            if not (isinstance(clip, list) and len(clip) == 2 and all(_is_number(c) for c in clip) and clip[0] < clip[1]):
+            if not (
+                isinstance(clip, list) and len(clip) == 2 and all(_is_number(c) for c in clip) and clip[0] < clip[1]
+            ):
                 raise _bad(where, f"CT clip {clip!r} must be [low, high] with low < high.")
             if not (_is_number(norm["mean"]) and _is_number(norm["std"]) and norm["std"] > 0):
                 raise _bad(where, "CT normalization mean must be a number and std a positive number.")
@@ -99,8 +119,9 @@ def _check_geometry(card: Mapping[str, Any], where: Any) -> None:
     spacing, patch = card["spacing"], card["patch_size"]
     if len(spacing) != 3 or not all(_is_number(s) and s > 0 for s in spacing):
         raise _bad(where, f"'spacing' {spacing!r} must be three positive numbers (mm).")
-    if (len(patch) != 3 or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 and p % 16 == 0
-                                   for p in patch)):
+    if len(patch) != 3 or not all(
+        isinstance(p, int) and not isinstance(p, bool) and p > 0 and p % 16 == 0 for p in patch
+    ):
         raise _bad(where, f"'patch_size' {patch!r} must be three positive multiples of 16.")
     if card["modality"] not in ("CT", "MR"):
         raise _bad(where, f"'modality' {card['modality']!r} must be 'CT' or 'MR'.")
@@ -144,8 +165,11 @@ def _check_architecture(card: Mapping[str, Any], where: Any) -> None:
     arch = card["architecture"]
     missing = {"name", "channels", "strides"} - set(arch)
     if missing or set(arch) - _ARCH_KEYS:
-        raise _bad(where, f"architecture needs name, channels, strides (optional spatial_dims, num_res_units, "
-                          f"norm, dropout); got {sorted(arch)}.")
+        raise _bad(
+            where,
+            f"architecture needs name, channels, strides (optional spatial_dims, num_res_units, "
+            f"norm, dropout); got {sorted(arch)}.",
+        )
     if arch["name"] != "UNet":
         raise _bad(where, f"architecture '{arch['name']}' is not supported (only MONAI 'UNet').")
     if arch.get("spatial_dims", 3) != 3:
@@ -153,10 +177,14 @@ def _check_architecture(card: Mapping[str, Any], where: Any) -> None:
     if arch.get("norm", "instance") not in ("instance", "batch"):
         raise _bad(where, "architecture norm must be 'instance' or 'batch'.")
     channels, strides = arch["channels"], arch["strides"]
-    if (not isinstance(channels, list) or not isinstance(strides, list) or len(channels) < 2
-            or len(strides) != len(channels) - 1
-            or not all(isinstance(c, int) and c > 0 for c in channels)
-            or not all(isinstance(s, int) and s in (1, 2) for s in strides)):
+    if (
+        not isinstance(channels, list)
+        or not isinstance(strides, list)
+        or len(channels) < 2
+        or len(strides) != len(channels) - 1
+        or not all(isinstance(c, int) and c > 0 for c in channels)
+        or not all(isinstance(s, int) and s in (1, 2) for s in strides)
+    ):
         raise _bad(where, "architecture channels must be >= 2 positive ints and strides one fewer, each 1 or 2.")
     down = 2 ** sum(1 for s in strides if s == 2)
     if any(p % down for p in card["patch_size"]):
@@ -193,15 +221,13 @@ def build_network(card: Mapping[str, Any]) -> torch.nn.Module:
     )
 
 
-
-
 def default_model_path() -> Path:
     from SurgicalAICore.resources import models_dir
 
     return models_dir() / DEFAULT_MODEL_NAME
 
 
-def _final_output_count(state: Mapping[str, torch.Tensor]) -> Optional[int]:
+def _final_output_count(state: Mapping[str, torch.Tensor]) -> int | None:
     """Output channels of the last layer of a MONAI UNet state dict (its last bias), if there is one."""
     for key in reversed(list(state)):
         if key.endswith("bias") and state[key].ndim == 1:
@@ -217,14 +243,17 @@ def _check_outputs(network: torch.nn.Module, card: Mapping[str, Any], folder: Pa
         try:
             out = network(x)
         except Exception as error:
-            raise ModelError(f"Model in {folder} cannot run on a {len(card['channels'])}-channel input: "
-                             f"{str(error).splitlines()[0]}") from None
+            raise ModelError(
+                f"Model in {folder} cannot run on a {len(card['channels'])}-channel input: {str(error).splitlines()[0]}"
+            ) from None
     if out.ndim != 5 or out.shape[1] != len(card["labels"]) + 1:
-        raise ModelError(f"Model in {folder} gives {out.shape[1] if out.ndim > 1 else '?'} output channels but its card "
-                         f"lists {len(card['labels'])} labels (wrong label count; expected {len(card['labels']) + 1}).")
+        raise ModelError(
+            f"Model in {folder} gives {out.shape[1] if out.ndim > 1 else '?'} output channels but its card "
+            f"lists {len(card['labels'])} labels (wrong label count; expected {len(card['labels']) + 1})."
+        )
 
 
-def load_segmentation_model(path: Union[str, Path, None] = None, device: Union[str, torch.device] = "auto") -> SegmentationModel:
+def load_segmentation_model(path: str | Path | None = None, device: str | torch.device = "auto") -> SegmentationModel:
     """Load and check a segmentation model folder (``None``: the bundled default model)."""
     from SurgicalAICore.device import select_device
     from SegmentationAILib.formats.loaders import find_loader
@@ -247,8 +276,10 @@ def load_segmentation_model(path: Union[str, Path, None] = None, device: Union[s
         expected = len(model.card["labels"]) + 1
         found = _final_output_count(weights)
         if found is not None and found != expected:
-            raise ModelError(f"Model weights in {folder} have {found} output channels but the card lists "
-                             f"{len(model.card['labels'])} labels (wrong label count; expected {expected}).")
+            raise ModelError(
+                f"Model weights in {folder} have {found} output channels but the card lists "
+                f"{len(model.card['labels'])} labels (wrong label count; expected {expected})."
+            )
         network = build_network(model.card)
         try:
             network.load_state_dict(weights, strict=True)
@@ -259,8 +290,9 @@ def load_segmentation_model(path: Union[str, Path, None] = None, device: Union[s
     return SegmentationModel(dict(model.card), network, dev, folder)
 
 
-def save_segmentation_model(path: Union[str, Path], network: torch.nn.Module, card: Dict[str, Any],
-                            overwrite: bool = False) -> ModelFolder:
+def save_segmentation_model(
+    path: str | Path, network: torch.nn.Module, card: dict[str, Any], overwrite: bool = False
+) -> ModelFolder:
     """Write ``network`` (state dict, or TorchScript if scripted) with its card as a model folder."""
     card = dict(card)
     card.setdefault("task", "segmentation")
@@ -273,19 +305,21 @@ def save_segmentation_model(path: Union[str, Path], network: torch.nn.Module, ca
     if not scripted:
         found = _final_output_count(network.state_dict())
         if found is not None and found != expected:
-            raise InputError(f"The network has {found} outputs but the card lists {len(card['labels'])} labels "
-                             f"(expected {expected} outputs).")
+            raise InputError(
+                f"The network has {found} outputs but the card lists {len(card['labels'])} labels "
+                f"(expected {expected} outputs)."
+            )
     weights = network if scripted else network.state_dict()
     return write_model_folder(path, card, weights, SEG_SCHEMA, overwrite=overwrite)
 
 
-def label_names(model: Union[SegmentationModel, Mapping[str, Any]]) -> Dict[int, str]:
+def label_names(model: SegmentationModel | Mapping[str, Any]) -> dict[int, str]:
     """{value: name} of a model or card."""
     card = model.card if isinstance(model, SegmentationModel) else model
     return {int(e["value"]): str(e["name"]) for e in card["labels"]}
 
 
-def model_summary(path: Union[str, Path, None] = None) -> str:
+def model_summary(path: str | Path | None = None) -> str:
     """One line about a model folder for the panel (never raises: problems are described instead)."""
     folder = Path(path) if path else default_model_path()
     if path is not None and not str(path).strip():
@@ -304,4 +338,4 @@ def model_summary(path: Union[str, Path, None] = None) -> str:
     names = ", ".join(e["name"] for e in sorted(card["labels"], key=lambda e: e["value"]))
     dice = card.get("metrics", {}).get("mean_dice_on_training_case")
     extra = f"; mean Dice on its training case {dice:.2f}" if isinstance(dice, (int, float)) else ""
-    return (f"{card['name']} {card['version']} ({card['modality']}, {card['spacing'][0]:g} mm): {names}{extra}.")
+    return f"{card['name']} {card['version']} ({card['modality']}, {card['spacing'][0]:g} mm): {names}{extra}."

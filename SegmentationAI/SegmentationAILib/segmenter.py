@@ -3,11 +3,13 @@
 ``segment_image`` is the one path used by the CLI, the scene (``segment_volume_node``), the demo
 and the evaluation of trained models.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,7 +21,7 @@ from SegmentationAILib.preprocessing import prepare_input, resample_like, resolv
 from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
 from SegmentationAILib.seg_model import SegmentationModel, label_names, load_segmentation_model
 
-ModelsArg = Union[None, str, Path, SegmentationModel, Sequence[Union[str, Path, SegmentationModel]]]
+ModelsArg = str | Path | SegmentationModel | Sequence[str | Path | SegmentationModel] | None
 
 
 @dataclass
@@ -27,15 +29,15 @@ class SegmentationOptions:
     """User choices; ``None`` means "as the model card says"."""
 
     device: str = "auto"
-    tta: Optional[bool] = None
-    clahe: Optional[bool] = None
-    denoise: Optional[bool] = None
-    overlap: Optional[float] = None
-    largest_component: Optional[Union[bool, List[str]]] = None
-    fill_holes: Optional[bool] = None
+    tta: bool | None = None
+    clahe: bool | None = None
+    denoise: bool | None = None
+    overlap: float | None = None
+    largest_component: bool | list[str] | None = None
+    fill_holes: bool | None = None
 
     @staticmethod
-    def of(options: "Union[None, SegmentationOptions, Mapping[str, Any]]") -> "SegmentationOptions":
+    def of(options: None | SegmentationOptions | Mapping[str, Any]) -> SegmentationOptions:
         if options is None:
             return SegmentationOptions()
         if isinstance(options, SegmentationOptions):
@@ -43,11 +45,13 @@ class SegmentationOptions:
         known = set(SegmentationOptions.__dataclass_fields__)
         unknown = sorted(set(options) - known)
         if unknown:
-            raise InputError(f"Unknown segmentation option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))}).")
+            raise InputError(
+                f"Unknown segmentation option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})."
+            )
         return SegmentationOptions(**dict(options))
 
 
-def resolve_models(models: ModelsArg, device: str = "auto") -> List[SegmentationModel]:
+def resolve_models(models: ModelsArg, device: str = "auto") -> list[SegmentationModel]:
     """Loaded models from ``None`` (bundled default), a folder, a model, or a list of those."""
     if models is None or isinstance(models, (str, Path, SegmentationModel)):
         models = [models]
@@ -61,10 +65,14 @@ def resolve_models(models: ModelsArg, device: str = "auto") -> List[Segmentation
     return loaded
 
 
-def segment_image(image: Union[sitk.Image, List[sitk.Image]], models: ModelsArg = None,
-                  options: "Union[None, SegmentationOptions, Mapping[str, Any]]" = None,
-                  progress: "Optional[ProgressCallback | Progress]" = None, cancel: Optional[CancelToken] = None,
-                  notify: Optional[Callable[[str], None]] = None) -> sitk.Image:
+def segment_image(
+    image: sitk.Image | list[sitk.Image],
+    models: ModelsArg = None,
+    options: None | SegmentationOptions | Mapping[str, Any] = None,
+    progress: ProgressCallback | Progress | None = None,
+    cancel: CancelToken | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> sitk.Image:
     """Label map (UInt8 SimpleITK image on the input grid; 0 background, values as the card's labels)."""
     opts = SegmentationOptions.of(options)
     prog = Progress.of(progress, cancel)
@@ -77,9 +85,16 @@ def segment_image(image: Union[sitk.Image, List[sitk.Image]], models: ModelsArg 
     settings = resolve_options(card, {k: v for k, v in asdict(opts).items() if k != "device"})
     prog.step(0.05, "preprocessing")
     array, grid = prepare_input(channels, card, clahe=settings["clahe"], denoise=settings["denoise"])
-    probs = predict_probabilities(loaded, array, tta=settings["tta"], progress=prog.sub(0.1, 0.9),
-                                  overlap=settings["overlap"], blend=settings["blend"],
-                                  tta_axes=settings["tta_axes"], notify=notify)
+    probs = predict_probabilities(
+        loaded,
+        array,
+        tta=settings["tta"],
+        progress=prog.sub(0.1, 0.9),
+        overlap=settings["overlap"],
+        blend=settings["blend"],
+        tta_axes=settings["tta_axes"],
+        notify=notify,
+    )
     prog.step(0.9, "post-processing")
     labels = labels_from_probabilities(probs)
     del probs
@@ -92,8 +107,9 @@ def segment_image(image: Union[sitk.Image, List[sitk.Image]], models: ModelsArg 
     return out
 
 
-def segment_file(path: Union[str, Path], models: ModelsArg = None, options=None, progress=None, cancel=None,
-                 notify=None) -> sitk.Image:
+def segment_file(
+    path: str | Path, models: ModelsArg = None, options=None, progress=None, cancel=None, notify=None
+) -> sitk.Image:
     """Segment an image file or DICOM series folder."""
     from SurgicalAICore.image_io import read_image
 

@@ -5,7 +5,7 @@ import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -16,8 +16,8 @@ from SurgicalAICore.atomic import publish
 COLUMNS = ("value", "name", "voxels", "volume_ml")
 
 
-def label_statistics(labels: Union[sitk.Image, np.ndarray], names: Mapping[int, str],
-                     voxel_ml: float = None) -> List[Dict]:
+def label_statistics(labels: sitk.Image | np.ndarray, names: Mapping[int, str],
+                     voxel_ml: float | None = None) -> list[dict]:
     """One row per label in ``names``: value, name, voxel count and volume in mL (0 when absent)."""
     if isinstance(labels, sitk.Image):
         voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
@@ -31,7 +31,7 @@ def label_statistics(labels: Union[sitk.Image, np.ndarray], names: Mapping[int, 
             for v, n in sorted(names.items())]
 
 
-def dice_scores(labels: np.ndarray, reference: np.ndarray, values: Sequence[int]) -> Dict[int, float]:
+def dice_scores(labels: np.ndarray, reference: np.ndarray, values: Sequence[int]) -> dict[int, float]:
     """Dice per label value (NaN when the label is absent from both)."""
     labels, reference = np.asarray(labels), np.asarray(reference)
     if labels.shape != reference.shape:
@@ -44,7 +44,7 @@ def dice_scores(labels: np.ndarray, reference: np.ndarray, values: Sequence[int]
     return out
 
 
-def write_statistics_csv(rows: List[Dict], path: Union[str, Path]) -> Path:
+def write_statistics_csv(rows: list[dict], path: str | Path) -> Path:
     """Write the rows as CSV atomically (a temporary file renamed into place)."""
     path = Path(path)
     if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
@@ -64,7 +64,7 @@ def write_statistics_csv(rows: List[Dict], path: Union[str, Path]) -> Path:
     return path
 
 
-def statistics_table_node(rows: List[Dict], name: str = "Segment statistics"):
+def statistics_table_node(rows: list[dict], name: str = "Segment statistics"):
     """A table node (not yet in a scene) with one row per segment: value, name, voxels, volume (mL)."""
     import slicer  # MRML node classes only
     import vtk
@@ -73,7 +73,7 @@ def statistics_table_node(rows: List[Dict], name: str = "Segment statistics"):
     table.SetName(name)
     columns = [vtk.vtkIntArray(), vtk.vtkStringArray(), vtk.vtkIntArray(), vtk.vtkDoubleArray()]
     titles = ["Label value", "Segment", "Voxel count", "Volume [mL]"]
-    for array, title in zip(columns, titles):
+    for array, title in zip(columns, titles, strict=False):
         array.SetName(title)
         array.SetNumberOfValues(len(rows))
     for r, row in enumerate(rows):
@@ -88,7 +88,7 @@ def statistics_table_node(rows: List[Dict], name: str = "Segment statistics"):
     return table
 
 
-def rows_from_table_node(table) -> List[Dict]:
+def rows_from_table_node(table) -> list[dict]:
     """Rows of a table made by :func:`statistics_table_node` (for checks and export)."""
     vtable = table.GetTable()
     return [{"value": int(vtable.GetValue(r, 0).ToInt()), "name": vtable.GetValue(r, 1).ToString(),

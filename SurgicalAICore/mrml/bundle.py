@@ -11,14 +11,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
 
 import vtk
 
 from SurgicalAICore.errors import InputError
 
 
-def save_scene_bundle(scene, path: Union[str, Path]) -> Path:
+def save_scene_bundle(scene, path: str | Path) -> Path:
     """Write ``scene`` to ``path`` (``.mrb``) atomically; returns the path.
 
     Storable nodes without a storage node get a default one (the scene's writer needs it); no
@@ -73,7 +72,7 @@ def _ensure_storage_nodes(scene) -> None:
             node.AddDefaultStorageNode()
 
 
-def load_scene_bundle(path: Union[str, Path], scene=None):
+def load_scene_bundle(path: str | Path, scene=None):
     """Load a ``.mrb`` into ``scene`` (a new one if None) and return the scene."""
     path = Path(path)
     if not path.is_file():

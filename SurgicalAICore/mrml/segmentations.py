@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import numpy as np
 import vtk
@@ -44,7 +44,7 @@ def segment_id_for(name: str) -> str:
     return name
 
 
-def _check_labels(labels: Sequence[Dict]) -> None:
+def _check_labels(labels: Sequence[dict]) -> None:
     values = [int(e["value"]) for e in labels]
     if any(v < 1 or v > 65535 for v in values) or len(set(values)) != len(values):
         raise InputError("Label values must be unique integers in 1..65535.")
@@ -53,7 +53,7 @@ def _check_labels(labels: Sequence[Dict]) -> None:
         raise InputError("Segment names must be unique.")
 
 
-def new_segmentation_node(label_array: np.ndarray, ijk_to_ras: np.ndarray, labels: Sequence[Dict],
+def new_segmentation_node(label_array: np.ndarray, ijk_to_ras: np.ndarray, labels: Sequence[dict],
                           name: str = "Segmentation", closed_surface: bool = True,
                           reference_volume=None):
     """A segmentation node NOT yet in a scene, with one segment per entry of ``labels``.
@@ -115,7 +115,7 @@ def add_segmentation_to_scene(scene, node, reference_volume=None):
     return node
 
 
-def labels_from_segmentation(node) -> Tuple[np.ndarray, np.ndarray, List[Dict]]:
+def labels_from_segmentation(node) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """(label array [k, j, i], IJK->RAS, label list) of a segmentation node's binary labelmaps.
 
     Segments keep their label value when they share one labelmap (as ours do); otherwise they
@@ -146,9 +146,9 @@ def labels_from_segmentation(node) -> Tuple[np.ndarray, np.ndarray, List[Dict]]:
     if any(s <= 0 for s in shape):
         raise InputError(f"Segmentation '{node.GetName()}' is empty.")
     labels = np.zeros(shape, np.uint16)
-    infos: List[Dict] = []
+    infos: list[dict] = []
     used = set()
-    for n, (sid, image) in enumerate(zip(ids, images)):
+    for n, (sid, image) in enumerate(zip(ids, images, strict=False)):
         segment = segmentation.GetSegment(sid)
         value = int(segment.GetLabelValue()) or n + 1
         if value in used:
@@ -167,7 +167,8 @@ def labels_from_segmentation(node) -> Tuple[np.ndarray, np.ndarray, List[Dict]]:
         ext = image.GetExtent()
         arr = array_from_image_data(image)
         mask = arr == segment.GetLabelValue()
-        sl = tuple(slice(e0 - l, e0 - l + s) for e0, l, s in zip(ext[0::2][::-1], lo[::-1], arr.shape))
+        starts = zip(ext[0::2][::-1], lo[::-1], arr.shape, strict=False)
+        sl = tuple(slice(e0 - low, e0 - low + s) for e0, low, s in starts)
         labels[sl][mask] = value
     origin_shift = ijk_to_ras @ np.array([lo[0], lo[1], lo[2], 1.0])
     ijk_to_ras = ijk_to_ras.copy()
@@ -190,7 +191,7 @@ def _atomic_target(path: Path, suffix: str) -> Path:
     return Path(tmp)
 
 
-def export_seg_nrrd(node, path: Union[str, Path]) -> Path:
+def export_seg_nrrd(node, path: str | Path) -> Path:
     """Write a segmentation node as Slicer ``.seg.nrrd`` (segment names, colours, label values kept)."""
     import slicer
 
@@ -211,7 +212,7 @@ def export_seg_nrrd(node, path: Union[str, Path]) -> Path:
     return path
 
 
-def read_seg_nrrd(path: Union[str, Path]):
+def read_seg_nrrd(path: str | Path):
     """A segmentation node (not in a scene) read from a ``.seg.nrrd`` file."""
     import slicer
 
@@ -237,7 +238,7 @@ def read_seg_nrrd(path: Union[str, Path]):
     return node
 
 
-def segment_names(node) -> Dict[str, str]:
+def segment_names(node) -> dict[str, str]:
     """{segment id: name} of a segmentation node."""
     seg = node.GetSegmentation()
     return {seg.GetNthSegmentID(n): seg.GetNthSegment(n).GetName() for n in range(seg.GetNumberOfSegments())}

@@ -1,7 +1,7 @@
 """Volume node <-> numpy array + geometry, and SimpleITK image <-> volume node, on a given MRML scene."""
+
 from __future__ import annotations
 
-from typing import Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -20,7 +20,9 @@ def image_data_from_array(array: np.ndarray) -> vtk.vtkImageData:
     components = 1 if array.ndim == 3 else array.shape[3]
     image = vtk.vtkImageData()
     image.SetDimensions(array.shape[2], array.shape[1], array.shape[0])
-    flat = np.ascontiguousarray(array).reshape(-1, components) if components > 1 else np.ascontiguousarray(array).ravel()
+    flat = (
+        np.ascontiguousarray(array).reshape(-1, components) if components > 1 else np.ascontiguousarray(array).ravel()
+    )
     scalars = numpy_support.numpy_to_vtk(flat, deep=True)
     scalars.SetName("ImageScalars")
     image.GetPointData().SetScalars(scalars)
@@ -33,7 +35,9 @@ def array_from_image_data(image: vtk.vtkImageData) -> np.ndarray:
     if scalars is None:
         raise InputError("The volume has no voxel data.")
     flat = numpy_support.vtk_to_numpy(scalars)
-    shape = (dims[2], dims[1], dims[0]) + ((scalars.GetNumberOfComponents(),) if scalars.GetNumberOfComponents() > 1 else ())
+    shape = (dims[2], dims[1], dims[0]) + (
+        (scalars.GetNumberOfComponents(),) if scalars.GetNumberOfComponents() > 1 else ()
+    )
     return flat.reshape(shape).copy()
 
 
@@ -48,8 +52,14 @@ def volume_ijk_to_ras(node) -> np.ndarray:
     return numpy_from_vtk_matrix(m)
 
 
-def add_volume_node(scene, array: np.ndarray, ijk_to_ras: np.ndarray, name: str = "Volume",
-                    labelmap: bool = False, create_display: bool = True):
+def add_volume_node(
+    scene,
+    array: np.ndarray,
+    ijk_to_ras: np.ndarray,
+    name: str = "Volume",
+    labelmap: bool = False,
+    create_display: bool = True,
+):
     """Add a scalar, label map or (for [k, j, i, c] arrays) vector volume node to ``scene``."""
     import slicer  # MRML node classes only (slicer-core); never the app
 
@@ -70,14 +80,14 @@ def add_volume_node(scene, array: np.ndarray, ijk_to_ras: np.ndarray, name: str 
     return node
 
 
-def update_volume_node(node, array: np.ndarray, ijk_to_ras: Optional[np.ndarray] = None) -> None:
+def update_volume_node(node, array: np.ndarray, ijk_to_ras: np.ndarray | None = None) -> None:
     node.SetAndObserveImageData(image_data_from_array(np.asarray(array)))
     if ijk_to_ras is not None:
         set_volume_geometry(node, ijk_to_ras)
     node.Modified()
 
 
-def array_and_geometry(node) -> Tuple[np.ndarray, np.ndarray]:
+def array_and_geometry(node) -> tuple[np.ndarray, np.ndarray]:
     """(copy of the voxel array [k, j, i(, c)], IJK->RAS 4x4) of a volume node."""
     if node is None:
         raise InputError("No input volume was given.")

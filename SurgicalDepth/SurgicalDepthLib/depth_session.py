@@ -1,7 +1,6 @@
 """What the SurgicalDepth panel holds between clicks: camera, model, point budget, live processing."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 
 from SurgicalAICore.errors import InputError, SurgicalAIError
@@ -27,7 +26,7 @@ class DepthSession:
         self.model = None
         self.model_key = None
         self.max_points = 20000
-        self.live: Optional[LiveProcessor] = None
+        self.live: LiveProcessor | None = None
         self.output = None
         self.last_result = None  # the newest live result shown (its frame is what the overlay draws on)
 
@@ -38,7 +37,9 @@ class DepthSession:
 
         self.camera = camera
         if camera is not None:
-            node = self.camera_node if self.camera_node is not None and self.camera_node.GetScene() is self.scene else None
+            node = (
+                self.camera_node if self.camera_node is not None and self.camera_node.GetScene() is self.scene else None
+            )
             self.camera_node = store_camera_in_scene(self.scene, camera, f"{self.name} camera", node)
         self._refresh_processor()
 
@@ -86,7 +87,7 @@ class DepthSession:
         return result
 
     # ---- model ----
-    def set_model(self, path=None, device: str = "auto", max_points: Optional[int] = None) -> None:
+    def set_model(self, path=None, device: str = "auto", max_points: int | None = None) -> None:
         """Load the depth model (None: bundled) unless it is the one already loaded."""
         from SurgicalDepthLib.depth.loaders import load_depth_model
 
@@ -137,12 +138,11 @@ class DepthSession:
             self.live = None
         stale = self.output is not None and any(n.GetScene() is not self.scene for n in self.output.nodes)
         if self.output is None or stale:  # first start, or the scene was closed since
-            self.output = LiveSceneOutput(self.scene, self.name, transform_node,
-                                          show_video=not src.is_live)
+            self.output = LiveSceneOutput(self.scene, self.name, transform_node, show_video=not src.is_live)
         self.live = LiveProcessor(src, self.processor(), realtime=realtime, loop=loop)
         self.live.start()
 
-    def update(self) -> Optional[LiveStats]:
+    def update(self) -> LiveStats | None:
         """Call often from the GUI thread: shows the newest result; returns the stats (None if not started).
         Raises the error that stopped the worker, once."""
         if self.live is None:
@@ -152,7 +152,7 @@ class DepthSession:
             self.last_result = result
         return self.live.stats()
 
-    def stop(self) -> Optional[LiveStats]:
+    def stop(self) -> LiveStats | None:
         if self.live is None:
             return None
         self.live.stop()
@@ -176,6 +176,14 @@ class DepthSession:
 
         if self.running:
             raise InputError("Stop live processing first.")
-        return process_video(source, self.camera, self.processor().model, out_dir=out_dir, scene=self.scene,
-                             max_points=self.max_points, transform_node=transform_node,
-                             progress=progress, cancel=cancel)
+        return process_video(
+            source,
+            self.camera,
+            self.processor().model,
+            out_dir=out_dir,
+            scene=self.scene,
+            max_points=self.max_points,
+            transform_node=transform_node,
+            progress=progress,
+            cancel=cancel,
+        )

@@ -3,13 +3,19 @@
 It receives the :class:`~SurgicalDepthLib.depth_session.DepthSession` whose point cloud it registers, so
 the camera that made the cloud is the camera the overlay is drawn with (one decision, in the depth session).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from SurgicalAICore.errors import InputError
 from SurgicalAICore.mrml.transforms import get_matrix, transform_node_to_world, transform_points
-from SurgicalDepthLib.registration.register import RegistrationResult, _check_transform_node, cloud_points_from_model_node, register_cloud
+from SurgicalDepthLib.registration.register import (
+    RegistrationResult,
+    _check_transform_node,
+    cloud_points_from_model_node,
+    register_cloud,
+)
 from SurgicalDepthLib.registration.target import RegistrationTarget
 
 
@@ -42,8 +48,15 @@ class RegistrationSession:
             raise InputError("Registration needs the depth session that made the point cloud.")
         return self.depth_session.camera_for(rgb.shape[1], rgb.shape[0])
 
-    def init_inputs(self, method: str, transform_node=None, tracker_node=None, hand_eye_node=None,
-                    landmarks_world=None, landmarks_ct=None) -> dict:
+    def init_inputs(
+        self,
+        method: str,
+        transform_node=None,
+        tracker_node=None,
+        hand_eye_node=None,
+        landmarks_world=None,
+        landmarks_ct=None,
+    ) -> dict:
         """Keyword inputs of ``method`` from scene nodes: tracker poses, or landmarks picked on the cloud
         as displayed (world) and brought back into the camera frame."""
         inputs: dict = {}
@@ -61,8 +74,9 @@ class RegistrationSession:
         from SurgicalDepthLib.registration.target import append_polydata, segment_surfaces, target_from_polydata
 
         surfaces = segment_surfaces(segmentation_node, segment_names)
-        self.target = target_from_polydata(append_polydata(surfaces.values()), name=segmentation_node.GetName(),
-                                           segments=surfaces)
+        self.target = target_from_polydata(
+            append_polydata(surfaces.values()), name=segmentation_node.GetName(), segments=surfaces
+        )
         self.target_surfaces = surfaces
         self.tracker = None
         return self.target
@@ -87,12 +101,26 @@ class RegistrationSession:
         self.tracker = None
         return self.target
 
-    def register_once(self, cloud_node, transform_node, method: str = "current", scale: bool = False,
-                      device: str = "cpu", **init_kwargs) -> RegistrationResult:
+    def register_once(
+        self,
+        cloud_node,
+        transform_node,
+        method: str = "current",
+        scale: bool = False,
+        device: str = "cpu",
+        **init_kwargs,
+    ) -> RegistrationResult:
         if self.target is None:
             raise InputError("Choose a registration target (segmentation or CT threshold) first.")
-        self.last = register_cloud(cloud_points_from_model_node(cloud_node), self.target, transform_node,
-                                   method=method, scale=scale, device=device, **init_kwargs)
+        self.last = register_cloud(
+            cloud_points_from_model_node(cloud_node),
+            self.target,
+            transform_node,
+            method=method,
+            scale=scale,
+            device=device,
+            **init_kwargs,
+        )
         self.tracker = None
         return self.last
 
@@ -104,12 +132,21 @@ class RegistrationSession:
             raise InputError("Choose a registration target (segmentation or CT threshold) first.")
         _check_transform_node(transform_node)
         if self.tracker is None or self.tracker.scale != scale or self.tracker.transform_node is not transform_node:
-            self.tracker = FrameTracker(self.target, get_matrix(transform_node), scale=scale,
-                                        transform_node=transform_node, device=device)
+            self.tracker = FrameTracker(
+                self.target, get_matrix(transform_node), scale=scale, transform_node=transform_node, device=device
+            )
         return self.tracker.update(cloud_points_from_model_node(cloud_node))
 
-    def overlay(self, rgb: np.ndarray, pose: np.ndarray, camera, segment_names=None, opacity: float = 0.35,
-                follow_camera: bool = False, state: str = "trusted"):
+    def overlay(
+        self,
+        rgb: np.ndarray,
+        pose: np.ndarray,
+        camera,
+        segment_names=None,
+        opacity: float = 0.35,
+        follow_camera: bool = False,
+        state: str = "trusted",
+    ):
         """Overlay the chosen target segments on ``rgb``; updates (or creates) the overlay image node.
 
         ``state`` is the registration's trust (a tracker result's ``state``): an uncertain pose is drawn as

@@ -44,7 +44,7 @@ def _write_outputs(result, args) -> None:
 
     pairs = [(Path(o), w) for o, w in ((args.output, result.write_csv), (args.json, result.write_json)) if o]
     with atomic_files([p for p, _ in pairs]) as temps:
-        for tmp, (_, write) in zip(temps, pairs):
+        for tmp, (_, write) in zip(temps, pairs, strict=False):
             write(tmp)
 
 

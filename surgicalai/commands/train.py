@@ -12,6 +12,7 @@ train ...`` with DistributedDataParallel. Examples::
         --label 'brainmask*' --class brain=brainmask:1 --class whole_tumour=OTMultiClass:1-4 \\
         --modality MR -o /tmp/brats-model
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,12 +32,28 @@ def _ints(text: str):
 def add_arguments(parser) -> None:
     parser.add_argument("cases", nargs="+", help="case folders or .csv/.json case lists")
     parser.add_argument("-o", "--output", required=True, help="output model folder (must not exist)")
-    parser.add_argument("--image", action="append", default=[], metavar="PATTERN",
-                        help="glob of an image channel in a case folder (repeat for several channels)")
-    parser.add_argument("--label", action="append", default=[], metavar="PATTERN",
-                        help="glob of a label image in a case folder (repeat for several sources)")
-    parser.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME=[SOURCE:]VALUES",
-                        help="a class from label values, merged with commas/ranges (default: one per value)")
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="glob of an image channel in a case folder (repeat for several channels)",
+    )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="glob of a label image in a case folder (repeat for several sources)",
+    )
+    parser.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        default=[],
+        metavar="NAME=[SOURCE:]VALUES",
+        help="a class from label values, merged with commas/ranges (default: one per value)",
+    )
     parser.add_argument("--val", nargs="+", default=None, metavar="CASES", help="validation case folders/lists")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="validation share when --val is not given")
     parser.add_argument("--folds", type=int, default=0, help="k-fold cross-validation with K folds")
@@ -121,25 +138,61 @@ def settings_from_args(args):
     from pathlib import Path
 
     return TrainingSettings(
-        modality=args.modality, channel_names=args.channel_names.split(",") if args.channel_names else None,
-        spacing=args.spacing, patch_size=list(args.patch), unet_channels=args.unet_channels,
-        unet_strides=args.strides, num_res_units=args.res_units, dropout=args.dropout, epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, learning_rate=args.lr,
-        weight_decay=args.weight_decay, schedule=args.schedule, val_fraction=args.val_fraction if not args.val else 0.0,
-        folds=args.folds, fold=0 if args.fold == "all" else int(args.fold), seed=args.seed, device=args.device,
-        amp=not args.no_amp, threads=args.threads, augmentation=aug,
-        name=args.name or Path(args.output).name, description=args.description,
-        command=command_line(args))
+        modality=args.modality,
+        channel_names=args.channel_names.split(",") if args.channel_names else None,
+        spacing=args.spacing,
+        patch_size=list(args.patch),
+        unet_channels=args.unet_channels,
+        unet_strides=args.strides,
+        num_res_units=args.res_units,
+        dropout=args.dropout,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        val_fraction=args.val_fraction if not args.val else 0.0,
+        folds=args.folds,
+        fold=0 if args.fold == "all" else int(args.fold),
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        threads=args.threads,
+        augmentation=aug,
+        name=args.name or Path(args.output).name,
+        description=args.description,
+        command=command_line(args),
+    )
 
 
 def _train(args, cases, val_cases, mapping, settings, progress, on_epoch):
     from SegmentationAILib.training.loop import train, train_folds
 
     if args.fold == "all":
-        return train_folds(cases, mapping, args.output, settings, init_model=args.finetune, resume=args.resume,
-                           progress=progress, on_epoch=on_epoch)
-    return [train(cases, mapping, args.output, settings, val_cases=val_cases, init_model=args.finetune,
-                  resume=args.resume, progress=progress, on_epoch=on_epoch)]
+        return train_folds(
+            cases,
+            mapping,
+            args.output,
+            settings,
+            init_model=args.finetune,
+            resume=args.resume,
+            progress=progress,
+            on_epoch=on_epoch,
+        )
+    return [
+        train(
+            cases,
+            mapping,
+            args.output,
+            settings,
+            val_cases=val_cases,
+            init_model=args.finetune,
+            resume=args.resume,
+            progress=progress,
+            on_epoch=on_epoch,
+        )
+    ]
 
 
 def _warn_resume(args, settings) -> None:
@@ -167,17 +220,23 @@ def run(args) -> int:
     from SurgicalAICore.progress import tqdm_callback
 
     settings = settings_from_args(args).validate()
-    folder_inputs = [c for c in list(args.cases) + list(args.val or []) if not str(c).lower().endswith((".csv", ".json"))]
+    folder_inputs = [
+        c for c in list(args.cases) + list(args.val or []) if not str(c).lower().endswith((".csv", ".json"))
+    ]
     if folder_inputs and (not args.image or not args.label):
-        raise InputError("Case folders need --image and --label patterns (e.g. --image '*_ct.nii.gz' --label '*_seg.nii.gz').")
+        raise InputError(
+            "Case folders need --image and --label patterns (e.g. --image '*_ct.nii.gz' --label '*_seg.nii.gz')."
+        )
     cases = collect_cases(args.cases, args.image, args.label)
     val_cases = collect_cases(args.val, args.image, args.label) if args.val else None
     mapping = LabelMapping.parse(args.classes) if args.classes else LabelMapping.identity(cases)
     report = check_mapping(mapping, list(cases) + list(val_cases or []))
     main_rank = not distributed.launched_by_torchrun() or os.environ.get("RANK") == "0"
     if main_rank and not args.quiet:
-        print(f"{len(cases)} training case(s){f', {len(val_cases)} validation case(s)' if val_cases else ''}; "
-              f"classes: {', '.join(mapping.names)}")
+        print(
+            f"{len(cases)} training case(s){f', {len(val_cases)} validation case(s)' if val_cases else ''}; "
+            f"classes: {', '.join(mapping.names)}"
+        )
         for problem in report.problems:
             print(f"warning: {problem}", file=sys.stderr)
     progress = tqdm_callback("train") if main_rank and not args.quiet else None
@@ -196,7 +255,11 @@ def run(args) -> int:
         results = _train(args, cases, val_cases, mapping, settings, progress, on_epoch)
     if main_rank:
         for r in results:
-            best = f"best validation mean Dice {r.best_val_dice:.3f} (epoch {r.best_epoch})" if r.best_val_dice is not None else "no validation"
+            best = (
+                f"best validation mean Dice {r.best_val_dice:.3f} (epoch {r.best_epoch})"
+                if r.best_val_dice is not None
+                else "no validation"
+            )
             print(f"model written to {r.model_path}; {best}; curves in {r.work_dir / 'curves.png'}")
     distributed.shutdown()
     return 0

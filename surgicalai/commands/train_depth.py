@@ -1,4 +1,5 @@
 """``surgicalai train-depth DATASET... -o MODELDIR``: train the compact depth network."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="model folder to write")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", default="256x320", help="training crop HxW (multiples of 32; default the whole frame)")
+    parser.add_argument(
+        "--crop", default="256x320", help="training crop HxW (multiples of 32; default the whole frame)"
+    )
     parser.add_argument("--augment-strength", type=float, default=0.6, help="scale of appearance augmentation (0-1)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--silog-lambda", type=float, default=0.5, help="1 = fully scale invariant")
@@ -35,15 +38,33 @@ def run(args: argparse.Namespace) -> int:
     from SurgicalDepthLib.depth.training import TrainConfig, train_depth_model
     from SurgicalDepthLib.synthetic.dataset import parse_size
 
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=parse_size(args.crop), lr=args.lr,
-                      silog_lambda=args.silog_lambda, gradient_weight=args.gradient_weight,
-                      ssi_weight=args.ssi_weight, val_every=args.val_every,
-                      max_minutes=args.minutes, leg_minutes=args.leg_minutes, augment_strength=args.augment_strength,
-                      seed=args.seed, threads=args.threads, device=args.device)
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        crop=parse_size(args.crop),
+        lr=args.lr,
+        silog_lambda=args.silog_lambda,
+        gradient_weight=args.gradient_weight,
+        ssi_weight=args.ssi_weight,
+        val_every=args.val_every,
+        max_minutes=args.minutes,
+        leg_minutes=args.leg_minutes,
+        augment_strength=args.augment_strength,
+        seed=args.seed,
+        threads=args.threads,
+        device=args.device,
+    )
     cfg.validate()
     with run_lock(args.output):
-        out = train_depth_model(args.datasets, args.output, cfg, resume=args.resume, val_scenario=args.val_scenario,
-                                overwrite=args.overwrite, progress=tqdm_callback("train-depth"),
-                                log=lambda m: print(m, flush=True))
+        out = train_depth_model(
+            args.datasets,
+            args.output,
+            cfg,
+            resume=args.resume,
+            val_scenario=args.val_scenario,
+            overwrite=args.overwrite,
+            progress=tqdm_callback("train-depth"),
+            log=lambda m: print(m, flush=True),
+        )
     print(f"wrote model {out}")
     return 0

@@ -8,7 +8,6 @@ depth_true, depth_pred, pose_true, camera), ``camera``, ``video_path``, ``pointc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import numpy as np
 
@@ -25,7 +24,7 @@ def demo_camera(model) -> CameraIntrinsics:
     return default_camera()
 
 
-def write_mp4(frames: List[np.ndarray], path: Path, fps: float = 10.0) -> Path:
+def write_mp4(frames: list[np.ndarray], path: Path, fps: float = 10.0) -> Path:
     import cv2
 
     from SurgicalAICore.errors import InputError
@@ -55,7 +54,7 @@ def side_by_side_picture(items, path: Path) -> Path:
     valid = np.concatenate([np.r_[d["depth_true"][d["depth_true"] > 0]] for d in items])
     lo, hi = (np.percentile(valid, 2), np.percentile(valid, 98)) if valid.size else (0, 1)
     fig, axes = plt.subplots(len(items), 3, figsize=(9, 2.6 * len(items)), squeeze=False)
-    for row, d in zip(axes, items):
+    for row, d in zip(axes, items, strict=False):
         row[0].imshow(d["rgb"])
         row[0].set_title(f"frame {d['index']}", fontsize=9)
         for ax, key, title in ((row[1], "depth_pred", "predicted depth"), (row[2], "depth_true", "true depth")):
@@ -156,7 +155,7 @@ def run_demo_step(ctx) -> None:
     picks = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
     ctx.picture("Frame | predicted depth | true depth", side_by_side_picture(picks, out / "depth_side_by_side.png"))
     clouds = [(transform_points(f["pose_true"], r.cloud.points).astype(np.float32), r.cloud.colors, r.cloud.depth_mm)
-              for f, r in zip(frames, results)][:: max(1, len(frames) // 6)]
+              for f, r in zip(frames, results, strict=False)][:: max(1, len(frames) // 6)]
     ctx.picture("Predicted point clouds placed with the true camera poses over the CT organ surfaces",
                 clouds_3d_picture(scenario, clouds, out / "clouds_3d.png"))
     ctx.file("Depth maps (.npy, mm), point clouds (.ply) and timings.csv", out / "frames")

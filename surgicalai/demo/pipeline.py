@@ -5,6 +5,7 @@ scene, the output folder, pictures and numbers). Each step lives in its Lib as
 ``run_demo_step(ctx)``. At the end the scene is saved as ``.mrb`` and an HTML report gathers
 every picture and number.
 """
+
 from __future__ import annotations
 
 import html
@@ -13,11 +14,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 HELP = "run the demo on the bundled sample data and write results to a folder"
 
-STEPS: List[Tuple[str, str]] = [
+STEPS: list[tuple[str, str]] = [
     ("Segmentation of the sample CT", "surgicalai.demo.segmentation"),
     ("Synthetic endoscopy and depth", "surgicalai.demo.depth"),
     ("Registration to CT and overlay", "surgicalai.demo.registration"),
@@ -30,10 +31,10 @@ class DemoContext:
     scene: Any
     device: str = "auto"
     quick: bool = False
-    pictures: List[Tuple[str, Path]] = field(default_factory=list)   # (caption, file)
-    files: List[Tuple[str, Path]] = field(default_factory=list)      # (what, file)
-    numbers: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # section -> name -> value
-    shared: Dict[str, Any] = field(default_factory=dict)             # hand-over between steps (nodes, paths)
+    pictures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, file)
+    files: list[tuple[str, Path]] = field(default_factory=list)  # (what, file)
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)  # section -> name -> value
+    shared: dict[str, Any] = field(default_factory=dict)  # hand-over between steps (nodes, paths)
     final_dir: Path | None = None  # where out_dir (a hidden working folder) is moved when complete
 
     def say(self, message: str) -> None:
@@ -56,11 +57,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer frames, for a fast check")
 
 
-def write_report(ctx: DemoContext, seconds: Dict[str, float]) -> Path:
-    parts = ["<!doctype html><meta charset='utf-8'><title>SlicerSurgicalAI demo</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%;border:1px solid #ccc}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}</style>",
-             "<h1>SlicerSurgicalAI demo</h1>"]
+def write_report(ctx: DemoContext, seconds: dict[str, float]) -> Path:
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>SlicerSurgicalAI demo</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%;border:1px solid #ccc}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}</style>",
+        "<h1>SlicerSurgicalAI demo</h1>",
+    ]
     for section, values in ctx.numbers.items():
         parts.append(f"<h2>{html.escape(section)}</h2><table>")
         for key, value in values.items():
@@ -70,7 +73,9 @@ def write_report(ctx: DemoContext, seconds: Dict[str, float]) -> Path:
     parts.append("<h2>Pictures</h2>")
     for caption, path in ctx.pictures:
         rel = path.relative_to(ctx.out_dir) if path.is_relative_to(ctx.out_dir) else path
-        parts.append(f"<figure><img src='{html.escape(str(rel))}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts.append(
+            f"<figure><img src='{html.escape(str(rel))}'><figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
     parts.append("<h2>Files</h2><ul>")
     for what, path in ctx.files:
         rel = path.relative_to(ctx.out_dir) if path.is_relative_to(ctx.out_dir) else path
@@ -97,8 +102,9 @@ def prepare_output(out: Path) -> None:
         raise InputError(f"Output {out} is a file, not a folder.")
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
-            raise InputError(f"Output folder {out} is not empty and is not an earlier demo's output; "
-                             "choose a new or empty folder.")
+            raise InputError(
+                f"Output folder {out} is not empty and is not an earlier demo's output; choose a new or empty folder."
+            )
         for child in out.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     try:
@@ -116,8 +122,9 @@ def check_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"Output {out} is a file, not a folder.")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(f"Output folder {out} is not empty and is not an earlier demo's output; "
-                         "choose a new or empty folder.")
+        raise InputError(
+            f"Output folder {out} is not empty and is not an earlier demo's output; choose a new or empty folder."
+        )
     check_output_folder(out, "demo output folder")
 
 
@@ -147,7 +154,7 @@ def _run_steps(tmp: Path, out: Path, device: str, quick: bool) -> DemoContext:
     from SurgicalAICore.mrml.scene import new_scene
 
     ctx = DemoContext(out_dir=tmp, scene=new_scene(), device=device, quick=quick, final_dir=out)
-    seconds: Dict[str, float] = {}
+    seconds: dict[str, float] = {}
     for title, module_name in STEPS:
         ctx.say(f"== {title}")
         start = time.perf_counter()

@@ -3,7 +3,6 @@ overlay CT structures on the video, and picture the registered clouds on the CT 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 
@@ -44,7 +43,7 @@ def _target_and_surfaces(ctx):
     return target, surfaces, overlay_from, "CT organ surfaces the video shows"
 
 
-def _overlay_choice(surfaces: Dict[str, object]) -> Dict[str, object]:
+def _overlay_choice(surfaces: dict[str, object]) -> dict[str, object]:
     chosen = {k: v for k, v in surfaces.items() if any(h in k.lower() for h in HIDDEN_FIRST)}
     if not chosen:
         chosen = dict(list(surfaces.items())[:3])
@@ -59,7 +58,7 @@ def _cloud(depth: np.ndarray, camera, rng, max_points: int = 8000) -> np.ndarray
     return pts
 
 
-def clouds_on_ct_picture(surfaces: Dict[str, object], clouds: List[np.ndarray], path: Path,
+def clouds_on_ct_picture(surfaces: dict[str, object], clouds: list[np.ndarray], path: Path,
                          size=(900, 700)) -> Path:
     """Offscreen VTK picture: CT surfaces (translucent) and registered clouds (one colour each)."""
     import vtk
@@ -131,9 +130,9 @@ def run_demo_step(ctx) -> None:
         tracker = FrameTracker(target, start, scale=scale, max_points=8000, exact_final=1,
                                max_rms_mm=1.5 if kind == "true" else 4.0, device=device)
         results = [tracker.update(c) for c in clouds[kind]]
-        tres = [tre_mm(r.matrix, f["pose_true"], centroids) for r, f in zip(results, frames)]
+        tres = [tre_mm(r.matrix, f["pose_true"], centroids) for r, f in zip(results, frames, strict=False)]
         per_kind[kind] = (results, tres)
-        for f, r, t in zip(frames, results, tres):
+        for f, r, t in zip(frames, results, tres, strict=False):
             ctx.say(f"  {kind} depth, frame {f['index']}: TRE {t:.2f} mm, {r.state}, residual {r.icp.rms_mm:.2f} mm, "
                     f"inliers {100 * r.icp.inlier_fraction:.0f}%, {1000 * r.seconds:.0f} ms"
                     f"{'' if r.trusted else ' (' + r.reason + ')'}")
@@ -148,15 +147,15 @@ def run_demo_step(ctx) -> None:
         numbers[f"median TRE at organ centroids, {label} [mm]"] = round(float(np.median(t_k)), 2)
         numbers[f"max TRE, {label} [mm]"] = round(float(np.max(t_k)), 2)
         numbers[f"median rotation error, {label} [deg]"] = round(float(np.median(
-            [pose_error(r.matrix, f["pose_true"])[0] for r, f in zip(r_k, frames)])), 2)
+            [pose_error(r.matrix, f["pose_true"])[0] for r, f in zip(r_k, frames, strict=False)])), 2)
         for state in ("trusted", "uncertain", "lost"):
             numbers[f"{state} frames, {label}"] = f"{sum(r.state == state for r in r_k)}/{len(r_k)}"
         numbers[f"frames, {label}"] = [{"frame": int(f["index"]), "tre_mm": round(float(t), 3), "trust": r.state}
-                                       for f, r, t in zip(frames, r_k, t_k)]
+                                       for f, r, t in zip(frames, r_k, t_k, strict=False)]
         numbers[f"median update ms, {label}"] = round(1000 * float(np.median([r.seconds for r in r_k[1:] or r_k])), 1)
-    trusted = [t for kind in per_kind for r, t in zip(*per_kind[kind]) if r.state == "trusted"]
+    trusted = [t for kind in per_kind for r, t in zip(*per_kind[kind], strict=False) if r.state == "trusted"]
     numbers["worst TRE of a trusted frame [mm]"] = round(float(max(trusted)), 3) if trusted else None
-    shown = [t for kind in per_kind for r, t in zip(*per_kind[kind]) if r.state != "lost"]
+    shown = [t for kind in per_kind for r, t in zip(*per_kind[kind], strict=False) if r.state != "lost"]
     numbers["worst TRE of a frame not flagged lost [mm]"] = round(float(max(shown)), 3) if shown else None
 
     # the scene: the point clouds' camera-to-CT transform follows the registration; the 3D view the endoscope
@@ -171,7 +170,7 @@ def run_demo_step(ctx) -> None:
     overlaid = []
     frame_dir = out / "overlay_frames"
     frame_dir.mkdir(exist_ok=True)
-    for f, r in zip(frames, results):
+    for f, r in zip(frames, results, strict=False):
         img = overlay_for_state(f["rgb"], structures, r.matrix, camera, r.state, opacity=0.35, outline_px=1,
                                 field_of_view=field_stop_mask(f["rgb"]))
         overlaid.append(img)
@@ -186,7 +185,7 @@ def run_demo_step(ctx) -> None:
                 "with the registered pose (filled: trusted; outline + amber banner: uncertain; red banner, no "
                 "overlay: lost), frames " + ", ".join(str(frames[i]["index"]) for i in picks),
                 write_png(out / "overlay_strip.png", strip))
-    placed = [apply(r.matrix, c) for r, c in zip(results, clouds["pred"]) if r.state != "lost"]
+    placed = [apply(r.matrix, c) for r, c in zip(results, clouds["pred"], strict=False) if r.state != "lost"]
     placed = placed[:: max(1, len(results) // 5)]
     placed = placed or [apply(results[0].matrix, clouds["pred"][0])]
     ctx.picture("Predicted-depth point clouds placed by the registration on the CT surfaces (3D)",

@@ -1,4 +1,5 @@
 """Demo step: segment the bundled sample CT in the demo's scene and write files, pictures and numbers."""
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ def run_demo_step(ctx) -> None:
             ctx.say(f"  {fraction:4.0%} {message}")
 
     start = time.perf_counter()
-    node = segment_volume_node(ctx.scene, volume, model, {"device": ctx.device}, progress=progress,
-                               name="Sample CT segmentation", notify=ctx.say)
+    node = segment_volume_node(
+        ctx.scene,
+        volume,
+        model,
+        {"device": ctx.device},
+        progress=progress,
+        name="Sample CT segmentation",
+        notify=ctx.say,
+    )
     seconds = time.perf_counter() - start
 
     seg_path = export_seg_nrrd(node, out / "segmentation.seg.nrrd")
@@ -61,8 +69,9 @@ def run_demo_step(ctx) -> None:
 
     info = model.labels
     reference = sample_reference_labels()
-    dice = dice_scores(sitk.GetArrayFromImage(label_image), sitk.GetArrayFromImage(reference),
-                       [e["value"] for e in info])
+    dice = dice_scores(
+        sitk.GetArrayFromImage(label_image), sitk.GetArrayFromImage(reference), [e["value"] for e in info]
+    )
     numbers = ctx.numbers.setdefault(SECTION, {})
     numbers["model"] = model.name
     numbers["device"] = str(model.device)
@@ -73,11 +82,19 @@ def run_demo_step(ctx) -> None:
         d = dice[int(e["value"])]
         numbers[f"Dice {e['name']} (vs reference; training case)"] = None if math.isnan(d) else round(d, 3)
     valid = [d for d in dice.values() if not math.isnan(d)]
-    numbers["mean Dice (training case, not a generalisation estimate)"] = round(float(np.mean(valid)), 3) if valid else None
+    numbers["mean Dice (training case, not a generalisation estimate)"] = (
+        round(float(np.mean(valid)), 3) if valid else None
+    )
 
     for view in ("axial", "coronal"):
-        path = overlay_figure(ct, label_image, info, out / f"segmentation_{view}.png", view=view,
-                              title=f"{model.name} on the sample CT ({view})")
+        path = overlay_figure(
+            ct,
+            label_image,
+            info,
+            out / f"segmentation_{view}.png",
+            view=view,
+            title=f"{model.name} on the sample CT ({view})",
+        )
         ctx.picture(f"Segmentation of the sample CT, {view} slices", path)
     path = render_segmentation_3d(node, out / "segmentation_3d.png")
     ctx.picture("Segmented structures as 3-D surfaces (anterior view)", path)

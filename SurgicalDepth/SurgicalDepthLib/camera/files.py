@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -14,7 +13,7 @@ _MATRIX_KEYS = ("camera_matrix", "cameraMatrix", "K", "intrinsic_matrix")
 _DIST_KEYS = ("distortion_coefficients", "dist_coeffs", "distCoeffs", "D", "distortion")
 
 
-def load_camera(path: Union[str, Path]) -> CameraIntrinsics:
+def load_camera(path: str | Path) -> CameraIntrinsics:
     """Intrinsics from ``.json`` (this module's format) or OpenCV ``.yml/.yaml/.xml`` (cv2.FileStorage,
     as written by OpenCV's calibration sample: camera_matrix, distortion_coefficients, image_width,
     image_height)."""
@@ -29,7 +28,7 @@ def load_camera(path: Union[str, Path]) -> CameraIntrinsics:
     raise InputError(f"Camera file {path.name}: use .json, .yml, .yaml or .xml.")
 
 
-def save_camera(camera: CameraIntrinsics, path: Union[str, Path]) -> Path:
+def save_camera(camera: CameraIntrinsics, path: str | Path) -> Path:
     """Write ``.json`` or OpenCV ``.yml/.yaml/.xml``; the file appears complete or not at all."""
     import os
 

@@ -4,13 +4,14 @@ Camera frame (OpenCV): x right, y down, z forward (viewing direction), millimetr
 has its centre at integer coordinates, u along image columns, v along rows. A camera pose is a
 4x4 camera-to-RAS matrix: column 3 is the camera centre in RAS, column 2 the viewing direction.
 """
+
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class CameraIntrinsics:
     cy: float
     width: int
     height: int
-    distortion: Tuple[float, ...] = field(default=(0.0, 0.0, 0.0, 0.0, 0.0))  # k1, k2, p1, p2, k3
+    distortion: tuple[float, ...] = field(default=(0.0, 0.0, 0.0, 0.0, 0.0))  # k1, k2, p1, p2, k3
 
     def __post_init__(self):
         object.__setattr__(self, "distortion", tuple(float(d) for d in self.distortion))
@@ -40,14 +41,18 @@ class CameraIntrinsics:
         if self.fx <= 0 or self.fy <= 0:
             raise InputError(f"Camera focal lengths must be positive, got fx={self.fx}, fy={self.fy}.")
         if not (0 <= self.cx <= self.width and 0 <= self.cy <= self.height):
-            raise InputError(f"Principal point ({self.cx}, {self.cy}) lies outside the {self.width}x{self.height} image.")
+            raise InputError(
+                f"Principal point ({self.cx}, {self.cy}) lies outside the {self.width}x{self.height} image."
+            )
         if len(self.distortion) not in (4, 5, 8) or not all(math.isfinite(d) for d in self.distortion):
             raise InputError("Distortion must be 4, 5 or 8 finite OpenCV coefficients (k1, k2, p1, p2[, k3...]).")
         coverage = _radial_coverage(self)
         if coverage < MIN_DISTORTION_COVERAGE:
-            raise InputError(f"The distortion coefficients {tuple(self.distortion[:5])} map "
-                             f"{100 * (1 - coverage):.0f}% of the image outside the frame: every point cloud "
-                             "would be empty. Check the calibration.")
+            raise InputError(
+                f"The distortion coefficients {tuple(self.distortion[:5])} map "
+                f"{100 * (1 - coverage):.0f}% of the image outside the frame: every point cloud "
+                "would be empty. Check the calibration."
+            )
 
     @property
     def K(self) -> np.ndarray:
@@ -75,17 +80,26 @@ class CameraIntrinsics:
 
     def check_frame(self, width: int, height: int) -> None:
         if (width, height) != (self.width, self.height):
-            raise InputError(f"Camera intrinsics are for {self.width}x{self.height} frames but the frame is "
-                             f"{width}x{height}; rescale the camera or use the matching calibration.")
+            raise InputError(
+                f"Camera intrinsics are for {self.width}x{self.height} frames but the frame is "
+                f"{width}x{height}; rescale the camera or use the matching calibration."
+            )
 
-    def scaled(self, width: int, height: int) -> "CameraIntrinsics":
+    def scaled(self, width: int, height: int) -> CameraIntrinsics:
         """Intrinsics for the same camera with frames resized to ``width`` x ``height``."""
         sx, sy = width / self.width, height / self.height
         # pixel centres at integers: a resize maps u -> (u + 0.5) * s - 0.5
-        return replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=(self.cx + 0.5) * sx - 0.5,
-                       cy=(self.cy + 0.5) * sy - 0.5, width=int(width), height=int(height))
+        return replace(
+            self,
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=(self.cx + 0.5) * sx - 0.5,
+            cy=(self.cy + 0.5) * sy - 0.5,
+            width=int(width),
+            height=int(height),
+        )
 
-    def cropped(self, x0: int, y0: int, width: int, height: int) -> "CameraIntrinsics":
+    def cropped(self, x0: int, y0: int, width: int, height: int) -> CameraIntrinsics:
         """Intrinsics for the ``width`` x ``height`` crop whose top-left pixel is (x0, y0)."""
         return replace(self, cx=self.cx - x0, cy=self.cy - y0, width=int(width), height=int(height))
 
@@ -95,25 +109,32 @@ class CameraIntrinsics:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CameraIntrinsics":
+    def from_dict(cls, d: dict) -> CameraIntrinsics:
         try:
-            return cls(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]), int(d["width"]),
-                       int(d["height"]), tuple(d.get("distortion", (0, 0, 0, 0, 0))))
+            return cls(
+                float(d["fx"]),
+                float(d["fy"]),
+                float(d["cx"]),
+                float(d["cy"]),
+                int(d["width"]),
+                int(d["height"]),
+                tuple(d.get("distortion", (0, 0, 0, 0, 0))),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"Camera description is incomplete or malformed ({error}).") from None
 
-    def save_json(self, path: Union[str, Path]) -> None:
+    def save_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load_json(cls, path: Union[str, Path]) -> "CameraIntrinsics":
+    def load_json(cls, path: str | Path) -> CameraIntrinsics:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as error:
             raise InputError(f"Cannot read camera file {path}: {error}") from None
 
 
-def pixel_grid(width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+def pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """(u, v) float arrays of shape (height, width): pixel-centre coordinates."""
     return np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
 
@@ -157,15 +178,19 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 MIN_DISTORTION_COVERAGE = 0.05  # share of the undistorted image that must sample inside the frame
 
 
-def _radial_coverage(camera: "CameraIntrinsics") -> float:
+def _radial_coverage(camera: CameraIntrinsics) -> float:
     """Share of the undistorted (pinhole) image area whose pixels come from inside the recorded frame,
     from the radial terms along the image diagonal (k1 = 1e9 gives ~0: nothing left to back-project)."""
     d = list(camera.distortion) + [0.0] * 3
     k1, k2, k3 = d[0], d[1], d[4]
     if not (k1 or k2 or k3):
         return 1.0
-    corner = max(np.hypot(max(camera.cx, camera.width - camera.cx) / camera.fx,
-                          max(camera.cy, camera.height - camera.cy) / camera.fy), 1e-6)
+    corner = max(
+        np.hypot(
+            max(camera.cx, camera.width - camera.cx) / camera.fx, max(camera.cy, camera.height - camera.cy) / camera.fy
+        ),
+        1e-6,
+    )
     r = np.linspace(0.0, corner, 257)[1:]
     with np.errstate(over="ignore", invalid="ignore"):
         r2 = r * r

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
 
 
 from SurgicalAICore.errors import InputError
@@ -30,7 +29,7 @@ def store_camera_in_scene(scene, camera: CameraIntrinsics, name: str = "Endoscop
     return node
 
 
-def camera_nodes(scene) -> List:
+def camera_nodes(scene) -> list:
     nodes = []
     collection = scene.GetNodesByClass("vtkMRMLTextNode")
     for i in range(collection.GetNumberOfItems()):
@@ -49,7 +48,7 @@ def camera_from_node(node) -> CameraIntrinsics:
         raise InputError(f"Text node '{node.GetName()}' does not hold camera intrinsics.") from None
 
 
-def camera_from_scene(scene, name: Optional[str] = None) -> Optional[CameraIntrinsics]:
+def camera_from_scene(scene, name: str | None = None) -> CameraIntrinsics | None:
     """The intrinsics stored in ``scene`` (by node name, else the last stored), or None."""
     nodes = camera_nodes(scene)
     if name is not None:

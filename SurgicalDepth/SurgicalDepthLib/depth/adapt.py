@@ -8,6 +8,7 @@ photometric and sparse-point errors on them before and after adaptation.
 Writes nothing until the end (model folder moved into place atomically); a checkpoint
 ``<output>.checkpoints/last.pt`` (written atomically) lets a cancelled or interrupted run resume.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,13 +27,19 @@ from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
 from SurgicalAICore.progress import CancelToken, Progress
 
 from SurgicalDepthLib.depth import adapt_losses as L
-from SurgicalDepthLib.depth.adapt_motion import ClipMotion, MotionConfig, PairMotion, estimate_clip_motion, rescale_pair_uv
+from SurgicalDepthLib.depth.adapt_motion import (
+    ClipMotion,
+    MotionConfig,
+    PairMotion,
+    estimate_clip_motion,
+    rescale_pair_uv,
+)
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
 
 
 @dataclass
 class AdaptConfig:
-    minutes: float = 12.0            # budget of the whole adaptation, motion included
+    minutes: float = 12.0  # budget of the whole adaptation, motion included
     # "wall": wall-clock minutes; "cpu": this process's CPU minutes divided by ``threads``, i.e. the wall
     # time the run would take with the cores to itself (for benchmarks on a shared machine)
     clock: str = "wall"
@@ -76,8 +83,9 @@ def parse_range(text: str | None) -> tuple[int, int] | None:
     return a, b
 
 
-def read_clip(source, frame_range: tuple[int, int] | None = None, cancel: CancelToken | None = None,
-              max_width: int = 960) -> Clip:
+def read_clip(
+    source, frame_range: tuple[int, int] | None = None, cancel: CancelToken | None = None, max_width: int = 960
+) -> Clip:
     """The frames of a video file, frame folder or frame source, in order, checked for a constant size.
 
     Frames wider than ``max_width`` are kept downscaled (motion runs at 640, the network at 320 pixels wide;
@@ -86,7 +94,7 @@ def read_clip(source, frame_range: tuple[int, int] | None = None, cancel: Cancel
 
     from SurgicalDepthLib.video.sources import open_source
 
-    first, last = frame_range or (0, 10 ** 9)
+    first, last = frame_range or (0, 10**9)
     frames, names = [], []
     shape = None
     digest = hashlib.sha256()
@@ -99,14 +107,17 @@ def read_clip(source, frame_range: tuple[int, int] | None = None, cancel: Cancel
             if k < first:
                 continue
             if frames and frame.rgb.shape != shape:
-                raise InputError(f"Frame {frame.name} is {frame.width}x{frame.height} but the clip started at "
-                                 f"{shape[1]}x{shape[0]}: frames must not change size.")
+                raise InputError(
+                    f"Frame {frame.name} is {frame.width}x{frame.height} but the clip started at "
+                    f"{shape[1]}x{shape[0]}: frames must not change size."
+                )
             shape = frame.rgb.shape
             rgb = np.ascontiguousarray(frame.rgb)
             digest.update(rgb.tobytes())
             if rgb.shape[1] > max_width:
-                rgb = cv2.resize(rgb, (max_width, round(rgb.shape[0] * max_width / rgb.shape[1])),
-                                 interpolation=cv2.INTER_AREA)
+                rgb = cv2.resize(
+                    rgb, (max_width, round(rgb.shape[0] * max_width / rgb.shape[1])), interpolation=cv2.INTER_AREA
+                )
             frames.append(rgb)
             names.append(frame.name)
     return Clip(frames, names, digest.hexdigest())
@@ -115,13 +126,17 @@ def read_clip(source, frame_range: tuple[int, int] | None = None, cancel: Cancel
 def fit_clip_camera(camera: CameraIntrinsics | None, width: int, height: int) -> CameraIntrinsics:
     """The intrinsics for the clip's frame size (rescaled when only the resolution differs)."""
     if camera is None:
-        raise InputError("No camera intrinsics: adaptation needs them (give a calibration file, e.g. --camera "
-                         "camera.json) and cannot estimate them from an uncalibrated clip.")
+        raise InputError(
+            "No camera intrinsics: adaptation needs them (give a calibration file, e.g. --camera "
+            "camera.json) and cannot estimate them from an uncalibrated clip."
+        )
     if (camera.width, camera.height) == (width, height):
         return camera
     if abs(camera.width / camera.height - width / height) > 0.01:
-        raise InputError(f"Camera intrinsics are for {camera.width}x{camera.height} frames but the clip is "
-                         f"{width}x{height} with another aspect ratio; use the matching calibration.")
+        raise InputError(
+            f"Camera intrinsics are for {camera.width}x{camera.height} frames but the clip is "
+            f"{width}x{height} with another aspect ratio; use the matching calibration."
+        )
     return camera.scaled(width, height)
 
 
@@ -158,25 +173,55 @@ def clip_masks(frames: Sequence[np.ndarray], size: tuple[int, int]) -> tuple[np.
     h, w = size
     fov_small = cv2.resize(fov.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
     fov_small = cv2.erode(fov_small, np.ones((5, 5), np.uint8)).astype(bool)
-    usable = np.stack([fov_small & ~specular_mask(cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA))
-                       for f in frames])
+    usable = np.stack([fov_small & ~specular_mask(cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)) for f in frames])
     return fov, usable
 
 
 def _motion_to_state(motion: ClipMotion) -> dict:
-    return {"camera": json.dumps(motion.camera.to_dict()), "frames": motion.frames, "flow": motion.median_flow_px,
-            "registered": list(motion.registered),
-            "pairs": [{"i": p.i, "j": p.j, "R": torch.from_numpy(p.R.copy()), "t": torch.from_numpy(p.t.copy()),
-                       "uv": torch.from_numpy(p.uv), "depth": torch.from_numpy(p.depth), "inliers": p.inliers,
-                       "parallax": p.parallax_px, "rms": p.rms_px} for p in motion.pairs]}
+    return {
+        "camera": json.dumps(motion.camera.to_dict()),
+        "frames": motion.frames,
+        "flow": motion.median_flow_px,
+        "registered": list(motion.registered),
+        "pairs": [
+            {
+                "i": p.i,
+                "j": p.j,
+                "R": torch.from_numpy(p.R.copy()),
+                "t": torch.from_numpy(p.t.copy()),
+                "uv": torch.from_numpy(p.uv),
+                "depth": torch.from_numpy(p.depth),
+                "inliers": p.inliers,
+                "parallax": p.parallax_px,
+                "rms": p.rms_px,
+            }
+            for p in motion.pairs
+        ],
+    }
 
 
 def _motion_from_state(state: dict) -> ClipMotion:
-    pairs = [PairMotion(int(p["i"]), int(p["j"]), p["R"].numpy(), p["t"].numpy(), p["uv"].numpy(),
-                        p["depth"].numpy(), int(p["inliers"]), float(p["parallax"]), float(p["rms"]))
-             for p in state["pairs"]]
-    return ClipMotion(CameraIntrinsics.from_dict(json.loads(state["camera"])), pairs, int(state["frames"]),
-                      float(state["flow"]), list(state["registered"]))
+    pairs = [
+        PairMotion(
+            int(p["i"]),
+            int(p["j"]),
+            p["R"].numpy(),
+            p["t"].numpy(),
+            p["uv"].numpy(),
+            p["depth"].numpy(),
+            int(p["inliers"]),
+            float(p["parallax"]),
+            float(p["rms"]),
+        )
+        for p in state["pairs"]
+    ]
+    return ClipMotion(
+        CameraIntrinsics.from_dict(json.loads(state["camera"])),
+        pairs,
+        int(state["frames"]),
+        float(state["flow"]),
+        list(state["registered"]),
+    )
 
 
 class _Batcher:
@@ -196,9 +241,16 @@ class _Batcher:
         for p in motion.pairs:
             uv = rescale_pair_uv(p.uv, motion.camera, camera)
             inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
-            self.pairs.setdefault(p.i, []).append({
-                "k": sum(len(v) for v in self.pairs.values()), "j": p.j, "R": torch.as_tensor(p.R, dtype=torch.float32), "t": torch.as_tensor(p.t, dtype=torch.float32),
-                "uv": torch.from_numpy(uv[inside]), "depth": torch.from_numpy(p.depth[inside])})
+            self.pairs.setdefault(p.i, []).append(
+                {
+                    "k": sum(len(v) for v in self.pairs.values()),
+                    "j": p.j,
+                    "R": torch.as_tensor(p.R, dtype=torch.float32),
+                    "t": torch.as_tensor(p.t, dtype=torch.float32),
+                    "uv": torch.from_numpy(uv[inside]),
+                    "depth": torch.from_numpy(p.depth[inside]),
+                }
+            )
 
         # a small correction of every pair's motion is learnt with the depth (the two-view estimates of a
         # short baseline are noisy, and the photometric loss can tell); held-back pairs are never corrected
@@ -230,22 +282,22 @@ def _rotation(rvec: torch.Tensor) -> torch.Tensor:
 
 def _frame_losses(b: _Batcher, i: int, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(photometric, sparse) losses of one target frame ``i`` with predicted ``depth`` (1, 1, H, W)."""
-    target = b.images[i:i + 1]
+    target = b.images[i : i + 1]
     warped, sources, valid, sparse = [], [], [], []
     for pair in b.pairs[i]:
         at_points = L.sample_depth(depth, pair["uv"])
         log_s = L.fit_log_scale(at_points, pair["depth"])
         sparse.append(L.sparse_loss(at_points, pair["depth"], log_s))
-        src = b.images[pair["j"]:pair["j"] + 1]
+        src = b.images[pair["j"] : pair["j"] + 1]
         R, t = b.pose(pair)
         R, t = R.unsqueeze(0), (t * torch.exp(log_s)).unsqueeze(0)
         w, inside = L.warp(src, depth, b.K, R, t)
         # pixels that land outside the neighbour's field stop compare tissue with the black border
-        w_mask, _ = L.warp(b.mask[pair["j"]:pair["j"] + 1], depth, b.K, R, t)
+        w_mask, _ = L.warp(b.mask[pair["j"] : pair["j"] + 1], depth, b.K, R, t)
         warped.append(w)
         sources.append(src)
         valid.append(inside * (w_mask > 0.99).float())
-    photo, _ = L.min_reprojection_loss(target, warped, sources, valid, b.mask[i:i + 1])
+    photo, _ = L.min_reprojection_loss(target, warped, sources, valid, b.mask[i : i + 1])
     return photo, torch.stack(sparse).mean()
 
 
@@ -264,8 +316,11 @@ def _evaluate(net, b: _Batcher, frames: Sequence[int]) -> dict[str, float]:
     net.train()
     if not photo:
         return {}
-    return {"photometric": round(float(np.mean(photo)), 5), "sparse_log_error": round(float(np.mean(sparse)), 5),
-            "frames": len(photo)}
+    return {
+        "photometric": round(float(np.mean(photo)), 5),
+        "sparse_log_error": round(float(np.mean(sparse)), 5),
+        "frames": len(photo),
+    }
 
 
 @dataclass
@@ -321,15 +376,25 @@ def _load_checkpoint(path: Path, sha: str) -> dict | None:
     except Exception as error:  # torch raises many types for corrupt files
         raise ModelError(f"Checkpoint {path} is corrupt or unreadable: {str(error).splitlines()[0]}") from None
     if not isinstance(state, dict) or state.get("frames_sha256") != sha:
-        raise InputError(f"Checkpoint {path} belongs to another clip or frame range; delete it or "
-                         "choose another output folder.")
+        raise InputError(
+            f"Checkpoint {path} belongs to another clip or frame range; delete it or choose another output folder."
+        )
     return state
 
 
-def adapt_depth_model(source, output, camera: CameraIntrinsics | None = None, model=None,
-                      config: AdaptConfig | None = None, frame_range: tuple[int, int] | None = None,
-                      resume: bool = False, overwrite: bool = False, progress=None,
-                      cancel: CancelToken | None = None, log: Callable[[str], None] = lambda m: None) -> AdaptResult:
+def adapt_depth_model(
+    source,
+    output,
+    camera: CameraIntrinsics | None = None,
+    model=None,
+    config: AdaptConfig | None = None,
+    frame_range: tuple[int, int] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress=None,
+    cancel: CancelToken | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> AdaptResult:
     """Adapt ``model`` (default: the bundled depth model) to the clip ``source`` and write ``output``."""
     cfg = config or AdaptConfig()
     out = Path(output)
@@ -375,18 +440,32 @@ def adapt_depth_model(source, output, camera: CameraIntrinsics | None = None, mo
     source_net.eval()
     before = state["before"] if state else _evaluate(source_net, batcher, held_ids)
     with torch.no_grad():
-        source_depth = torch.cat([source_net(batcher.normalised(trainable[k:k + 8])) for k in range(0, len(trainable), 8)])
+        source_depth = torch.cat(
+            [source_net(batcher.normalised(trainable[k : k + 8])) for k in range(0, len(trainable), 8)]
+        )
     source_of = {i: k for k, i in enumerate(trainable)}
-    opt = torch.optim.AdamW([{"params": net.parameters(), "lr": cfg.lr},
-                             {"params": [batcher.pose_delta], "lr": cfg.pose_lr}], weight_decay=0.0)
+    opt = torch.optim.AdamW(
+        [{"params": net.parameters(), "lr": cfg.lr}, {"params": [batcher.pose_delta], "lr": cfg.pose_lr}],
+        weight_decay=0.0,
+    )
     step, history = _restore(state, net, batcher, opt) if state else (0, [])
 
     def checkpoint():
-        _save_checkpoint(ckpt_path, {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                     "minutes": minutes(), "frames_sha256": clip.sha256,
-                                     "pose_delta": batcher.pose_delta.detach().clone(), "before": before,
-                                     "history": json.dumps(history), "motion": _motion_to_state(motion),
-                                     "config": json.dumps(asdict(cfg))})
+        _save_checkpoint(
+            ckpt_path,
+            {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "minutes": minutes(),
+                "frames_sha256": clip.sha256,
+                "pose_delta": batcher.pose_delta.detach().clone(),
+                "before": before,
+                "history": json.dumps(history),
+                "motion": _motion_to_state(motion),
+                "config": json.dumps(asdict(cfg)),
+            },
+        )
 
     rng = np.random.default_rng((cfg.seed, step))
     budget = cfg.minutes * 0.97  # the held-back evaluation and the writing take the rest
@@ -417,8 +496,23 @@ def adapt_depth_model(source, output, camera: CameraIntrinsics | None = None, mo
         raise
     after = _evaluate(net, batcher, held_ids)
     p.step(0.98, "writing the model folder")
-    card = _card(out.name, net, source_card, model_path, clip, frame_range, train_ids, held_ids, motion, cfg,
-                 train_cam, step, minutes(), before, after)
+    card = _card(
+        out.name,
+        net,
+        source_card,
+        model_path,
+        clip,
+        frame_range,
+        train_ids,
+        held_ids,
+        motion,
+        cfg,
+        train_cam,
+        step,
+        minutes(),
+        before,
+        after,
+    )
     from SurgicalDepthLib.depth.model import save_depth_model
 
     save_depth_model(out, net, card, overwrite=overwrite)
@@ -431,20 +525,37 @@ def _step_loss(net, b: _Batcher, idx: list[int], source_depth: torch.Tensor, cfg
     depth = net(b.normalised(idx))
     photo, sparse = [], []
     for k, i in enumerate(idx):
-        ph, sp = _frame_losses(b, i, depth[k:k + 1])
+        ph, sp = _frame_losses(b, i, depth[k : k + 1])
         photo.append(ph)
         sparse.append(sp)
     photo_t, sparse_t = torch.stack(photo).mean(), torch.stack(sparse).mean()
     smooth = L.smoothness_loss(depth, b.images[idx])
     prior = L.prior_loss(depth, source_depth, b.mask[idx], cfg.prior_shape_weight, cfg.prior_scale_weight)
     loss = cfg.photometric_weight * photo_t + cfg.sparse_weight * sparse_t + cfg.smooth_weight * smooth + prior
-    parts = {k: float(v.detach()) for k, v in
-             {"loss": loss, "photometric": photo_t, "sparse": sparse_t, "prior": prior}.items()}
+    parts = {
+        k: float(v.detach())
+        for k, v in {"loss": loss, "photometric": photo_t, "sparse": sparse_t, "prior": prior}.items()
+    }
     return loss, parts
 
 
-def _card(name, net, source_card, model_path, clip: Clip, frame_range, train_ids, held_ids, motion: ClipMotion,
-          cfg: AdaptConfig, camera: CameraIntrinsics, steps: int, minutes: float, before: dict, after: dict) -> dict:
+def _card(
+    name,
+    net,
+    source_card,
+    model_path,
+    clip: Clip,
+    frame_range,
+    train_ids,
+    held_ids,
+    motion: ClipMotion,
+    cfg: AdaptConfig,
+    camera: CameraIntrinsics,
+    steps: int,
+    minutes: float,
+    before: dict,
+    after: dict,
+) -> dict:
     from SurgicalDepthLib.depth.model import depth_card
 
     rms = [q.rms_px for q in motion.pairs]
@@ -452,28 +563,37 @@ def _card(name, net, source_card, model_path, clip: Clip, frame_range, train_ids
         "method": "self-supervised (photometric reprojection + sparse points + prior to the source model)",
         "source_model": source_card.get("name", Path(model_path).name),
         "source_video_sha256": clip.sha256,
-        "frames": len(clip.frames), "frame_range": list(frame_range) if frame_range else None,
-        "first_frame": clip.names[0], "last_frame": clip.names[-1],
-        "train_frames": len(train_ids), "held_back_frames": [clip.names[held_ids[0]], clip.names[held_ids[-1]]]
-        if held_ids else [],
-        "motion": {"pairs": len(motion.pairs), "registered_frames": len(motion.registered),
-                   "median_flow_px": round(motion.median_flow_px, 2),
-                   "median_reprojection_rms_px": round(float(np.median(rms)), 3) if rms else None},
+        "frames": len(clip.frames),
+        "frame_range": list(frame_range) if frame_range else None,
+        "first_frame": clip.names[0],
+        "last_frame": clip.names[-1],
+        "train_frames": len(train_ids),
+        "held_back_frames": [clip.names[held_ids[0]], clip.names[held_ids[-1]]] if held_ids else [],
+        "motion": {
+            "pairs": len(motion.pairs),
+            "registered_frames": len(motion.registered),
+            "median_flow_px": round(motion.median_flow_px, 2),
+            "median_reprojection_rms_px": round(float(np.median(rms)), 3) if rms else None,
+        },
         "settings": {k: v for k, v in asdict(cfg).items() if k != "motion"} | {"motion": asdict(cfg.motion)},
-        "steps": steps, "minutes": round(minutes, 2),
+        "steps": steps,
+        "minutes": round(minutes, 2),
     }
     metrics = {f"held_back_{k}_before": v for k, v in before.items() if k != "frames"}
     metrics |= {f"held_back_{k}_after": v for k, v in after.items() if k != "frames"}
     metrics["held_back_frames_evaluated"] = after.get("frames", 0)
-    desc = (f"{source_card.get('name', 'depth model')} adapted without labels to the video "
-            f"{clip.names[0]}..{clip.names[-1]}; depth in the source model's millimetre scale (approximate).")
+    desc = (
+        f"{source_card.get('name', 'depth model')} adapted without labels to the video "
+        f"{clip.names[0]}..{clip.names[-1]}; depth in the source model's millimetre scale (approximate)."
+    )
     card = depth_card(name, net.cpu(), (camera.height, camera.width), adaptation, metrics, camera.to_dict(), desc)
     card["license"] = source_card.get("license", card["license"])
     return card
 
 
-def adapt_for_session(session, source, output, config: AdaptConfig | None = None, progress=None,
-                      cancel: CancelToken | None = None) -> AdaptResult:
+def adapt_for_session(
+    session, source, output, config: AdaptConfig | None = None, progress=None, cancel: CancelToken | None = None
+) -> AdaptResult:
     """The panel's *Adapt to this video*: adapt the session's model (the bundled one when none was chosen) to
     ``source`` with the session's camera, then make the session use the adapted model. Bad input leaves the
     session and its scene unchanged."""
@@ -481,8 +601,9 @@ def adapt_for_session(session, source, output, config: AdaptConfig | None = None
         raise InputError("No camera intrinsics: load or calibrate the endoscope camera before adapting the model.")
     key = getattr(session, "model_key", None)
     model = key[0] if key and key[0] not in (None, "object") else None
-    result = adapt_depth_model(source, output, camera=session.camera, model=model, config=config,
-                               progress=progress, cancel=cancel)
+    result = adapt_depth_model(
+        source, output, camera=session.camera, model=model, config=config, progress=progress, cancel=cancel
+    )
     device = key[1] if key and key[0] != "object" else "auto"
     session.set_model(str(result.path), device)
     return result

@@ -12,6 +12,7 @@
 
 All tensors are (B, C, H, W); depths are positive.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 def ssim_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(1 - SSIM) / 2 per pixel over 3x3 windows (reflect padding)."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     x = F.pad(x, (1, 1, 1, 1), mode="reflect")
     y = F.pad(y, (1, 1, 1, 1), mode="reflect")
     mx, my = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
@@ -37,8 +38,9 @@ def photometric_error(a: torch.Tensor, b: torch.Tensor, alpha: float = 0.85) -> 
     return alpha * ssim_distance(a, b).mean(1, keepdim=True) + (1 - alpha) * (a - b).abs().mean(1, keepdim=True)
 
 
-def warp(source: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, R: torch.Tensor, t: torch.Tensor
-         ) -> tuple[torch.Tensor, torch.Tensor]:
+def warp(
+    source: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, R: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``source`` (B, C, H, W) at the projections of the target pixels lifted with ``depth``.
 
     ``K`` (3, 3) for this resolution; ``R`` (B, 3, 3), ``t`` (B, 3): X_source = R X_target + t.
@@ -58,11 +60,18 @@ def warp(source: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, R: torch.Te
     return warped, inside.unsqueeze(1).to(depth.dtype)
 
 
-def min_reprojection_loss(target: torch.Tensor, warped: list[torch.Tensor], sources: list[torch.Tensor],
-                          valid: list[torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def min_reprojection_loss(
+    target: torch.Tensor,
+    warped: list[torch.Tensor],
+    sources: list[torch.Tensor],
+    valid: list[torch.Tensor],
+    mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Monodepth2's per-pixel minimum over neighbours, with auto-masking. Returns (loss, used-pixel mask)."""
     big = torch.tensor(10.0, dtype=target.dtype)
-    reproj = torch.cat([torch.where(v > 0, photometric_error(target, w), big) for w, v in zip(warped, valid)], 1)
+    reproj = torch.cat(
+        [torch.where(v > 0, photometric_error(target, w), big) for w, v in zip(warped, valid, strict=False)], 1
+    )
     identity = torch.cat([photometric_error(target, s) for s in sources], 1)
     # a tiny jitter breaks ties on flat regions, as in Monodepth2
     identity = identity + 1e-5 * torch.randn_like(identity)
@@ -96,15 +105,21 @@ def fit_log_scale(pred_at_points: torch.Tensor, points_depth: torch.Tensor) -> t
     return torch.median(torch.log(pred_at_points) - torch.log(points_depth)).detach()
 
 
-def sparse_loss(pred_at_points: torch.Tensor, points_depth: torch.Tensor, log_scale: torch.Tensor,
-                clip: float = 0.5) -> torch.Tensor:
+def sparse_loss(
+    pred_at_points: torch.Tensor, points_depth: torch.Tensor, log_scale: torch.Tensor, clip: float = 0.5
+) -> torch.Tensor:
     """Robust scale-invariant log error at triangulated points (residuals beyond ``clip`` are outliers)."""
     r = torch.log(pred_at_points) - torch.log(points_depth) - log_scale
     return torch.clamp(r.abs(), max=clip).mean()
 
 
-def prior_loss(depth: torch.Tensor, source_depth: torch.Tensor, mask: torch.Tensor, shape_weight: float = 1.0,
-               scale_weight: float = 1.0) -> torch.Tensor:
+def prior_loss(
+    depth: torch.Tensor,
+    source_depth: torch.Tensor,
+    mask: torch.Tensor,
+    shape_weight: float = 1.0,
+    scale_weight: float = 1.0,
+) -> torch.Tensor:
     """Keep close to the source model: its shape (log depth up to a per-frame offset) and its scale."""
     d = (torch.log(depth) - torch.log(source_depth)) * mask
     n = mask.sum((1, 2, 3)).clamp(min=1.0)

@@ -10,6 +10,7 @@ network's own depth.
 
 Poses follow OpenCV: ``X_j = R X_i + t`` with X in camera coordinates (x right, y down, z forward).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,20 +27,21 @@ from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
 @dataclass
 class PairMotion:
     """Relative motion from frame ``i`` to frame ``j`` and the sparse points seen in ``i``."""
+
     i: int
     j: int
-    R: np.ndarray              # 3x3, X_j = R X_i + t
-    t: np.ndarray              # 3, unit length
-    uv: np.ndarray             # (N, 2) pixels of the points in frame i (motion camera)
-    depth: np.ndarray          # (N,) z in frame i, in units of |t|
+    R: np.ndarray  # 3x3, X_j = R X_i + t
+    t: np.ndarray  # 3, unit length
+    uv: np.ndarray  # (N, 2) pixels of the points in frame i (motion camera)
+    depth: np.ndarray  # (N,) z in frame i, in units of |t|
     inliers: int
-    parallax_px: float         # median feature displacement
-    rms_px: float              # reprojection error after bundle adjustment
+    parallax_px: float  # median feature displacement
+    rms_px: float  # reprojection error after bundle adjustment
 
 
 @dataclass
 class ClipMotion:
-    camera: CameraIntrinsics   # the camera the uv coordinates refer to
+    camera: CameraIntrinsics  # the camera the uv coordinates refer to
     pairs: list[PairMotion] = field(default_factory=list)
     frames: int = 0
     median_flow_px: float = 0.0
@@ -51,15 +53,15 @@ class ClipMotion:
 
 @dataclass
 class MotionConfig:
-    width: int = 640                 # frames are resized to this width for feature matching
+    width: int = 640  # frames are resized to this width for feature matching
     features: int = 1500
-    min_parallax_px: float = 12.0    # wanted median displacement between a frame and its partner (640 px wide)
+    min_parallax_px: float = 12.0  # wanted median displacement between a frame and its partner (640 px wide)
     max_gap: int = 8
     min_inliers: int = 40
     min_points: int = 25
     ba_points: int = 120
-    min_registered: float = 0.5      # fraction of frames that must get a partner
-    min_flow_px: float = 1.0         # below this median displacement between frames (640 px wide): no motion
+    min_registered: float = 0.5  # fraction of frames that must get a partner
+    min_flow_px: float = 1.0  # below this median displacement between frames (640 px wide): no motion
 
 
 def _grey(rgb: np.ndarray, width: int) -> tuple[np.ndarray, float]:
@@ -89,7 +91,11 @@ def track(grey_a: np.ndarray, grey_b: np.ndarray, pts: np.ndarray, fb_px: float 
     lk = {"winSize": (21, 21), "maxLevel": 3}
     fwd, st1, _ = cv2.calcOpticalFlowPyrLK(grey_a, grey_b, pts.reshape(-1, 1, 2), None, **lk)
     back, st2, _ = cv2.calcOpticalFlowPyrLK(grey_b, grey_a, fwd, None, **lk)
-    ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - pts.reshape(-1, 1, 2)).reshape(-1, 2), axis=1) < fb_px)
+    ok = (
+        (st1.ravel() == 1)
+        & (st2.ravel() == 1)
+        & (np.linalg.norm((back - pts.reshape(-1, 1, 2)).reshape(-1, 2), axis=1) < fb_px)
+    )
     return pts[ok], fwd.reshape(-1, 2)[ok]
 
 
@@ -104,7 +110,7 @@ def _ba_project(params, R0, rays, K):
     depths exp(params[6:]) along ``rays``."""
     n = len(rays)
     R = _rodrigues(params[:3]) @ R0
-    X = rays * np.exp(np.clip(params[6:6 + n], -20, 20))[:, None]
+    X = rays * np.exp(np.clip(params[6 : 6 + n], -20, 20))[:, None]
     RX = X @ R.T
     return RX, RX + params[3:6]
 
@@ -126,16 +132,16 @@ def _ba_jacobian(params, R0, rays, obs_j, K):
     fx, fy = K[0, 0], K[1, 1]
     d_uv = np.zeros((n, 2, 3))
     d_uv[:, 0, 0] = fx / z
-    d_uv[:, 0, 2] = -fx * Y[:, 0] / z ** 2
+    d_uv[:, 0, 2] = -fx * Y[:, 0] / z**2
     d_uv[:, 1, 1] = fy / z
-    d_uv[:, 1, 2] = -fy * Y[:, 1] / z ** 2
+    d_uv[:, 1, 2] = -fy * Y[:, 1] / z**2
     skew = np.zeros((n, 3, 3))  # d(exp(delta) RX)/d delta = -[RX]x
     skew[:, 0, 1], skew[:, 0, 2] = RX[:, 2], -RX[:, 1]
     skew[:, 1, 0], skew[:, 1, 2] = -RX[:, 2], RX[:, 0]
     skew[:, 2, 0], skew[:, 2, 1] = RX[:, 1], -RX[:, 0]
     J = np.zeros((2 * n + 1, 6 + n))
-    J[:2 * n, :3] = (d_uv @ skew).reshape(2 * n, 3)
-    J[:2 * n, 3:6] = d_uv.reshape(2 * n, 3)
+    J[: 2 * n, :3] = (d_uv @ skew).reshape(2 * n, 3)
+    J[: 2 * n, 3:6] = d_uv.reshape(2 * n, 3)
     rows = np.arange(n)
     dz = np.einsum("nij,nj->ni", d_uv, RX)
     J[2 * rows, 6 + rows] = dz[:, 0]
@@ -155,12 +161,13 @@ def two_view_bundle_adjust(R, t, uv_i, uv_j, depth, K) -> tuple[np.ndarray, np.n
     rays = np.column_stack([(uv_i[:, 0] - K[0, 2]) / K[0, 0], (uv_i[:, 1] - K[1, 2]) / K[1, 1], np.ones(n)])
     R0 = np.asarray(R, np.float64)
     x0 = np.concatenate([np.zeros(3), t / np.linalg.norm(t), np.log(np.clip(depth, 1e-6, None))])
-    res = least_squares(_ba_residuals, x0, jac=_ba_jacobian, loss="huber", f_scale=1.0, max_nfev=50,
-                        args=(R0, rays, uv_j, K))
+    res = least_squares(
+        _ba_residuals, x0, jac=_ba_jacobian, loss="huber", f_scale=1.0, max_nfev=50, args=(R0, rays, uv_j, K)
+    )
     R_ba = _rodrigues(res.x[:3]) @ R0
     scale = np.linalg.norm(res.x[3:6])
     z = np.exp(np.clip(res.x[6:], -20, 20)) / scale
-    return R_ba, res.x[3:6] / scale, z, res.fun[:2 * n].reshape(n, 2)
+    return R_ba, res.x[3:6] / scale, z, res.fun[: 2 * n].reshape(n, 2)
 
 
 def _triangulate(a, b, R, t, K) -> tuple[np.ndarray, np.ndarray]:
@@ -215,13 +222,17 @@ def estimate_pair(a: np.ndarray, b: np.ndarray, K: np.ndarray, cfg: MotionConfig
     if ok.sum() < cfg.min_points:
         return None
     rms = float(np.sqrt(np.mean(np.sum(err[ok] ** 2, axis=1))))
-    return PairMotion(-1, -1, R, t, a[ok].astype(np.float32), z[ok].astype(np.float32),
-                      int(ok.sum()), parallax, rms)
+    return PairMotion(-1, -1, R, t, a[ok].astype(np.float32), z[ok].astype(np.float32), int(ok.sum()), parallax, rms)
 
 
-def estimate_clip_motion(frames: Sequence[np.ndarray], camera: CameraIntrinsics, mask: np.ndarray,
-                         cfg: MotionConfig | None = None, progress: Callable[[float, str], None] | None = None,
-                         cancel=None) -> ClipMotion:
+def estimate_clip_motion(
+    frames: Sequence[np.ndarray],
+    camera: CameraIntrinsics,
+    mask: np.ndarray,
+    cfg: MotionConfig | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel=None,
+) -> ClipMotion:
     """Pairwise motion for a clip of same-size RGB frames with intrinsics ``camera`` (for their size).
 
     Raises InputError when the clip shows too little motion or too few frames get a reliable partner.
@@ -235,7 +246,7 @@ def estimate_clip_motion(frames: Sequence[np.ndarray], camera: CameraIntrinsics,
     for k, rgb in enumerate(frames):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        grey, scale = _grey(rgb, width)
+        grey, _scale = _grey(rgb, width)
         if k == 0:
             small_mask = cv2.resize(mask.astype(np.uint8), grey.shape[::-1], interpolation=cv2.INTER_NEAREST)
             small_mask = cv2.erode(small_mask, np.ones((9, 9), np.uint8))
@@ -251,8 +262,10 @@ def estimate_clip_motion(frames: Sequence[np.ndarray], camera: CameraIntrinsics,
         flows.append(float(np.median(np.linalg.norm(a - b, axis=1))) if len(a) >= 8 else 0.0)
     median_flow = float(np.median(flows)) if flows else 0.0
     if median_flow < cfg.min_flow_px * width / 640:
-        raise InputError(f"The clip shows too little camera motion (median {median_flow:.2f} px between frames): "
-                         "adaptation needs a moving endoscope.")
+        raise InputError(
+            f"The clip shows too little camera motion (median {median_flow:.2f} px between frames): "
+            "adaptation needs a moving endoscope."
+        )
     wanted = cfg.min_parallax_px * width / 640
     gap = int(np.clip(math.ceil(wanted / max(median_flow, 1e-3)), 1, cfg.max_gap))
     motion = ClipMotion(cam, [], n, median_flow)
@@ -277,8 +290,10 @@ def estimate_clip_motion(frames: Sequence[np.ndarray], camera: CameraIntrinsics,
             progress(0.2 + 0.8 * (i + 1) / n, f"motion {i + 1}/{n}, {len(registered)} registered")
     motion.registered = sorted(registered)
     if len(registered) < cfg.min_registered * n:
-        raise InputError(f"Motion estimation registered only {len(registered)} of {n} frames; the clip is too "
-                         "blurred, too dark or too textureless for self-supervised adaptation.")
+        raise InputError(
+            f"Motion estimation registered only {len(registered)} of {n} frames; the clip is too "
+            "blurred, too dark or too textureless for self-supervised adaptation."
+        )
     return motion
 
 

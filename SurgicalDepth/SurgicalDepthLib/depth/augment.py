@@ -12,6 +12,7 @@ lens vignetting and chromatic aberration; defocus and motion blur; signal-depend
 JPEG compression; and the field stop of a rod lens as a circle or, for a 16:9 video squeezed into the
 network's 5:4 input, an ellipse, with a soft edge. Pixels outside the field stop leave the loss.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,7 +61,7 @@ class RandCrop(RandTransform):
         h, w = s["depth"].shape
         ch, cw = min(self.size[0], h), min(self.size[1], w)
         y0, x0 = int(self._rng.integers(0, h - ch + 1)), int(self._rng.integers(0, w - cw + 1))
-        return {k: np.ascontiguousarray(s[k][y0:y0 + ch, x0:x0 + cw]) for k in ("image", "depth", "valid")}
+        return {k: np.ascontiguousarray(s[k][y0 : y0 + ch, x0 : x0 + cw]) for k in ("image", "depth", "valid")}
 
 
 class RandFlip(RandTransform):
@@ -93,12 +94,14 @@ class RandIntrinsics(RandTransform):
 
     def apply(self, s):
         h, w = s["depth"].shape
-        ch, cw = max(int(round(h / self.sy)), 8), max(int(round(w / self.sx)), 8)
+        ch, cw = max(round(h / self.sy), 8), max(round(w / self.sx), 8)
         y0, x0 = int(self.y * (h - ch)), int(self.x * (w - cw))
         window = (slice(y0, y0 + ch), slice(x0, x0 + cw))
-        return {"image": cv2.resize(s["image"][window], (w, h), interpolation=cv2.INTER_LINEAR),
-                "depth": cv2.resize(s["depth"][window], (w, h), interpolation=cv2.INTER_NEAREST),
-                "valid": cv2.resize(s["valid"][window].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0}
+        return {
+            "image": cv2.resize(s["image"][window], (w, h), interpolation=cv2.INTER_LINEAR),
+            "depth": cv2.resize(s["depth"][window], (w, h), interpolation=cv2.INTER_NEAREST),
+            "valid": cv2.resize(s["valid"][window].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0,
+        }
 
 
 class RandTissueTint(RandTransform):
@@ -155,7 +158,7 @@ class RandDepthFalloff(RandTransform):
         if not v.any():
             return s
         rel = np.where(v, d / np.median(d[v]), 1.0).astype(np.float32)
-        return {**s, "image": np.clip(s["image"] * (rel ** -self.beta)[..., None], 0, 1)}
+        return {**s, "image": np.clip(s["image"] * (rel**-self.beta)[..., None], 0, 1)}
 
 
 class RandSpecular(RandTransform):
@@ -164,8 +167,10 @@ class RandSpecular(RandTransform):
     prob = 0.5
 
     def draw(self, rng, k):
-        self.blobs = [(rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(1.0, 8.0), rng.uniform(1.0, 8.0),
-                       rng.uniform(0.6, 1.5)) for _ in range(int(rng.integers(1, 8)))]
+        self.blobs = [
+            (rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(1.0, 8.0), rng.uniform(1.0, 8.0), rng.uniform(0.6, 1.5))
+            for _ in range(int(rng.integers(1, 8)))
+        ]
 
     def apply(self, s):
         img = s["image"]
@@ -238,8 +243,9 @@ class RandChromaticAberration(RandTransform):
         h, w = img.shape[:2]
         for channel, sign in ((0, 1.0), (2, -1.0)):
             m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 0.0, 1.0 + sign * self.scale)
-            img[..., channel] = cv2.warpAffine(np.ascontiguousarray(img[..., channel]), m, (w, h),
-                                               borderMode=cv2.BORDER_REFLECT)
+            img[..., channel] = cv2.warpAffine(
+                np.ascontiguousarray(img[..., channel]), m, (w, h), borderMode=cv2.BORDER_REFLECT
+            )
         return {**s, "image": img}
 
 
@@ -282,7 +288,7 @@ class RandSensorNoise(RandTransform):
 
     def apply(self, s):
         img = np.clip(s["image"], 0, None)
-        sigma = np.sqrt(self.read ** 2 + self.shot ** 2 * img)
+        sigma = np.sqrt(self.read**2 + self.shot**2 * img)
         noise = np.random.default_rng(self.seed).standard_normal(img.shape).astype(np.float32)
         return {**s, "image": img + sigma * noise}
 
@@ -328,9 +334,26 @@ class RandFieldStop(RandTransform):
 
 
 def default_transforms(crop: tuple[int, int]) -> list[RandTransform]:
-    return [RandCrop(crop), RandFlip(1, 0.5), RandFlip(0, 0.3), RandIntrinsics(), RandTissueTint(), RandColour(),
-            RandExposure(), RandDepthFalloff(), RandSpecular(), RandBlood(), RandSmoke(), RandVignetting(), RandChromaticAberration(),
-            RandBlur(), RandMotionBlur(), RandSensorNoise(), RandJpeg(), RandFieldStop()]
+    return [
+        RandCrop(crop),
+        RandFlip(1, 0.5),
+        RandFlip(0, 0.3),
+        RandIntrinsics(),
+        RandTissueTint(),
+        RandColour(),
+        RandExposure(),
+        RandDepthFalloff(),
+        RandSpecular(),
+        RandBlood(),
+        RandSmoke(),
+        RandVignetting(),
+        RandChromaticAberration(),
+        RandBlur(),
+        RandMotionBlur(),
+        RandSensorNoise(),
+        RandJpeg(),
+        RandFieldStop(),
+    ]
 
 
 class Compose:
@@ -348,13 +371,22 @@ class Compose:
         return sample
 
 
-def augment_sample(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
-                   crop: tuple[int, int], strength: float = 1.0):
+def augment_sample(
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    valid: np.ndarray,
+    rng: np.random.Generator,
+    crop: tuple[int, int],
+    strength: float = 1.0,
+):
     """One training sample: (rgb float32 HxWx3 in 0..1, depth, valid) after crop and appearance changes.
 
     ``strength`` (0-1) scales the probabilities and amplitudes of the appearance changes; 0 = the crop only.
     """
-    sample = {"image": np.asarray(rgb, np.float32) / 255.0, "depth": np.asarray(depth, np.float32),
-              "valid": np.asarray(valid, bool)}
+    sample = {
+        "image": np.asarray(rgb, np.float32) / 255.0,
+        "depth": np.asarray(depth, np.float32),
+        "valid": np.asarray(valid, bool),
+    }
     out = Compose(default_transforms(crop))(sample, rng, strength)
     return np.clip(out["image"], 0, 1).astype(np.float32), out["depth"], out["valid"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,10 +37,10 @@ ALIGNMENT_NOTE = ("Relative model: depth is known only up to an unknown scale. A
                   "(median ratio per frame, the SCARED protocol, or least squares) against a reference "
                   "depth, or register with the scale enabled.")
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
-def _read_json(path: Path) -> Dict[str, Any]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -71,10 +71,10 @@ def is_hf_depth_folder(path: PathLike) -> bool:
 
 
 def _multiple_of(value: Any, multiple: int) -> int:
-    return max(multiple, int(round(float(value) / multiple)) * multiple)
+    return max(multiple, round(float(value) / multiple) * multiple)
 
 
-def _patch_size(config: Dict[str, Any]) -> int:
+def _patch_size(config: dict[str, Any]) -> int:
     patch = config.get("patch_size") or 14
     patch = patch[0] if isinstance(patch, (list, tuple)) and patch else patch
     if not isinstance(patch, int) or patch <= 0:
@@ -82,7 +82,7 @@ def _patch_size(config: Dict[str, Any]) -> int:
     return patch
 
 
-def _input_size(pre: Dict[str, Any], multiple: int) -> Tuple[int, int]:
+def _input_size(pre: dict[str, Any], multiple: int) -> tuple[int, int]:
     """(H, W) the model runs at: the preprocessor's size, on the backbone's patch grid.
 
     The frame size is unknown at load time, so the preprocessor's target size is used as is rather than
@@ -104,7 +104,7 @@ def _input_size(pre: Dict[str, Any], multiple: int) -> Tuple[int, int]:
         raise ModelError(f"{HF_PREPROCESSOR}: 'size' {size!r} is not a height and width.") from None
 
 
-def _normalisation(pre: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
+def _normalisation(pre: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     if pre.get("do_normalize", True) is False:
         return np.zeros(3, np.float32), np.ones(3, np.float32)
     try:
@@ -163,8 +163,8 @@ def _load_hf_model(folder: Path) -> torch.nn.Module:
     return model.eval()
 
 
-def _card(folder: Path, config: Dict[str, Any], metric: bool, size: Tuple[int, int],
-          mean: np.ndarray, std: np.ndarray) -> Dict[str, Any]:
+def _card(folder: Path, config: dict[str, Any], metric: bool, size: tuple[int, int],
+          mean: np.ndarray, std: np.ndarray) -> dict[str, Any]:
     card = {
         "name": folder.name, "task": "depth", "weights_format": "huggingface",
         "source": "Hugging Face Depth Anything folder",

@@ -17,7 +17,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -36,8 +36,8 @@ class LiveStats:
     shown: int = 0
     dropped_frames: int = 0
     dropped_results: int = 0
-    median_ms: Dict[str, float] = field(default_factory=dict)
-    error: Optional[str] = None
+    median_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
     def text(self) -> str:
         """One line for the panel's readout."""
@@ -54,7 +54,7 @@ class _FileFeeder:
 
     def __init__(self, source: FrameSource, slot: _NewestSlot, realtime: bool, loop: bool):
         self.source, self.slot, self.realtime, self.loop = source, slot, realtime, loop
-        self.error: Optional[Exception] = None
+        self.error: Exception | None = None
         self.finished = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="FrameFeeder", daemon=True)
@@ -96,7 +96,7 @@ class LiveProcessor:
     """
 
     def __init__(self, source: FrameSource, processor: FrameProcessor, realtime: bool = True, loop: bool = False,
-                 on_result: Optional[Callable[[DepthResult], None]] = None, history: int = 60):
+                 on_result: Callable[[DepthResult], None] | None = None, history: int = 60):
         if processor is None:
             raise InputError("No frame processor was given.")
         self._lock = threading.Lock()
@@ -105,16 +105,16 @@ class LiveProcessor:
         self.realtime, self.loop = realtime, loop
         self.on_result = on_result
         self._results = _NewestSlot()
-        self._feed_slot: Optional[_NewestSlot] = None
-        self._feeder: Optional[_FileFeeder] = None
-        self._worker: Optional[threading.Thread] = None
+        self._feed_slot: _NewestSlot | None = None
+        self._feeder: _FileFeeder | None = None
+        self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._lat: Dict[str, Deque[float]] = {s: collections.deque(maxlen=history) for s in LATENCY_STAGES}
-        self._done_times: Deque[float] = collections.deque(maxlen=history)
+        self._lat: dict[str, collections.deque[float]] = {s: collections.deque(maxlen=history) for s in LATENCY_STAGES}
+        self._done_times: collections.deque[float] = collections.deque(maxlen=history)
         self._processed = 0
         self._shown = 0
         self._dropped_feed = 0
-        self._error: Optional[Exception] = None
+        self._error: Exception | None = None
 
     # ---- control ----
     @property
@@ -122,7 +122,7 @@ class LiveProcessor:
         return self._worker is not None and self._worker.is_alive()
 
     @property
-    def error(self) -> Optional[Exception]:
+    def error(self) -> Exception | None:
         return self._error
 
     def start(self) -> None:
@@ -182,7 +182,7 @@ class LiveProcessor:
             self._dropped_feed += slot.dropped
         self._feeder, self._feed_slot = None, None
 
-    def _grab(self, timeout: float) -> Optional[Frame]:
+    def _grab(self, timeout: float) -> Frame | None:
         with self._lock:
             source, slot, feeder = self._source, self._feed_slot, self._feeder
         if source is None:
@@ -218,7 +218,7 @@ class LiveProcessor:
                 self.on_result(result)
 
     # ---- results out (caller's / GUI thread) ----
-    def poll(self) -> Optional[DepthResult]:
+    def poll(self) -> DepthResult | None:
         """The newest result not yet taken, or None. Raises the worker's error once it stopped on one."""
         result = self._results.take(0)
         if result is None and self._error is not None and not self.running:
@@ -229,7 +229,7 @@ class LiveProcessor:
             raise InputError(f"Live processing stopped: {error}") from error
         return result
 
-    def apply(self, output) -> Optional[DepthResult]:
+    def apply(self, output) -> DepthResult | None:
         """Show the newest result in ``output`` (a LiveSceneOutput); returns it, or None if nothing new."""
         result = self.poll()
         if result is None:

@@ -9,7 +9,7 @@ Dataset summaries are means of per-frame values.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -18,8 +18,8 @@ from SurgicalAICore.errors import InputError
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse_mm", "rmse_log", "delta1", "delta2", "delta3")
 
 
-def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray] = None, cap_mm: float = 300.0,
-                  min_mm: float = 0.5, median_scaled: bool = False) -> Dict[str, float]:
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None, cap_mm: float = 300.0,
+                  min_mm: float = 0.5, median_scaled: bool = False) -> dict[str, float]:
     """Metrics of one frame; raises InputError if no pixel is valid."""
     p = np.asarray(pred, np.float64)
     g = np.asarray(gt, np.float64)
@@ -54,7 +54,7 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray] 
     return out
 
 
-def summarise(rows: Iterable[Dict[str, float]]) -> Dict[str, float]:
+def summarise(rows: Iterable[dict[str, float]]) -> dict[str, float]:
     """Mean of each metric over frames."""
     rows = list(rows)
     if not rows:
@@ -63,20 +63,20 @@ def summarise(rows: Iterable[Dict[str, float]]) -> Dict[str, float]:
 
 
 def evaluate_estimator(estimator, dataset, cap_mm: float = 300.0, progress=None, cancel=None,
-                       batch_size: int = 8) -> List[Dict[str, object]]:
+                       batch_size: int = 8) -> list[dict[str, object]]:
     """Per-frame rows (both protocols) for a DepthEstimator over a SyntheticDepthDataset."""
     from SurgicalAICore.progress import Progress
 
     p = Progress.of(progress, cancel)
-    rows: List[Dict[str, object]] = []
+    rows: list[dict[str, object]] = []
     n = len(dataset)
     if n == 0:
         raise InputError("The dataset selection holds no frame.")
     for start in range(0, n, batch_size):
         items = [dataset[i] for i in range(start, min(n, start + batch_size))]
         preds = estimator.predict_batch([it["rgb"] for it in items])
-        for it, pred in zip(items, preds):
-            row: Dict[str, object] = {"frame": it["frame"], "path": it["path"], "scenario": it["scenario"]}
+        for it, pred in zip(items, preds, strict=False):
+            row: dict[str, object] = {"frame": it["frame"], "path": it["path"], "scenario": it["scenario"]}
             try:
                 for prefix, med in (("metric", False), ("median", True)):
                     m = depth_metrics(pred, it["depth_mm"], it["valid"], cap_mm, median_scaled=med)

@@ -15,21 +15,22 @@ Accepted models:
 Relative models are turned into millimetres with :func:`align_scale` against a reference depth
 (median ratio, the SCARED protocol, or least squares); see :meth:`TorchDepthEstimator.predict_aligned`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from SurgicalAICore.device import run_with_cpu_fallback, select_device
-from SurgicalAICore.errors import InputError, ModelError
-from SurgicalAICore.model_folder import CardSchema, load_weights, read_model_folder, write_model_folder
+from SurgicalAICore.device import run_with_cpu_fallback
+from SurgicalAICore.errors import InputError
+from SurgicalAICore.model_folder import CardSchema, write_model_folder
 
-from SurgicalDepthLib.depth.network import build_depth_network
 
 DEFAULT_MODEL_NAME = "endoscopy-depth"
 DEPTH_SCHEMA = CardSchema(
@@ -46,8 +47,9 @@ def default_model_path() -> Path:
     return models_dir() / DEFAULT_MODEL_NAME
 
 
-def align_scale(pred: np.ndarray, reference: np.ndarray, mask: Optional[np.ndarray] = None,
-                method: str = "median") -> float:
+def align_scale(
+    pred: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None, method: str = "median"
+) -> float:
     """Scale ``s`` so that ``s * pred`` best matches ``reference`` on valid pixels.
 
     ``median``: ratio of medians (SCARED/KITTI protocol); ``lstsq``: least squares
@@ -74,13 +76,13 @@ class TorchDepthEstimator:
 
     module: torch.nn.Module
     device: torch.device
-    card: Dict[str, Any]
-    input_size: Optional[Tuple[int, int]]  # (H, W) the model runs at; None: any multiple of 32
+    card: dict[str, Any]
+    input_size: tuple[int, int] | None  # (H, W) the model runs at; None: any multiple of 32
     mean: np.ndarray
     std: np.ndarray
     is_metric: bool = True
 
-    def _prepare(self, frames: Sequence[np.ndarray]) -> Tuple[torch.Tensor, Tuple[int, int], Tuple[int, int]]:
+    def _prepare(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
         shapes = {np.asarray(f).shape for f in frames}
         if len(shapes) != 1:
             raise InputError("All frames of a batch must have the same size.")
@@ -139,20 +141,34 @@ class TorchDepthEstimator:
         return pred * align_scale(pred, reference_mm, method=method)
 
 
-def depth_card(name: str, net, input_size: Tuple[int, int] = (256, 320), training: Optional[dict] = None,
-               metrics: Optional[dict] = None, camera: Optional[dict] = None, description: str = "") -> Dict[str, Any]:
+def depth_card(
+    name: str,
+    net,
+    input_size: tuple[int, int] = (256, 320),
+    training: dict | None = None,
+    metrics: dict | None = None,
+    camera: dict | None = None,
+    description: str = "",
+) -> dict[str, Any]:
     """A model card for a :class:`CompactDepthNet`."""
     from SurgicalDepthLib.depth.network import count_parameters
 
     card = {
-        "name": name, "version": "1.0", "task": "depth",
-        "description": description or "Compact encoder-decoder predicting metric z-depth (mm) from one RGB endoscope frame.",
+        "name": name,
+        "version": "1.0",
+        "task": "depth",
+        "description": description
+        or "Compact encoder-decoder predicting metric z-depth (mm) from one RGB endoscope frame.",
         "input_size": [int(input_size[0]), int(input_size[1])],
         "normalisation": dict(IMAGENET),
-        "depth_unit": "mm", "is_metric": True,
+        "depth_unit": "mm",
+        "is_metric": True,
         "depth_range_mm": [0.5, float(net.hyper_parameters()["max_depth_mm"])],
-        "architecture": {"name": "CompactDepthNet", "hyper_parameters": net.hyper_parameters(),
-                         "parameters": count_parameters(net)},
+        "architecture": {
+            "name": "CompactDepthNet",
+            "hyper_parameters": net.hyper_parameters(),
+            "parameters": count_parameters(net),
+        },
         "license": "Apache-2.0",
     }
     if training:
@@ -164,6 +180,6 @@ def depth_card(name: str, net, input_size: Tuple[int, int] = (256, 320), trainin
     return card
 
 
-def save_depth_model(path: Union[str, Path], net, card: Dict[str, Any], overwrite: bool = False):
+def save_depth_model(path: str | Path, net, card: dict[str, Any], overwrite: bool = False):
     """Write a depth model folder (state dict) atomically."""
     return write_model_folder(path, card, net.state_dict(), DEPTH_SCHEMA, overwrite=overwrite)

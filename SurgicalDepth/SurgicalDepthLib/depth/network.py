@@ -9,10 +9,10 @@ TorchScript.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
+from torch import nn
 import torch.nn.functional as F
 
 
@@ -71,10 +71,10 @@ class CompactDepthNet(nn.Module):
         self.norm = str(norm)
         self.log_scale = math.log(depth_scale_mm)
         self.log_max = math.log(max_depth_mm)
-        stages: List[nn.Module] = []
+        stages: list[nn.Module] = []
         cin = 3
-        for cout, nblocks in zip(self.channels, self.blocks):
-            layers: List[nn.Module] = [conv_bn(cin, cout, stride=2, norm=norm)]
+        for cout, nblocks in zip(self.channels, self.blocks, strict=False):
+            layers: list[nn.Module] = [conv_bn(cin, cout, stride=2, norm=norm)]
             layers += [ResidualBlock(cout, norm) for _ in range(nblocks)]
             stages.append(nn.Sequential(*layers))
             cin = cout
@@ -89,7 +89,7 @@ class CompactDepthNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, 1, H, W) depth in mm; H and W multiples of 32."""
         size = x.shape[-2:]
-        feats: List[torch.Tensor] = []
+        feats: list[torch.Tensor] = []
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
@@ -103,7 +103,7 @@ class CompactDepthNet(nn.Module):
         log_depth = F.interpolate(log_depth, size=size, mode="bilinear", align_corners=False)
         return torch.exp(torch.clamp(log_depth, max=self.log_max))
 
-    def hyper_parameters(self) -> Dict[str, object]:
+    def hyper_parameters(self) -> dict[str, object]:
         return {"channels": self.channels, "blocks": self.blocks, "depth_scale_mm": round(math.exp(self.log_scale), 6),
                 "max_depth_mm": round(math.exp(self.log_max), 6), "out_stride": self.out_stride, "norm": self.norm}
 
@@ -114,7 +114,7 @@ class CompactDepthNet(nn.Module):
 DEFAULT_HYPER = {"channels": (16, 24, 48, 96, 192), "blocks": (0, 0, 1, 2, 2), "out_stride": 4, "norm": "group"}
 
 
-def build_depth_network(hyper: Dict[str, object] = None) -> CompactDepthNet:
+def build_depth_network(hyper: dict[str, object] | None = None) -> CompactDepthNet:
     hyper = dict(DEFAULT_HYPER if hyper is None else hyper)
     return CompactDepthNet(channels=hyper.get("channels", DEFAULT_HYPER["channels"]),
                            blocks=hyper.get("blocks", DEFAULT_HYPER["blocks"]),

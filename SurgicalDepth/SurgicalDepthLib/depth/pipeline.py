@@ -4,6 +4,7 @@
 A depth estimator is any object with ``predict(rgb HxWx3 uint8) -> HxW float32 depth (mm)`` at the
 frame's resolution (the bundled network from :mod:`SurgicalDepthLib.depth_model` is one).
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,7 +14,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol, Union
 
 import numpy as np
 
@@ -27,14 +27,25 @@ from SurgicalDepthLib.video.sources import Frame, FrameSource, open_source
 from SurgicalDepthLib.depth.pointcloud import PointCloud, depth_to_pointcloud, polydata_from_cloud, write_ply
 
 STAGES = ("read", "prep", "infer", "cloud")
-TIMING_COLUMNS = ["index", "name", "timestamp_s", "read_ms", "prep_ms", "infer_ms", "cloud_ms", "write_ms",
-                  "total_ms", "points"]
+TIMING_COLUMNS = [
+    "index",
+    "name",
+    "timestamp_s",
+    "read_ms",
+    "prep_ms",
+    "infer_ms",
+    "cloud_ms",
+    "write_ms",
+    "total_ms",
+    "points",
+]
 
 
 @dataclass
 class DepthResult:
     """A processed frame: the depth map (mm, 0 = none) at the frame's resolution, its point cloud
     (camera frame), the intrinsics used and per-stage seconds."""
+
     index: int
     timestamp_s: float
     name: str
@@ -42,10 +53,10 @@ class DepthResult:
     depth_mm: np.ndarray
     cloud: PointCloud
     camera: CameraIntrinsics
-    timings: Dict[str, float] = field(default_factory=dict)
-    poly: object = None          # vtkPolyData of the cloud, built off the main thread
-    received_at: float = 0.0     # time.perf_counter() when processing started
-    confidence: Optional[np.ndarray] = None  # [0, 1] per pixel, from depth sources that give one (stereo)
+    timings: dict[str, float] = field(default_factory=dict)
+    poly: object = None  # vtkPolyData of the cloud, built off the main thread
+    received_at: float = 0.0  # time.perf_counter() when processing started
+    confidence: np.ndarray | None = None  # [0, 1] per pixel, from depth sources that give one (stereo)
 
 
 class FrameProcessor:
@@ -56,9 +67,17 @@ class FrameProcessor:
     ``mask_every`` frames (and whenever the frame size changes), not for every frame.
     """
 
-    def __init__(self, model: DepthEstimator, camera: Optional[CameraIntrinsics] = None,
-                 max_points: Optional[int] = 20000, auto_mask: bool = True, mask_specular: bool = True,
-                 undistort: bool = True, build_polydata: bool = True, mask_every: int = 15):
+    def __init__(
+        self,
+        model: DepthEstimator,
+        camera: CameraIntrinsics | None = None,
+        max_points: int | None = 20000,
+        auto_mask: bool = True,
+        mask_specular: bool = True,
+        undistort: bool = True,
+        build_polydata: bool = True,
+        mask_every: int = 15,
+    ):
         if model is None or not hasattr(model, "predict"):
             raise ModelError("No depth model was given; load one (the bundled model or a model folder).")
         if max_points is not None and max_points < 1:
@@ -101,8 +120,10 @@ class FrameProcessor:
             depth = self.model.predict(rgb)
         depth = np.asarray(depth, dtype=np.float32)
         if depth.shape != rgb.shape[:2]:
-            raise ModelError(f"The depth model returned a {depth.shape[1]}x{depth.shape[0]} map for a "
-                             f"{rgb.shape[1]}x{rgb.shape[0]} frame.")
+            raise ModelError(
+                f"The depth model returned a {depth.shape[1]}x{depth.shape[0]} map for a "
+                f"{rgb.shape[1]}x{rgb.shape[0]} frame."
+            )
         depth = np.where(np.isfinite(depth) & (depth > 0) & prepared.field_of_view, depth, 0).astype(np.float32)
         t_infer = time.perf_counter()
         cloud = depth_to_pointcloud(depth, rgb, camera, ~prepared.specular, self.max_points, self.undistort)
@@ -111,8 +132,9 @@ class FrameProcessor:
         timings = {"read": frame.read_s, "prep": t_prep - start, "infer": t_infer - t_prep, "cloud": t_cloud - t_infer}
         if confidence is not None:
             confidence = np.where(depth > 0, confidence, 0).astype(np.float32)
-        return DepthResult(frame.index, frame.timestamp_s, frame.name, rgb, depth, cloud, camera, timings, poly, start,
-                           confidence)
+        return DepthResult(
+            frame.index, frame.timestamp_s, frame.name, rgb, depth, cloud, camera, timings, poly, start, confidence
+        )
 
 
 def _model_fov(model) -> float:
@@ -135,11 +157,11 @@ def _model_fov(model) -> float:
 class VideoDepthSummary:
     frames: int
     seconds: float
-    camera: Optional[CameraIntrinsics]
-    median_ms: Dict[str, float]
-    out_dir: Optional[Path] = None
-    scene_nodes: Optional[dict] = None
-    names: List[str] = field(default_factory=list)
+    camera: CameraIntrinsics | None
+    median_ms: dict[str, float]
+    out_dir: Path | None = None
+    scene_nodes: dict | None = None
+    names: list[str] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -162,17 +184,32 @@ def _check_scene_budget(frame: Frame, points: int, total: int, budget: float) ->
     per_frame = frame.width * frame.height * (3 + 4) + points * (12 + 3 + 4 + 8)
     need = per_frame * total
     if need > budget:
-        raise InputError(f"{total} frames would need about {need / 1e9:.1f} GB as scene sequences "
-                         f"(limit {budget / 1e9:.1f} GB); process a part (max frames), lower the point budget, "
-                         f"or write to a folder only.")
+        raise InputError(
+            f"{total} frames would need about {need / 1e9:.1f} GB as scene sequences "
+            f"(limit {budget / 1e9:.1f} GB); process a part (max frames), lower the point budget, "
+            f"or write to a folder only."
+        )
 
 
-def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Optional[DepthEstimator] = None,
-                  out_dir: Optional[Union[str, Path]] = None, scene=None, max_points: Optional[int] = 20000,
-                  device: str = "auto", model_path=None, write_clouds: bool = True, name: Optional[str] = None,
-                  transform_node=None, max_frames: Optional[int] = None, progress=None,
-                  cancel: Optional[CancelToken] = None, on_result=None,
-                  scene_budget_bytes: float = 4e9, commit_scene: bool = True) -> VideoDepthSummary:
+def process_video(
+    source,
+    camera: CameraIntrinsics | None = None,
+    model: DepthEstimator | None = None,
+    out_dir: str | Path | None = None,
+    scene=None,
+    max_points: int | None = 20000,
+    device: str = "auto",
+    model_path=None,
+    write_clouds: bool = True,
+    name: str | None = None,
+    transform_node=None,
+    max_frames: int | None = None,
+    progress=None,
+    cancel: CancelToken | None = None,
+    on_result=None,
+    scene_budget_bytes: float = 4e9,
+    commit_scene: bool = True,
+) -> VideoDepthSummary:
     """Depth maps and point clouds for every frame of a recorded ``source`` (video path, frame folder,
     sequence node or :class:`FrameSource`).
 
@@ -209,7 +246,10 @@ def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Opti
         for frame in src:
             if max_frames is not None and frame.index >= max_frames:
                 break
-            steps.step(0.95 * frame.index / total if total else 0.5, f"frame {frame.index + 1}" + (f"/{total}" if total else ""))
+            steps.step(
+                0.95 * frame.index / total if total else 0.5,
+                f"frame {frame.index + 1}" + (f"/{total}" if total else ""),
+            )
             result = processor.process(frame)
             used_camera = result.camera
             if builder is not None and frame.index == 0 and total:
@@ -227,9 +267,11 @@ def process_video(source, camera: Optional[CameraIntrinsics] = None, model: Opti
                 on_result(result)
             write_s = time.perf_counter() - t_write
             t = result.timings
-            rows.append([frame.index, frame.name, f"{frame.timestamp_s:.6f}"]
-                        + [f"{1000 * t[s]:.3f}" for s in STAGES]
-                        + [f"{1000 * write_s:.3f}", f"{1000 * (sum(t.values()) + write_s):.3f}", len(result.cloud)])
+            rows.append(
+                [frame.index, frame.name, f"{frame.timestamp_s:.6f}"]
+                + [f"{1000 * t[s]:.3f}" for s in STAGES]
+                + [f"{1000 * write_s:.3f}", f"{1000 * (sum(t.values()) + write_s):.3f}", len(result.cloud)]
+            )
             names.append(frame.name)
         if not rows:
             raise InputError(f"{src.name}: no frame was read.")

@@ -3,11 +3,11 @@
 Points are in the camera frame (OpenCV: x right, y down, z forward, mm). A point cloud carries
 RGB colours (``uint8``, array "RGB") and the depth of each point (array "depth_mm").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -21,9 +21,9 @@ DEPTH_ARRAY = "depth_mm"
 
 @dataclass
 class PointCloud:
-    points: np.ndarray          # (N, 3) float32, camera frame, mm
-    colors: np.ndarray          # (N, 3) uint8
-    depth_mm: np.ndarray        # (N,) float32
+    points: np.ndarray  # (N, 3) float32, camera frame, mm
+    colors: np.ndarray  # (N, 3) uint8
+    depth_mm: np.ndarray  # (N,) float32
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
@@ -39,8 +39,9 @@ class Undistorter:
         self.pinhole = CameraIntrinsics(camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)
         self._maps = None
         if camera.has_distortion:
-            self._maps = cv2.initUndistortRectifyMap(camera.K, camera.dist_coeffs, None, camera.K,
-                                                     (camera.width, camera.height), cv2.CV_32FC1)
+            self._maps = cv2.initUndistortRectifyMap(
+                camera.K, camera.dist_coeffs, None, camera.K, (camera.width, camera.height), cv2.CV_32FC1
+            )
 
     def __call__(self, image: np.ndarray, nearest: bool = False) -> np.ndarray:
         import cv2
@@ -49,8 +50,14 @@ class Undistorter:
             return image
         src = image.astype(np.uint8) if image.dtype == bool else image
         # nearest for depth and masks: interpolating across a depth edge invents points in mid-air
-        out = cv2.remap(src, self._maps[0], self._maps[1], cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        out = cv2.remap(
+            src,
+            self._maps[0],
+            self._maps[1],
+            cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
         return out.astype(bool) if image.dtype == bool else out
 
 
@@ -66,9 +73,14 @@ def undistorter(camera: CameraIntrinsics) -> Undistorter:
     return u
 
 
-def depth_to_pointcloud(depth_mm: np.ndarray, rgb: np.ndarray, camera: CameraIntrinsics,
-                        mask: Optional[np.ndarray] = None, max_points: Optional[int] = 20000,
-                        undistort: bool = True) -> PointCloud:
+def depth_to_pointcloud(
+    depth_mm: np.ndarray,
+    rgb: np.ndarray,
+    camera: CameraIntrinsics,
+    mask: np.ndarray | None = None,
+    max_points: int | None = 20000,
+    undistort: bool = True,
+) -> PointCloud:
     """Coloured points of the valid pixels (finite depth > 0, inside ``mask``) of a depth map.
 
     ``depth_mm`` and ``rgb`` are at the camera's resolution, as imaged (distorted); with
@@ -79,14 +91,18 @@ def depth_to_pointcloud(depth_mm: np.ndarray, rgb: np.ndarray, camera: CameraInt
     if depth.ndim != 2:
         raise InputError(f"A depth map must be 2-D, got shape {depth.shape}.")
     if rgb.shape[:2] != depth.shape:
-        raise InputError(f"Depth map {depth.shape[1]}x{depth.shape[0]} and frame {rgb.shape[1]}x{rgb.shape[0]} differ in size.")
+        raise InputError(
+            f"Depth map {depth.shape[1]}x{depth.shape[0]} and frame {rgb.shape[1]}x{rgb.shape[0]} differ in size."
+        )
     camera.check_frame(depth.shape[1], depth.shape[0])
     pinhole = camera
     if undistort and camera.has_distortion:
         u = undistorter(camera)
         depth = u(depth, nearest=True)
         rgb = u(rgb)
-        mask = u(np.asarray(mask, bool), nearest=True) if mask is not None else u(np.ones(depth.shape, bool), nearest=True)
+        mask = (
+            u(np.asarray(mask, bool), nearest=True) if mask is not None else u(np.ones(depth.shape, bool), nearest=True)
+        )
         pinhole = u.pinhole
     valid = np.isfinite(depth) & (depth > 0)
     if mask is not None:
@@ -131,7 +147,7 @@ def _voxel_reduce(cloud: PointCloud, voxel: float) -> PointCloud:
     return PointCloud(points, colors, depth)
 
 
-def voxel_downsample(cloud: PointCloud, max_points: int, pixel_mm: Optional[float] = None) -> PointCloud:
+def voxel_downsample(cloud: PointCloud, max_points: int, pixel_mm: float | None = None) -> PointCloud:
     """At most ``max_points`` points: each occupied voxel becomes the mean of its points (and colours).
 
     The first voxel edge is the one that would leave ``max_points`` points on a surface facing the
@@ -173,8 +189,9 @@ def polydata_from_cloud(cloud: PointCloud):
     conn = numpy_support.numpy_to_vtkIdTypeArray(np.arange(n, dtype=np.int64), deep=True)
     verts.SetData(offsets, conn)
     poly.SetVerts(verts)
-    rgb = numpy_support.numpy_to_vtk(np.ascontiguousarray(cloud.colors, np.uint8), deep=True,
-                                     array_type=vtk.VTK_UNSIGNED_CHAR)
+    rgb = numpy_support.numpy_to_vtk(
+        np.ascontiguousarray(cloud.colors, np.uint8), deep=True, array_type=vtk.VTK_UNSIGNED_CHAR
+    )
     rgb.SetName(RGB_ARRAY)
     poly.GetPointData().AddArray(rgb)
     poly.GetPointData().SetActiveScalars(RGB_ARRAY)
@@ -188,15 +205,21 @@ def cloud_from_polydata(poly) -> PointCloud:
     from vtk.util import numpy_support
 
     n = poly.GetNumberOfPoints()
-    points = numpy_support.vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float32) if n else np.zeros((0, 3), np.float32)
+    points = (
+        numpy_support.vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float32) if n else np.zeros((0, 3), np.float32)
+    )
     rgb = poly.GetPointData().GetArray(RGB_ARRAY)
-    colors = numpy_support.vtk_to_numpy(rgb).astype(np.uint8).reshape(-1, 3) if rgb is not None else np.zeros((n, 3), np.uint8)
+    colors = (
+        numpy_support.vtk_to_numpy(rgb).astype(np.uint8).reshape(-1, 3)
+        if rgb is not None
+        else np.zeros((n, 3), np.uint8)
+    )
     depth = poly.GetPointData().GetArray(DEPTH_ARRAY)
     depth_mm = numpy_support.vtk_to_numpy(depth).astype(np.float32) if depth is not None else points[:, 2].copy()
     return PointCloud(points, colors, depth_mm)
 
 
-def write_ply(cloud: Union[PointCloud, object], path: Union[str, Path], binary: bool = True) -> Path:
+def write_ply(cloud: PointCloud | object, path: str | Path, binary: bool = True) -> Path:
     """PLY with per-vertex colours (red/green/blue); written to a temporary name then renamed."""
     import os
 
@@ -223,7 +246,7 @@ def write_ply(cloud: Union[PointCloud, object], path: Union[str, Path], binary: 
     return path
 
 
-def read_ply(path: Union[str, Path]) -> PointCloud:
+def read_ply(path: str | Path) -> PointCloud:
     """The vertices (and colours) of a PLY file, read by the checked reader (never VTK's, which crashes on
     a bad header and returns uninitialised memory for a truncated body)."""
     from SurgicalDepthLib.depth.ply_file import read_ply_arrays
@@ -234,5 +257,5 @@ def read_ply(path: Union[str, Path]) -> PointCloud:
     return PointCloud(points, colors, points[:, 2].copy())
 
 
-def cloud_bounds(cloud: PointCloud) -> Tuple[np.ndarray, np.ndarray]:
+def cloud_bounds(cloud: PointCloud) -> tuple[np.ndarray, np.ndarray]:
     return cloud.points.min(axis=0), cloud.points.max(axis=0)

@@ -11,7 +11,6 @@ Nodes are added to the scene only once complete; an error leaves the scene as it
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -160,10 +159,10 @@ class LiveSceneOutput:
         self._range = None
 
     @property
-    def nodes(self) -> List:
+    def nodes(self) -> list:
         return [n for n in (self.video_node, self.depth_node, self.cloud_node, self.transform_node) if n is not None]
 
-    def update(self, rgb: Optional[np.ndarray], depth_mm: np.ndarray, poly) -> None:
+    def update(self, rgb: np.ndarray | None, depth_mm: np.ndarray, poly) -> None:
         valid = depth_mm[depth_mm > 0]
         if valid.size:
             lo, hi = float(np.percentile(valid, 1)), float(np.percentile(valid, 99))
@@ -212,7 +211,7 @@ class RecordedSequenceBuilder:
 
         self.name = name
         self.include_video = include_video
-        self.sequences: Dict[str, object] = {}
+        self.sequences: dict[str, object] = {}
         for role in (("video",) if include_video else ()) + ("depth", "pointcloud"):
             seq = slicer.vtkMRMLSequenceNode()
             seq.SetName(f"{name} {role} sequence")
@@ -236,7 +235,7 @@ class RecordedSequenceBuilder:
             self._hi = max(self._hi, float(np.percentile(valid, 99)))
         self.count += 1
 
-    def commit(self, scene, camera: Optional[CameraIntrinsics] = None, transform_node=None) -> Dict[str, object]:
+    def commit(self, scene, camera: CameraIntrinsics | None = None, transform_node=None) -> dict[str, object]:
         """Add the sequences, a browser showing item 0, the camera transform and the camera to ``scene``."""
         import slicer
 
@@ -253,7 +252,7 @@ class RecordedSequenceBuilder:
         scene.AddNode(browser)
         primary = self.sequences["video" if self.include_video else "depth"]
         browser.SetAndObserveMasterSequenceNodeID(primary.GetID())
-        for role, seq in self.sequences.items():
+        for _role, seq in self.sequences.items():
             if seq is not primary:
                 browser.AddSynchronizedSequenceNodeID(seq.GetID())
         browser.SetSelectedItemNumber(0)

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = 8
     # whole frames by default: group norm's statistics over a crop differ from those over the whole
     # frame the network sees at inference, which shifted the predicted scale (AbsRel 0.03 -> 0.25)
-    crop: Tuple[int, int] = (256, 320)
+    crop: tuple[int, int] = (256, 320)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     silog_lambda: float = 0.5
@@ -46,11 +46,11 @@ class TrainConfig:
     val_every: int = 200
     val_frames: int = 64
     checkpoint_every: int = 100
-    max_minutes: Optional[float] = None
+    max_minutes: float | None = None
     # wall-clock limit of this run alone (one leg of a resumed series); max_minutes spans all legs
-    leg_minutes: Optional[float] = None
+    leg_minutes: float | None = None
     seed: int = 0
-    hyper: Dict[str, object] = field(default_factory=lambda: dict(DEFAULT_HYPER))
+    hyper: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_HYPER))
     threads: int = 2
     device: str = "auto"
     augment: bool = True
@@ -58,7 +58,7 @@ class TrainConfig:
     # strength a 2.2 M-parameter network trained on CPU for an hour no longer learned metric scale
     augment_strength: float = 0.6
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Refuse a configuration that cannot train (or would publish an untrained model), one line each."""
         from SurgicalAICore.validation import check_number, check_positive
 
@@ -114,8 +114,8 @@ def load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def _collect(datasets: Sequence[str], split: Optional[str], exclude: Optional[Sequence[str]] = None,
-             only: Optional[Sequence[str]] = None) -> List[SyntheticDepthDataset]:
+def _collect(datasets: Sequence[str], split: str | None, exclude: Sequence[str] | None = None,
+             only: Sequence[str] | None = None) -> list[SyntheticDepthDataset]:
     out = []
     for root in datasets:
         ds = SyntheticDepthDataset(root, split=split, exclude_scenarios=exclude, scenarios=only)
@@ -125,7 +125,7 @@ def _collect(datasets: Sequence[str], split: Optional[str], exclude: Optional[Se
 
 
 class _Concat(SyntheticDepthDataset):
-    def __init__(self, parts: List[SyntheticDepthDataset]):  # noqa: D401 - a light view, no re-checking
+    def __init__(self, parts: list[SyntheticDepthDataset]):
         self.parts = parts
         self.offsets = np.cumsum([0] + [len(p) for p in parts])
         self.camera = parts[0].camera if parts else None
@@ -138,7 +138,7 @@ class _Concat(SyntheticDepthDataset):
         return self.parts[k].load(i - int(self.offsets[k]))
 
 
-def _validate(net, frames, device, count: int, cap_mm: float = 300.0) -> Dict[str, float]:
+def _validate(net, frames, device, count: int, cap_mm: float = 300.0) -> dict[str, float]:
     from SurgicalDepthLib.depth.metrics import depth_metrics
 
     net.eval()
@@ -196,9 +196,9 @@ def plot_curves(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def train_depth_model(datasets: Sequence[str], output: str, config: Optional[TrainConfig] = None,
-                      resume: bool = False, val_scenario: Optional[str] = None, overwrite: bool = False,
-                      progress=None, cancel: Optional[CancelToken] = None,
+def train_depth_model(datasets: Sequence[str], output: str, config: TrainConfig | None = None,
+                      resume: bool = False, val_scenario: str | None = None, overwrite: bool = False,
+                      progress=None, cancel: CancelToken | None = None,
                       log: Callable[[str], None] = lambda m: None) -> Path:
     """Train on the ``train`` paths of ``datasets``; validate on their ``val`` paths (and ``val_scenario``,
     which is then excluded from training). Writes the model folder ``output`` at the end."""

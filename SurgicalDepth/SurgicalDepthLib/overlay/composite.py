@@ -8,7 +8,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -27,11 +27,11 @@ class OverlayStructure:
     name: str
     vertices: np.ndarray   # (V, 3) RAS mm
     triangles: np.ndarray  # (T, 3) int
-    color: Tuple[int, int, int]
+    color: tuple[int, int, int]
 
 
-def structures_from_surfaces(surfaces: Dict[str, object], colors: Optional[Dict[str, Sequence[int]]] = None,
-                             max_triangles: int = 20000) -> List[OverlayStructure]:
+def structures_from_surfaces(surfaces: dict[str, object], colors: dict[str, Sequence[int]] | None = None,
+                             max_triangles: int = 20000) -> list[OverlayStructure]:
     """OverlayStructures from named vtkPolyData surfaces (e.g. :func:`segment_surfaces`)."""
     from SurgicalDepthLib.registration.target import decimate, mesh_arrays
 
@@ -125,7 +125,7 @@ def _outline(mask: np.ndarray, width: int) -> np.ndarray:
 
 def overlay_frame(rgb: np.ndarray, structures: Iterable[OverlayStructure], pose_cam_to_ras: np.ndarray,
                   camera: CameraIntrinsics, opacity: float = 0.35, outline_px: int = 1,
-                  field_of_view: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+                  field_of_view: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(overlaid RGB uint8, name -> silhouette mask). ``rgb`` must match the camera's size.
 
     ``field_of_view`` (H x W bool, e.g. from ``frame_prep.field_stop_mask``) keeps the overlay inside
@@ -180,7 +180,7 @@ def overlay_volume_node(scene, rgb: np.ndarray, name: str = "Overlay", node=None
     return node
 
 
-def _atomic_target(path: Union[str, Path], suffix: str) -> Tuple[Path, Path]:
+def _atomic_target(path: str | Path, suffix: str) -> tuple[Path, Path]:
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"Output folder {path.parent} does not exist.")
@@ -189,7 +189,7 @@ def _atomic_target(path: Union[str, Path], suffix: str) -> Tuple[Path, Path]:
     return path, Path(tmp)
 
 
-def write_png(path: Union[str, Path], rgb: np.ndarray) -> Path:
+def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     import cv2
 
     path, tmp = _atomic_target(path, ".png")
@@ -202,7 +202,7 @@ def write_png(path: Union[str, Path], rgb: np.ndarray) -> Path:
     return path
 
 
-def write_mp4(path: Union[str, Path], frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
+def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
     """MP4 (mpeg4 video) of RGB frames of one size; written to a temporary file then renamed."""
     import cv2
 

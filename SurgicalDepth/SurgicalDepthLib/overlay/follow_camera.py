@@ -2,7 +2,6 @@
 lines up with the video."""
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 

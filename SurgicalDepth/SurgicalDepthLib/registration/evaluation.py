@@ -3,15 +3,17 @@
 Frames are rendered from a CT scenario (``synthetic_scene``) along a camera path; each frame's cloud
 (true depth, or a depth model's prediction) is registered to the scenario's surfaces from the true
 pose perturbed by exactly ±angle / ±shift (about the cloud's centre). Reported per run: target
-registration error (TRE) at the structures' centroids and at the centre of the imaged field, rotation / translation error, time, and
+registration error (TRE) at the structures' centroids and at the centre of the imaged field, rotation /
+translation error, time, and
 success (TRE within max(2 mm, 2x the TRE reached when starting from the truth), i.e. the start
 was inside the basin of convergence).
 """
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -20,17 +22,17 @@ from SurgicalDepthLib.registration.icp import pose_error
 from SurgicalDepthLib.registration.shapes import apply, perturbation
 from SurgicalDepthLib.registration.target import RegistrationTarget, append_polydata, target_from_polydata
 
-MISALIGNMENTS: Tuple[Tuple[float, float], ...] = ((5.0, 5.0), (15.0, 10.0), (30.0, 20.0))
+MISALIGNMENTS: tuple[tuple[float, float], ...] = ((5.0, 5.0), (15.0, 10.0), (30.0, 20.0))
 
 
 @dataclass
 class EvalFrame:
     index: int
-    pose: np.ndarray           # true camera-to-RAS
+    pose: np.ndarray  # true camera-to-RAS
     rgb: np.ndarray
     depth_true: np.ndarray
     valid: np.ndarray
-    depth_pred: Optional[np.ndarray] = None
+    depth_pred: np.ndarray | None = None
 
 
 @dataclass
@@ -39,7 +41,7 @@ class EvalSetup:
     camera: CameraIntrinsics
     target: RegistrationTarget
     target_points: np.ndarray  # RAS points where TRE is measured
-    frames: List[EvalFrame] = field(default_factory=list)
+    frames: list[EvalFrame] = field(default_factory=list)
 
 
 def tre_mm(estimate: np.ndarray, truth: np.ndarray, points_ras: np.ndarray) -> float:
@@ -53,16 +55,23 @@ def tre_mm(estimate: np.ndarray, truth: np.ndarray, points_ras: np.ndarray) -> f
     return float(np.linalg.norm(mapped - points_ras, axis=1).mean())
 
 
-def cloud_from_depth(depth: np.ndarray, valid: np.ndarray, camera: CameraIntrinsics, max_points: int,
-                     rng: np.random.Generator) -> np.ndarray:
+def cloud_from_depth(
+    depth: np.ndarray, valid: np.ndarray, camera: CameraIntrinsics, max_points: int, rng: np.random.Generator
+) -> np.ndarray:
     pts = backproject(np.where(valid, depth, 0.0), camera)
     if len(pts) > max_points:
         pts = pts[rng.choice(len(pts), max_points, replace=False)]
     return pts
 
 
-def prepare(scenario_name: str, n_frames: int = 6, seed: int = 0, camera: Optional[CameraIntrinsics] = None,
-            depth_model=None, scenario=None) -> EvalSetup:
+def prepare(
+    scenario_name: str,
+    n_frames: int = 6,
+    seed: int = 0,
+    camera: CameraIntrinsics | None = None,
+    depth_model=None,
+    scenario=None,
+) -> EvalSetup:
     """Render ``n_frames`` along a path of the scenario; predict depth too when a model is given."""
     from SurgicalDepthLib.synthetic.camera_paths import trajectory
     from SurgicalDepthLib.synthetic.renderer import SurfaceRenderer
@@ -89,8 +98,15 @@ def prepare(scenario_name: str, n_frames: int = 6, seed: int = 0, camera: Option
 Registrar = Callable[[np.ndarray, RegistrationTarget, np.ndarray], np.ndarray]
 
 
-def run_trials(setup: EvalSetup, registrars: Dict[str, Registrar], misalignments=MISALIGNMENTS,
-               trials_per_frame: int = 2, depth: str = "true", max_points: int = 5000, seed: int = 0) -> List[dict]:
+def run_trials(
+    setup: EvalSetup,
+    registrars: dict[str, Registrar],
+    misalignments=MISALIGNMENTS,
+    trials_per_frame: int = 2,
+    depth: str = "true",
+    max_points: int = 5000,
+    seed: int = 0,
+) -> list[dict]:
     """One row per (method, frame, misalignment, trial): identical clouds and starts for every method."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -101,8 +117,11 @@ def run_trials(setup: EvalSetup, registrars: Dict[str, Registrar], misalignments
         valid = frame.valid & np.isfinite(d) & (d > 0)
         cloud = cloud_from_depth(d, valid, setup.camera, max_points, rng)
         centre = apply(frame.pose, cloud).mean(axis=0)
-        starts = [(a, s, perturbation(a, s, centre, rng) @ frame.pose)
-                  for a, s in misalignments for _ in range(trials_per_frame)]
+        starts = [
+            (a, s, perturbation(a, s, centre, rng) @ frame.pose)
+            for a, s in misalignments
+            for _ in range(trials_per_frame)
+        ]
         for name, register in registrars.items():
             reference = tre_mm(register(cloud, setup.target, frame.pose), frame.pose, setup.target_points)
             for a, s, init in starts:
@@ -112,26 +131,45 @@ def run_trials(setup: EvalSetup, registrars: Dict[str, Registrar], misalignments
                 tre = tre_mm(est, frame.pose, setup.target_points)
                 tre_field = tre_mm(est, frame.pose, centre[None])
                 rot, trans, scale = pose_error(est, frame.pose)
-                rows.append(dict(method=name, frame=frame.index, angle_deg=a, shift_mm=s, tre_mm=tre, tre_field_mm=tre_field,
-                                 rot_deg=rot, trans_mm=trans, scale=scale, seconds=seconds, cpu_seconds=cpu,
-                                 reference_tre_mm=reference, success=tre <= max(2.0, 2.0 * reference),
-                                 points=len(cloud), depth=depth, scenario=setup.scenario_name))
+                rows.append(
+                    dict(
+                        method=name,
+                        frame=frame.index,
+                        angle_deg=a,
+                        shift_mm=s,
+                        tre_mm=tre,
+                        tre_field_mm=tre_field,
+                        rot_deg=rot,
+                        trans_mm=trans,
+                        scale=scale,
+                        seconds=seconds,
+                        cpu_seconds=cpu,
+                        reference_tre_mm=reference,
+                        success=tre <= max(2.0, 2.0 * reference),
+                        points=len(cloud),
+                        depth=depth,
+                        scenario=setup.scenario_name,
+                    )
+                )
     return rows
 
 
-def summarise(rows: Sequence[dict]) -> Dict[Tuple[str, float, float], dict]:
+def summarise(rows: Sequence[dict]) -> dict[tuple[str, float, float], dict]:
     """(method, angle, shift) -> success rate, median TRE of successes, median time."""
     out = {}
     keys = sorted({(r["method"], r["angle_deg"], r["shift_mm"]) for r in rows})
     for k in keys:
         sel = [r for r in rows if (r["method"], r["angle_deg"], r["shift_mm"]) == k]
         ok = [r for r in sel if r["success"]]
-        out[k] = dict(n=len(sel), success_rate=len(ok) / len(sel),
-                      median_tre_mm=float(np.median([r["tre_mm"] for r in ok])) if ok else float("nan"),
-                      median_tre_field_mm=float(np.median([r["tre_field_mm"] for r in ok])) if ok else float("nan"),
-                      median_rot_deg=float(np.median([r["rot_deg"] for r in ok])) if ok else float("nan"),
-                      median_trans_mm=float(np.median([r["trans_mm"] for r in ok])) if ok else float("nan"),
-                      median_reference_tre_mm=float(np.median([r["reference_tre_mm"] for r in sel])),
-                      median_seconds=float(np.median([r["seconds"] for r in sel])),
-                      median_cpu_seconds=float(np.median([r["cpu_seconds"] for r in sel])))
+        out[k] = dict(
+            n=len(sel),
+            success_rate=len(ok) / len(sel),
+            median_tre_mm=float(np.median([r["tre_mm"] for r in ok])) if ok else float("nan"),
+            median_tre_field_mm=float(np.median([r["tre_field_mm"] for r in ok])) if ok else float("nan"),
+            median_rot_deg=float(np.median([r["rot_deg"] for r in ok])) if ok else float("nan"),
+            median_trans_mm=float(np.median([r["trans_mm"] for r in ok])) if ok else float("nan"),
+            median_reference_tre_mm=float(np.median([r["reference_tre_mm"] for r in sel])),
+            median_seconds=float(np.median([r["seconds"] for r in sel])),
+            median_cpu_seconds=float(np.median([r["cpu_seconds"] for r in sel])),
+        )
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -68,7 +67,7 @@ def rotation_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     k = rotvec / theta
     kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
     zero = torch.zeros_like(kx)
-    K = torch.stack([zero, -kz, ky, kz, zero, -kx, -ky, kx, zero], dim=-1).reshape(rotvec.shape[:-1] + (3, 3))
+    K = torch.stack([zero, -kz, ky, kz, zero, -kx, -ky, kx, zero], dim=-1).reshape((*rotvec.shape[:-1], 3, 3))
     eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(K)
     s = torch.sin(theta)[..., None]
     c = torch.cos(theta)[..., None]
@@ -92,7 +91,7 @@ class TargetTensors:
         self.hi = torch.as_tensor([s - 1 for s in g.shape], device=device)
 
     @staticmethod
-    def of(target: RegistrationTarget, device: torch.device) -> "TargetTensors":
+    def of(target: RegistrationTarget, device: torch.device) -> TargetTensors:
         cache = target.__dict__.setdefault("_tensors", {})
         key = str(device)
         if key not in cache:
@@ -109,7 +108,7 @@ class TargetTensors:
 
     def gather(self, idx: torch.Tensor):
         """(points, normals) of the samples ``idx`` (any shape)."""
-        pn = torch.index_select(self.points_normals, 0, idx.reshape(-1)).reshape(idx.shape + (6,))
+        pn = torch.index_select(self.points_normals, 0, idx.reshape(-1)).reshape((*idx.shape, 6))
         return pn[..., :3], pn[..., 3:]
 
     def exact(self, pts: torch.Tensor, within_mm: float) -> torch.Tensor:
@@ -250,9 +249,9 @@ def icp_batch(source: torch.Tensor, tt: TargetTensors, init: torch.Tensor, *, sc
     return M, w, res, it, converged, cond, gate
 
 
-def icp(source_points: np.ndarray, target: RegistrationTarget, init: Optional[np.ndarray] = None, *,
+def icp(source_points: np.ndarray, target: RegistrationTarget, init: np.ndarray | None = None, *,
         scale: bool = False, max_iterations: int = 40, gate_mm: float = 20.0, exact_final: int = 3,
-        tolerance_mm: float = 1e-5, device: Optional[str] = "cpu", max_points: int = 0,
+        tolerance_mm: float = 1e-5, device: str | None = "cpu", max_points: int = 0,
         seed: int = 0) -> ICPResult:
     """Register ``source_points`` (N, 3) onto ``target`` starting from ``init`` (4x4 source-to-target).
 
@@ -272,7 +271,7 @@ def icp(source_points: np.ndarray, target: RegistrationTarget, init: Optional[np
     tt = TargetTensors.of(target, dev)
     src = torch.as_tensor(pts, dtype=torch.float64, device=dev)
     with cpu_threads(dev):
-        M, w, res, it, conv, cond, gate = icp_batch(src, tt, torch.as_tensor(init, device=dev)[None], scale=scale,
+        M, _w, _res, it, conv, cond, gate = icp_batch(src, tt, torch.as_tensor(init, device=dev)[None], scale=scale,
                                                     iterations=max_iterations, gate_mm=gate_mm,
                                                     exact_last=exact_final, tol=tolerance_mm)
         m = M[0].cpu().numpy()

@@ -2,12 +2,13 @@
 
 All poses are 4x4 matrices mapping camera-frame points (OpenCV, mm) to CT RAS.
 """
+
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ def _matrix(m, what: str) -> np.ndarray:
     return a
 
 
-def init_from_tracking(tracker_to_ras: np.ndarray, camera_to_tracker: Optional[np.ndarray] = None) -> np.ndarray:
+def init_from_tracking(tracker_to_ras: np.ndarray, camera_to_tracker: np.ndarray | None = None) -> np.ndarray:
     """Camera-to-RAS from a tracked endoscope: the tracker's marker-to-RAS transform composed with the
     hand-eye calibration (camera-to-marker); identity calibration when none is given."""
     pose = _matrix(tracker_to_ras, "tracking transform")
@@ -54,8 +55,9 @@ def landmark_transform(source: np.ndarray, target: np.ndarray, scale: bool = Fal
     for pts, where in ((src, "video/cloud"), (dst, "CT")):
         sv = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False)
         if sv[0] < 1e-9 or sv[1] / sv[0] < 1e-3:
-            raise InputError(f"The {where} landmarks are collinear (or coincide); pick at least 3 points "
-                             "not on one line.")
+            raise InputError(
+                f"The {where} landmarks are collinear (or coincide); pick at least 3 points not on one line."
+            )
     mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
     xs, xd = src - mu_s, dst - mu_d
     cov = xd.T @ xs / len(src)
@@ -64,7 +66,7 @@ def landmark_transform(source: np.ndarray, target: np.ndarray, scale: bool = Fal
     if np.linalg.det(U) * np.linalg.det(Vt) < 0:
         D[2, 2] = -1.0
     R = U @ D @ Vt
-    s = float(np.trace(np.diag(S) @ D) / (xs ** 2).sum(axis=1).mean()) if scale else 1.0
+    s = float(np.trace(np.diag(S) @ D) / (xs**2).sum(axis=1).mean()) if scale else 1.0
     m = np.eye(4)
     m[:3, :3] = s * R
     m[:3, 3] = mu_d - s * R @ mu_s
@@ -80,23 +82,38 @@ def points_from_pixels(pixels_uv: np.ndarray, depth_mm: np.ndarray, camera) -> n
     cols, rows = np.rint(uv[:, 0]).astype(int), np.rint(uv[:, 1]).astype(int)
     inside = (cols >= 0) & (cols < depth.shape[1]) & (rows >= 0) & (rows < depth.shape[0])
     if not inside.all():
-        raise InputError(f"Landmark pixel {tuple(uv[~inside][0])} is outside the {depth.shape[1]}x{depth.shape[0]} frame.")
+        raise InputError(
+            f"Landmark pixel {tuple(uv[~inside][0])} is outside the {depth.shape[1]}x{depth.shape[0]} frame."
+        )
     z = depth[rows, cols]
     if not np.all(np.isfinite(z) & (z > 0)):
-        raise InputError(f"Landmark pixel {tuple(uv[~(np.isfinite(z) & (z > 0))][0])} has no depth; pick on the tissue.")
+        raise InputError(
+            f"Landmark pixel {tuple(uv[~(np.isfinite(z) & (z > 0))][0])} has no depth; pick on the tissue."
+        )
     return np.stack([(uv[:, 0] - camera.cx) / camera.fx * z, (uv[:, 1] - camera.cy) / camera.fy * z, z], axis=1)
 
 
-def random_rotations(n: int, max_angle_deg: Optional[float], rng: np.random.Generator) -> np.ndarray:
+def random_rotations(n: int, max_angle_deg: float | None, rng: np.random.Generator) -> np.ndarray:
     """(n, 3, 3) rotations: uniform on SO(3) (``max_angle_deg`` None) or with angles uniform up to it
     about uniformly random axes. The first one is the identity."""
     if max_angle_deg is None:
         q = rng.normal(size=(n, 4))
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         w, x, y, z = q.T
-        R = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-                      2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-                      2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1).reshape(n, 3, 3)
+        R = np.stack(
+            [
+                1 - 2 * (y * y + z * z),
+                2 * (x * y - z * w),
+                2 * (x * z + y * w),
+                2 * (x * y + z * w),
+                1 - 2 * (x * x + z * z),
+                2 * (y * z - x * w),
+                2 * (x * z - y * w),
+                2 * (y * z + x * w),
+                1 - 2 * (x * x + y * y),
+            ],
+            axis=1,
+        ).reshape(n, 3, 3)
     else:
         axis = rng.normal(size=(n, 3))
         axis /= np.linalg.norm(axis, axis=1, keepdims=True)
@@ -109,18 +126,30 @@ def random_rotations(n: int, max_angle_deg: Optional[float], rng: np.random.Gene
 @dataclass
 class GlobalInitResult:
     matrix: np.ndarray
-    inlier_fraction: float   # share of the subsampled cloud within the acceptance distance
+    inlier_fraction: float  # share of the subsampled cloud within the acceptance distance
     rms_mm: float
-    candidates: int          # initial poses tried
+    candidates: int  # initial poses tried
     seconds: float
 
 
-def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[np.ndarray] = None, *,
-                rotation_range_deg: Optional[float] = 35.0, translation_range_mm: float = 25.0,
-                budget_s: float = 1.0, scale: bool = False, n_points: int = 400, batch: int = 64,
-                iterations: int = 12, accept_mm: float = 2.5, seed: int = 0,
-                device: Optional[str] = "cpu", candidates: Optional[int] = None,
-                max_seconds: Optional[float] = None) -> GlobalInitResult:
+def global_init(
+    cloud: np.ndarray,
+    target: RegistrationTarget,
+    prior: np.ndarray | None = None,
+    *,
+    rotation_range_deg: float | None = 35.0,
+    translation_range_mm: float = 25.0,
+    budget_s: float = 1.0,
+    scale: bool = False,
+    n_points: int = 400,
+    batch: int = 64,
+    iterations: int = 12,
+    accept_mm: float = 2.5,
+    seed: int = 0,
+    device: str | None = "cpu",
+    candidates: int | None = None,
+    max_seconds: float | None = None,
+) -> GlobalInitResult:
     """Coarse multi-start search: batches of sampled poses, each refined by a short ICP on a
     subsample of the cloud; the pose with the most points within ``accept_mm`` of the surface wins.
 
@@ -133,7 +162,8 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
     ``CPU_CEILING * budget_s``, CPU seconds of this thread) is only a ceiling for a far slower machine.
     Then a short list is verified on a denser subsample. It never stops early on support alone: in a sinus a
     pose slid along the passage
-    reached 99.5 % support on the coarse subsample in 3 of 20 starts from 30 deg / 20 mm. The search keeps the prior's scale (a free
+    reached 99.5 % support on the coarse subsample in 3 of 20 starts from 30 deg / 20 mm. The search keeps the
+    prior's scale (a free
     scale on a few hundred points from a rough start can shrink the cloud onto any patch); with
     ``scale`` the caller's final ICP estimates it."""
     from SurgicalAICore.device import select_device
@@ -152,7 +182,7 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
         anchors = target.points[rng.choice(len(target.points), 4096)]
     pool = [(-np.inf, 0.0, np.inf, base)]  # (score, support, rms, pose), best first
     tried = 0
-    wanted = max(batch, int(round(CANDIDATES_PER_SECOND * budget_s)) if candidates is None else int(candidates))
+    wanted = max(batch, round(CANDIDATES_PER_SECOND * budget_s) if candidates is None else int(candidates))
     ceiling = CPU_CEILING * budget_s if max_seconds is None else max_seconds
     cpu_start = time.thread_time()  # this thread's CPU time: other jobs on the machine do not advance it
     with cpu_threads(dev):
@@ -172,8 +202,14 @@ def global_init(cloud: np.ndarray, target: RegistrationTarget, prior: Optional[n
             init[:, :3, 3] = dest - Rw @ centre
             # the scale stays the prior's here: a free scale on a few hundred points and a rough
             # start can shrink the cloud onto any surface patch; the final ICP refines it
-            M, w, res, _, _, _, _ = icp_batch(src, tt, torch.as_tensor(init, device=dev), scale=False,
-                                              iterations=iterations, gate_mm=max(2 * translation_range_mm, 10.0))
+            M, _w, _res, _, _, _, _ = icp_batch(
+                src,
+                tt,
+                torch.as_tensor(init, device=dev),
+                scale=False,
+                iterations=iterations,
+                gate_mm=max(2 * translation_range_mm, 10.0),
+            )
             p = src @ M[:, :3, :3].transpose(1, 2) + M[:, None, :3, 3]
             d = torch.linalg.norm(p - tt.gather(tt.lookup(p))[0], dim=-1)
             close = d <= accept_mm
@@ -203,8 +239,11 @@ def _distinct_best(pool, k: int, min_shift_mm: float = 1.0, min_angle_deg: float
     """The ``k`` best-scoring poses, dropping near-duplicates of a better one."""
     kept = []
     for cand in sorted(pool, key=lambda c: -c[0]):
-        if all(np.linalg.norm(cand[3][:3, 3] - o[3][:3, 3]) > min_shift_mm
-               or rotation_error_deg(cand[3], o[3]) > min_angle_deg for o in kept):
+        if all(
+            np.linalg.norm(cand[3][:3, 3] - o[3][:3, 3]) > min_shift_mm
+            or rotation_error_deg(cand[3], o[3]) > min_angle_deg
+            for o in kept
+        ):
             kept.append(cand)
         if len(kept) == k:
             break
@@ -223,8 +262,9 @@ def _verify(pool, pts: np.ndarray, tt, dev, rng, accept_mm: float, translation_r
     dense = pts[rng.choice(len(pts), min(2000, len(pts)), replace=False)]
     src = torch.as_tensor(dense, dtype=torch.float64, device=dev)
     init = torch.as_tensor(np.stack([c[3] for c in pool]), device=dev)
-    M, _, _, _, _, _, _ = icp_batch(src, tt, init, scale=False, iterations=15,
-                                    gate_mm=max(translation_range_mm / 2, 5.0))
+    M, _, _, _, _, _, _ = icp_batch(
+        src, tt, init, scale=False, iterations=15, gate_mm=max(translation_range_mm / 2, 5.0)
+    )
     p = src @ M[:, :3, :3].transpose(1, 2) + M[:, None, :3, 3]
     d = torch.linalg.norm(p - tt.gather(tt.lookup(p))[0], dim=-1)
     close = d <= accept_mm / 2
@@ -244,11 +284,12 @@ def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
 @dataclass
 class PoseInputs:
     """What an initialiser may use besides the cloud and the target (each uses only its own fields)."""
-    current: np.ndarray | None = None            # camera-to-CT pose now (identity when None)
+
+    current: np.ndarray | None = None  # camera-to-CT pose now (identity when None)
     tracker_to_ras: np.ndarray | None = None
     camera_to_tracker: np.ndarray | None = None
-    landmarks_cloud: np.ndarray | None = None    # camera frame, mm
-    landmarks_ct: np.ndarray | None = None       # RAS, mm
+    landmarks_cloud: np.ndarray | None = None  # camera frame, mm
+    landmarks_ct: np.ndarray | None = None  # RAS, mm
     scale: bool = False
     budget_s: float = 1.0
     search_deg: float | None = 35.0
@@ -278,9 +319,17 @@ def _from_landmarks(cloud, target, inputs: PoseInputs) -> np.ndarray:
 
 
 def _global(cloud, target, inputs: PoseInputs, prior) -> np.ndarray:
-    return global_init(cloud, target, prior=prior, budget_s=inputs.budget_s, scale=inputs.scale,
-                       rotation_range_deg=inputs.search_deg, translation_range_mm=inputs.search_mm,
-                       seed=inputs.seed, device=inputs.device).matrix
+    return global_init(
+        cloud,
+        target,
+        prior=prior,
+        budget_s=inputs.budget_s,
+        scale=inputs.scale,
+        rotation_range_deg=inputs.search_deg,
+        translation_range_mm=inputs.search_mm,
+        seed=inputs.seed,
+        device=inputs.device,
+    ).matrix
 
 
 def _global_around_current(cloud, target, inputs: PoseInputs) -> np.ndarray:

@@ -73,6 +73,6 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def outliers(points: np.ndarray, fraction: float, rng: np.random.Generator, margin_mm: float = 20.0) -> np.ndarray:
     """Points uniform in the (enlarged) bounding box, so they make ``fraction`` of the combined cloud."""
-    n = int(round(len(points) * fraction / (1 - fraction)))
+    n = round(len(points) * fraction / (1 - fraction))
     lo, hi = points.min(0) - margin_mm, points.max(0) + margin_mm
     return rng.uniform(lo, hi, size=(n, 3))

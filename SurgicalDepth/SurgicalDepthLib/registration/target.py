@@ -11,10 +11,11 @@ triangle normals, plus two closest-point structures:
 Point-to-plane ICP needs only a nearby tangent plane, so the grid's approximate neighbour is enough
 while converging and the k-d tree removes its small curvature bias at the end.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import vtk
@@ -26,9 +27,9 @@ from SurgicalAICore.mrml.transforms import parent_to_world
 
 @dataclass
 class LookupGrid:
-    origin: np.ndarray       # RAS of voxel (0, 0, 0) corner
+    origin: np.ndarray  # RAS of voxel (0, 0, 0) corner
     spacing: float
-    shape: tuple             # (nx, ny, nz)
+    shape: tuple  # (nx, ny, nz)
     sample_index: np.ndarray  # int32, flat, x fastest
 
     def indices(self, points: np.ndarray) -> np.ndarray:
@@ -50,7 +51,7 @@ class RegistrationTarget:
     polydata: vtk.vtkPolyData
     sample_spacing: float
     grid: LookupGrid
-    segments: Dict[str, vtk.vtkPolyData] = field(default_factory=dict)
+    segments: dict[str, vtk.vtkPolyData] = field(default_factory=dict)
     _kdtree: object = None
 
     @property
@@ -128,7 +129,7 @@ def sample_surface(verts: np.ndarray, tris: np.ndarray, spacing: float, seed: in
     total = 0.5 * double_area.sum()
     if len(a) == 0 or total <= 0:
         raise InputError("The registration target has no surface (no triangles with area).")
-    n = int(np.clip(total / spacing ** 2, 2000, max_samples))
+    n = int(np.clip(total / spacing**2, 2000, max_samples))
     rng = np.random.default_rng(seed)
     which = rng.choice(len(a), size=n, p=double_area / double_area.sum())
     r1, r2 = rng.random(n), rng.random(n)
@@ -152,8 +153,9 @@ def _vertex_normals(verts: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return acc / np.maximum(norm, 1e-12)
 
 
-def build_lookup_grid(points: np.ndarray, spacing: float, margin_mm: float = 40.0,
-                      max_voxels: int = 3_000_000) -> LookupGrid:
+def build_lookup_grid(
+    points: np.ndarray, spacing: float, margin_mm: float = 40.0, max_voxels: int = 3_000_000
+) -> LookupGrid:
     """Voxel grid around ``points`` whose every voxel names its nearest sample (via an EDT)."""
     from scipy import ndimage
 
@@ -180,9 +182,15 @@ def build_lookup_grid(points: np.ndarray, spacing: float, margin_mm: float = 40.
     return LookupGrid(origin=lo, spacing=h, shape=shape, sample_index=table)
 
 
-def target_from_polydata(polydata: vtk.vtkPolyData, name: str = "target", sample_spacing_mm: float = 0.7,
-                         grid_spacing_mm: float = 1.0, max_triangles: int = 60000,
-                         segments: Optional[Dict[str, vtk.vtkPolyData]] = None, seed: int = 0) -> RegistrationTarget:
+def target_from_polydata(
+    polydata: vtk.vtkPolyData,
+    name: str = "target",
+    sample_spacing_mm: float = 0.7,
+    grid_spacing_mm: float = 1.0,
+    max_triangles: int = 60000,
+    segments: dict[str, vtk.vtkPolyData] | None = None,
+    seed: int = 0,
+) -> RegistrationTarget:
     """Build a target from a surface mesh in RAS (mm)."""
     if polydata is None or polydata.GetNumberOfPoints() == 0:
         raise InputError(f"The registration target '{name}' has no surface (empty mesh).")
@@ -217,7 +225,7 @@ def transform_polydata(polydata: vtk.vtkPolyData, matrix: np.ndarray) -> vtk.vtk
     return out
 
 
-def segment_surfaces(segmentation_node, segment_names: Optional[Sequence[str]] = None) -> Dict[str, vtk.vtkPolyData]:
+def segment_surfaces(segmentation_node, segment_names: Sequence[str] | None = None) -> dict[str, vtk.vtkPolyData]:
     """Closed surfaces (RAS, world) of the chosen segments (by name or ID; all when None), name -> mesh.
 
     Creates the closed-surface representation if the segmentation lacks it (this changes no
@@ -237,8 +245,10 @@ def segment_surfaces(segmentation_node, segment_names: Optional[Sequence[str]] =
             elif s in by_name:
                 chosen.append(by_name[s])
             else:
-                raise InputError(f"Segment '{s}' is not in '{segmentation_node.GetName()}' "
-                                 f"(it has: {', '.join(sorted(by_name)[:12])}{'...' if len(by_name) > 12 else ''}).")
+                raise InputError(
+                    f"Segment '{s}' is not in '{segmentation_node.GetName()}' "
+                    f"(it has: {', '.join(sorted(by_name)[:12])}{'...' if len(by_name) > 12 else ''})."
+                )
     else:
         chosen = ids
     from SurgicalAICore.mrml.segmentations import register_segmentation_converters
@@ -246,7 +256,7 @@ def segment_surfaces(segmentation_node, segment_names: Optional[Sequence[str]] =
     register_segmentation_converters()
     segmentation_node.CreateClosedSurfaceRepresentation()
     world = parent_to_world(segmentation_node)
-    out: Dict[str, vtk.vtkPolyData] = {}
+    out: dict[str, vtk.vtkPolyData] = {}
     for sid in chosen:
         mesh = segmentation_node.GetClosedSurfaceInternalRepresentation(sid)
         if mesh is None or mesh.GetNumberOfPolys() == 0:
@@ -259,15 +269,19 @@ def segment_surfaces(segmentation_node, segment_names: Optional[Sequence[str]] =
     return out
 
 
-def target_from_segmentation(segmentation_node, segment_names: Optional[Sequence[str]] = None,
-                             **kwargs) -> RegistrationTarget:
+def target_from_segmentation(
+    segmentation_node, segment_names: Sequence[str] | None = None, **kwargs
+) -> RegistrationTarget:
     """Target from the closed surfaces of the chosen segments of a ``vtkMRMLSegmentationNode``."""
     surfaces = segment_surfaces(segmentation_node, segment_names)
-    return target_from_polydata(append_polydata(surfaces.values()), name=segmentation_node.GetName(),
-                                segments=surfaces, **kwargs)
+    return target_from_polydata(
+        append_polydata(surfaces.values()), name=segmentation_node.GetName(), segments=surfaces, **kwargs
+    )
 
 
-def threshold_surface(array: np.ndarray, ijk_to_ras: np.ndarray, threshold: float, max_voxels: int = 8_000_000) -> vtk.vtkPolyData:
+def threshold_surface(
+    array: np.ndarray, ijk_to_ras: np.ndarray, threshold: float, max_voxels: int = 8_000_000
+) -> vtk.vtkPolyData:
     """Isosurface at ``threshold`` of a [k, j, i] volume, in RAS; the volume is strided if large."""
     from SurgicalAICore.mrml.volumes import image_data_from_array
 
@@ -277,8 +291,10 @@ def threshold_surface(array: np.ndarray, ijk_to_ras: np.ndarray, threshold: floa
     step = max(1, int(np.ceil((arr.size / max_voxels) ** (1 / 3))))
     sub = np.ascontiguousarray(arr[::step, ::step, ::step]).astype(np.float32)
     if not (np.nanmin(sub) < threshold < np.nanmax(sub)):
-        raise InputError(f"Threshold {threshold} is outside the volume's range "
-                         f"[{float(np.nanmin(arr)):.1f}, {float(np.nanmax(arr)):.1f}]: no surface.")
+        raise InputError(
+            f"Threshold {threshold} is outside the volume's range "
+            f"[{float(np.nanmin(arr)):.1f}, {float(np.nanmax(arr)):.1f}]: no surface."
+        )
     image = image_data_from_array(sub)
     iso = vtk.vtkFlyingEdges3D()
     iso.SetInputData(image)

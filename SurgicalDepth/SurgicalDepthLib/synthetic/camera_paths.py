@@ -7,9 +7,9 @@ tissue and the rendered view has at least ``min_valid_fraction`` valid depth and
 at least ``min_median_depth_mm`` (not pressed against a wall). Trajectories join useful keyframes
 with cubic splines through camera positions and look-at targets, so motion is smooth.
 """
+
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
 
 import numpy as np
 import vtk
@@ -20,8 +20,12 @@ from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
 from SurgicalDepthLib.synthetic.scenarios import Scenario, polydata_normals, polydata_points
 
 
-def look_at(position: np.ndarray, target: np.ndarray, roll_rad: float = 0.0,
-            up_hint: Tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray:
+def look_at(
+    position: np.ndarray,
+    target: np.ndarray,
+    roll_rad: float = 0.0,
+    up_hint: tuple[float, float, float] = (0.0, 0.0, 1.0),
+) -> np.ndarray:
     """Camera-to-RAS pose at ``position`` whose optical axis (z) points at ``target``."""
     position = np.asarray(position, float)
     z = np.asarray(target, float) - position
@@ -100,7 +104,7 @@ class PosePlanner:
             return False
         return float(np.median(depth[valid])) >= self.strategy.min_median_depth_mm
 
-    def _pose_at(self, index: int, rng: np.random.Generator) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    def _pose_at(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
         """(position, target) standing off surface point ``index``, or None if there is no room."""
         st = self.strategy
         p, n = self.points[index], self.normals[index]
@@ -119,8 +123,9 @@ class PosePlanner:
         target = p + rng.normal(0, 0.15 * distance, 3)
         return position, target
 
-    def random_pose(self, rng: np.random.Generator, max_tries: int = 200, near: Optional[np.ndarray] = None,
-                    radius_mm: float = 10.0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def random_pose(
+        self, rng: np.random.Generator, max_tries: int = 200, near: np.ndarray | None = None, radius_mm: float = 10.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pose, position, target) of a useful random pose; ``near`` limits surface points to a ball."""
         candidates = self.candidates
         if near is not None:
@@ -138,16 +143,24 @@ class PosePlanner:
         raise InputError(f"Found no useful camera pose in scenario '{self.scenario.name}' after {max_tries} tries.")
 
 
-def random_poses(scenario: Scenario, camera: CameraIntrinsics, n: int, seed: int = 0,
-                 planner: Optional[PosePlanner] = None) -> List[np.ndarray]:
+def random_poses(
+    scenario: Scenario, camera: CameraIntrinsics, n: int, seed: int = 0, planner: PosePlanner | None = None
+) -> list[np.ndarray]:
     """``n`` independent useful poses."""
     planner = planner or PosePlanner(scenario, camera)
     rng = np.random.default_rng(seed)
     return [planner.random_pose(rng)[0] for _ in range(n)]
 
 
-def trajectory(scenario: Scenario, n_frames: int, seed: int = 0, camera: Optional[CameraIntrinsics] = None,
-               frames_per_key: int = 12, planner: Optional[PosePlanner] = None, max_restarts: int = 20) -> List[np.ndarray]:
+def trajectory(
+    scenario: Scenario,
+    n_frames: int,
+    seed: int = 0,
+    camera: CameraIntrinsics | None = None,
+    frames_per_key: int = 12,
+    planner: PosePlanner | None = None,
+    max_restarts: int = 20,
+) -> list[np.ndarray]:
     """A smooth path of ``n_frames`` useful camera-to-RAS poses (every frame checked)."""
     from scipy.interpolate import CubicSpline
 
@@ -175,8 +188,10 @@ def trajectory(scenario: Scenario, n_frames: int, seed: int = 0, camera: Optiona
         ps = CubicSpline(t_keys, np.array(positions), bc_type="natural")(t)
         ts = CubicSpline(t_keys, np.array(targets), bc_type="natural")(t)
         rs = np.interp(t, t_keys, np.array(rolls))
-        poses = [look_at(p, q, r) for p, q, r in zip(ps, ts, rs)]
+        poses = [look_at(p, q, r) for p, q, r in zip(ps, ts, rs, strict=False)]
         if all(planner.is_useful(pose) for pose in poses):
             return poses
-    raise InputError(f"Could not build a {n_frames}-frame trajectory in scenario '{scenario.name}'; "
-                     "try fewer frames or another seed.")
+    raise InputError(
+        f"Could not build a {n_frames}-frame trajectory in scenario '{scenario.name}'; "
+        "try fewer frames or another seed."
+    )

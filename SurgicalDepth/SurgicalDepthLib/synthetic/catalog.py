@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.synthetic.limb import limb_surface_scenario
@@ -17,7 +16,7 @@ from SurgicalDepthLib.synthetic.scenarios import (
 )
 
 
-def load_scenario(name: str, data_dir: Optional[Union[str, Path]] = None) -> Scenario:
+def load_scenario(name: str, data_dir: str | Path | None = None) -> Scenario:
     """Build one of :data:`SCENARIOS` (``data_dir``: the shared data root, or the sample-CT folder for
     laparoscopy), ``ct:PATH`` for the air cavities of any CT file, or ``limb:PATH`` for a limb CT's surface."""
     if name.startswith("ct:"):

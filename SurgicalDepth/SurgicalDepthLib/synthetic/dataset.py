@@ -16,6 +16,7 @@ Frames of one camera path are consecutive video frames; ``split`` is assigned pe
 neighbouring frames never land in different splits. The writer streams frames to a hidden temporary
 folder beside ``DIR`` and renames it only when complete: an interrupted run leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,7 +26,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,8 +54,9 @@ def decode_depth(png16: np.ndarray) -> np.ndarray:
 class DatasetWriter:
     """Streams frames into a dataset folder; use as a context manager."""
 
-    def __init__(self, out_dir: Union[str, Path], camera: CameraIntrinsics, overwrite: bool = False,
-                 meta: Optional[dict] = None):
+    def __init__(
+        self, out_dir: str | Path, camera: CameraIntrinsics, overwrite: bool = False, meta: dict | None = None
+    ):
         self.out_dir = Path(out_dir)
         if self.out_dir.exists() and not overwrite:
             raise InputError(f"Output folder {self.out_dir} already exists; choose another or allow overwriting.")
@@ -69,11 +71,11 @@ class DatasetWriter:
         self._index = open(self.tmp / "index.csv", "w", newline="")
         self._csv = csv.DictWriter(self._index, fieldnames=INDEX_FIELDS)
         self._csv.writeheader()
-        self.paths: List[Dict] = []
+        self.paths: list[dict] = []
         self.count = 0
         self._closed = False
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -83,8 +85,9 @@ class DatasetWriter:
             self.abort()
 
     def begin_path(self, path_id: str, scenario: str, seed: int, split: str = "train") -> None:
-        self.paths.append({"id": path_id, "scenario": scenario, "seed": int(seed), "first": self.count,
-                           "count": 0, "split": split})
+        self.paths.append(
+            {"id": path_id, "scenario": scenario, "seed": int(seed), "first": self.count, "count": 0, "split": split}
+        )
 
     def add(self, frame) -> int:
         """Write one :class:`RenderedFrame` to the current path; returns its frame number."""
@@ -100,9 +103,18 @@ class DatasetWriter:
             raise InputError(f"Cannot write {stem}_rgb.png (disk full?).")
         cv2.imwrite(str(self.tmp / f"{stem}_depth.png"), encode_depth(np.where(frame.valid, frame.depth_mm, 0)))
         np.savetxt(self.tmp / f"{stem}_pose.txt", frame.pose, fmt="%.9g")
-        self._csv.writerow({"frame": i, "path": path["id"], "scenario": path["scenario"], "split": path["split"],
-                            "rgb": f"{stem}_rgb.png", "depth": f"{stem}_depth.png", "pose": f"{stem}_pose.txt",
-                            "valid_fraction": f"{frame.valid_fraction:.4f}"})
+        self._csv.writerow(
+            {
+                "frame": i,
+                "path": path["id"],
+                "scenario": path["scenario"],
+                "split": path["split"],
+                "rgb": f"{stem}_rgb.png",
+                "depth": f"{stem}_depth.png",
+                "pose": f"{stem}_pose.txt",
+                "valid_fraction": f"{frame.valid_fraction:.4f}",
+            }
+        )
         path["count"] += 1
         self.count += 1
         return i
@@ -112,10 +124,19 @@ class DatasetWriter:
             return self.out_dir
         self._index.close()
         self.camera.save_json(self.tmp / "camera.json")
-        info = {"format": FORMAT, "version": VERSION, "frames": self.count,
-                "size": [self.camera.height, self.camera.width], "depth_encoding": "png16",
-                "depth_unit_mm": DEPTH_UNIT_MM, "camera": "camera.json", "index": "index.csv",
-                "paths": self.paths, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.meta}
+        info = {
+            "format": FORMAT,
+            "version": VERSION,
+            "frames": self.count,
+            "size": [self.camera.height, self.camera.width],
+            "depth_encoding": "png16",
+            "depth_unit_mm": DEPTH_UNIT_MM,
+            "camera": "camera.json",
+            "index": "index.csv",
+            "paths": self.paths,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **self.meta,
+        }
         (self.tmp / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
         try:
             self._publish()
@@ -132,8 +153,10 @@ class DatasetWriter:
         from SurgicalAICore.signals import signals_deferred
 
         if self.out_dir.exists() and not self.overwrite:
-            raise InputError(f"Output folder {self.out_dir} appeared while rendering (another run?); "
-                             "it was left as it is and this run's frames were discarded.")
+            raise InputError(
+                f"Output folder {self.out_dir} appeared while rendering (another run?); "
+                "it was left as it is and this run's frames were discarded."
+            )
         old = None
         with signals_deferred():
             if self.out_dir.exists():
@@ -156,8 +179,14 @@ class SyntheticDepthDataset:
     ``split``/``scenarios``/``path_ids`` select camera paths. Usable directly as a torch Dataset.
     """
 
-    def __init__(self, root: Union[str, Path], split: Optional[str] = None, scenarios: Optional[Sequence[str]] = None,
-                 path_ids: Optional[Sequence[str]] = None, exclude_scenarios: Optional[Sequence[str]] = None):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        scenarios: Sequence[str] | None = None,
+        path_ids: Sequence[str] | None = None,
+        exclude_scenarios: Sequence[str] | None = None,
+    ):
         self.root = Path(root)
         info_path = self.root / "dataset.json"
         if not info_path.is_file():
@@ -167,17 +196,24 @@ class SyntheticDepthDataset:
         except json.JSONDecodeError as error:
             raise InputError(f"{info_path} is not valid JSON ({error}).") from None
         if self.info.get("format") != FORMAT or self.info.get("version") != VERSION:
-            raise InputError(f"{info_path}: unsupported dataset format {self.info.get('format')} v{self.info.get('version')}.")
-        self.camera = CameraIntrinsics.load_json(self.root / "camera.json") if (self.root / "camera.json").is_file() \
+            raise InputError(
+                f"{info_path}: unsupported dataset format {self.info.get('format')} v{self.info.get('version')}."
+            )
+        self.camera = (
+            CameraIntrinsics.load_json(self.root / "camera.json")
+            if (self.root / "camera.json").is_file()
             else _raise(f"Dataset {self.root} has no camera.json.")
+        )
         index = self.root / "index.csv"
         if not index.is_file():
             raise InputError(f"Dataset {self.root} has no index.csv.")
         with open(index, newline="") as f:
             rows = list(csv.DictReader(f))
         if len(rows) != int(self.info.get("frames", -1)):
-            raise InputError(f"Dataset {self.root}: index.csv lists {len(rows)} frames but dataset.json says "
-                             f"{self.info.get('frames')}.")
+            raise InputError(
+                f"Dataset {self.root}: index.csv lists {len(rows)} frames but dataset.json says "
+                f"{self.info.get('frames')}."
+            )
         missing = [r[k] for r in rows for k in ("rgb", "depth", "pose") if not (self.root / r[k]).is_file()]
         if missing:
             raise InputError(f"Dataset {self.root} is missing {len(missing)} file(s), e.g. {missing[0]}.")
@@ -205,8 +241,10 @@ class SyntheticDepthDataset:
             raise InputError(f"Dataset {self.root}: frame {r['frame']} cannot be read (corrupt image).")
         size = (self.camera.height, self.camera.width)
         if bgr.shape[:2] != size or depth.shape[:2] != size or depth.dtype != np.uint16:
-            raise InputError(f"Dataset {self.root}: frame {r['frame']} does not match the camera size {size[1]}x{size[0]} "
-                             "or its depth is not 16-bit.")
+            raise InputError(
+                f"Dataset {self.root}: frame {r['frame']} does not match the camera size {size[1]}x{size[0]} "
+                "or its depth is not 16-bit."
+            )
         try:
             pose = np.loadtxt(self.root / r["pose"]).reshape(4, 4)
         except ValueError:
@@ -215,8 +253,15 @@ class SyntheticDepthDataset:
         # depth is stored for the whole frame (exact geometry), but pixels behind the field stop are
         # black in the image: no network can see their depth, so they are not "valid" for learning or scoring
         seen = bgr.max(axis=2) > 0
-        return {"rgb": np.ascontiguousarray(bgr[..., ::-1]), "depth_mm": d, "valid": (d > 0) & seen, "pose": pose,
-                "frame": int(r["frame"]), "path": r["path"], "scenario": r["scenario"]}
+        return {
+            "rgb": np.ascontiguousarray(bgr[..., ::-1]),
+            "depth_mm": d,
+            "valid": (d > 0) & seen,
+            "pose": pose,
+            "frame": int(r["frame"]),
+            "path": r["path"],
+            "scenario": r["scenario"],
+        }
 
     def __getitem__(self, i: int) -> dict:
         return self.load(i)
@@ -248,9 +293,20 @@ def default_camera(height: int = 256, width: int = 320, horizontal_fov_deg: floa
     return CameraIntrinsics(float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
 
 
-def render_dataset(scenario_names: Sequence[str], out_dir: Union[str, Path], frames: int, paths: int, seed: int = 0,
-                   camera: Optional[CameraIntrinsics] = None, val_every: int = 5, data_dir=None, overwrite: bool = False,
-                   progress=None, cancel: Optional[CancelToken] = None, scenarios: Optional[dict] = None) -> Path:
+def render_dataset(
+    scenario_names: Sequence[str],
+    out_dir: str | Path,
+    frames: int,
+    paths: int,
+    seed: int = 0,
+    camera: CameraIntrinsics | None = None,
+    val_every: int = 5,
+    data_dir=None,
+    overwrite: bool = False,
+    progress=None,
+    cancel: CancelToken | None = None,
+    scenarios: dict | None = None,
+) -> Path:
     """Render ``frames`` frames along ``paths`` smooth camera paths cycling over the scenarios.
 
     Every ``val_every``-th path (per scenario) is marked ``val``. Frames stream to disk.

@@ -5,14 +5,15 @@ explicit OpenGL projection matrix built from the OpenCV intrinsics, so pixel (u,
 ray ``((u - cx) / fx, (v - cy) / fy, 1)``. The z-buffer converts to metric depth with the known clip
 planes. Shading is then done per pixel in numpy at the 3D point each pixel sees: a light at the
 camera tip (its light guide optionally offset from the lens) with inverse-square falloff and
-incidence-angle (Lambert, optionally wrapped for a subsurface look) shading, solid procedural tissue textures with vessels, Blinn-Phong
+incidence-angle (Lambert, optionally wrapped for a subsurface look) shading, solid procedural tissue textures
+with vessels, Blinn-Phong
 specular highlights, vignetting, an optional circular field stop, blur and noise, and the camera's
 lens distortion (``cv2.remap``; depth resampled nearest so no depth is invented at edges).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import List, Optional, Union
 
 import numpy as np
 import vtk
@@ -30,18 +31,18 @@ class RenderOptions:
 
     near_mm: float = 0.5
     far_mm: float = 1000.0
-    exposure: float = 0.8             # auto-exposure: the 97th percentile of diffuse light maps here
+    exposure: float = 0.8  # auto-exposure: the 97th percentile of diffuse light maps here
     light_reference_mm: float = 40.0  # falloff reference (cancels under auto-exposure)
     ambient: float = 0.04
     specular_scale: float = 1.0
-    vignetting: float = 0.35          # brightness loss at the image corner
-    field_stop: bool = True           # dark circular border of a rod-lens endoscope
-    field_stop_radius: float = 0.62   # fraction of the image diagonal
+    vignetting: float = 0.35  # brightness loss at the image corner
+    field_stop: bool = True  # dark circular border of a rod-lens endoscope
+    field_stop_radius: float = 0.62  # fraction of the image diagonal
     blur_sigma_px: float = 0.6
     noise_sigma: float = 0.01
     gamma: float = 2.2
-    randomise: bool = True            # per-frame domain randomisation from the seed
-    texture_seed: int = 0             # fixed solid texture, so structures look alike across frames
+    randomise: bool = True  # per-frame domain randomisation from the seed
+    texture_seed: int = 0  # fixed solid texture, so structures look alike across frames
     mask_field_stop_in_depth: bool = False
     # the light guide sits beside the lens, not on its axis: shadows and highlights shift slightly
     light_offset_mm: float = 0.0
@@ -52,12 +53,12 @@ class RenderOptions:
 
 @dataclass
 class RenderedFrame:
-    rgb: np.ndarray       # (H, W, 3) uint8
+    rgb: np.ndarray  # (H, W, 3) uint8
     depth_mm: np.ndarray  # (H, W) float32, z along the camera axis, 0 where invalid
-    valid: np.ndarray     # (H, W) bool
-    pose: np.ndarray      # 4x4 camera-to-RAS
+    valid: np.ndarray  # (H, W) bool
+    pose: np.ndarray  # 4x4 camera-to-RAS
     camera: CameraIntrinsics
-    label: Optional[np.ndarray] = None  # (H, W) int16 structure index, -1 for background
+    label: np.ndarray | None = None  # (H, W) int16 structure index, -1 for background
 
     @property
     def valid_fraction(self) -> float:
@@ -103,8 +104,13 @@ def _check_pose(pose: np.ndarray) -> np.ndarray:
 class SurfaceRenderer:
     """Renders a :class:`Scenario` (or one closed vtkPolyData) through a pinhole camera."""
 
-    def __init__(self, scenario_or_polydata: Union[Scenario, vtk.vtkPolyData], camera: CameraIntrinsics,
-                 options: Optional[RenderOptions] = None, check_inside: bool = True):
+    def __init__(
+        self,
+        scenario_or_polydata: Scenario | vtk.vtkPolyData,
+        camera: CameraIntrinsics,
+        options: RenderOptions | None = None,
+        check_inside: bool = True,
+    ):
         if isinstance(scenario_or_polydata, vtk.vtkPolyData):
             scenario_or_polydata = Scenario.from_polydata(scenario_or_polydata)
         if not isinstance(scenario_or_polydata, Scenario):
@@ -127,8 +133,8 @@ class SurfaceRenderer:
         self._renderer = vtk.vtkRenderer()
         self._renderer.SetBackground(0, 0, 0)
         self._window.AddRenderer(self._renderer)
-        self._actors: List[vtk.vtkActor] = []
-        self._mappers: List[vtk.vtkPolyDataMapper] = []
+        self._actors: list[vtk.vtkActor] = []
+        self._mappers: list[vtk.vtkPolyDataMapper] = []
         from vtk.util import numpy_support as ns
 
         for index, structure in enumerate(self.scenario.structures):
@@ -137,8 +143,11 @@ class SurfaceRenderer:
             poly.ShallowCopy(structure.polydata)
             normals = ns.vtk_to_numpy(structure.polydata.GetPointData().GetNormals()).astype(np.float64)
             normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-            colours = ns.numpy_to_vtk(np.round((normals + 1.0) * 127.5).clip(0, 255).astype(np.uint8), deep=True,
-                                      array_type=vtk.VTK_UNSIGNED_CHAR)
+            colours = ns.numpy_to_vtk(
+                np.round((normals + 1.0) * 127.5).clip(0, 255).astype(np.uint8),
+                deep=True,
+                array_type=vtk.VTK_UNSIGNED_CHAR,
+            )
             colours.SetName("NormalColours")
             poly.GetPointData().SetScalars(colours)
             mapper = vtk.vtkPolyDataMapper()
@@ -216,7 +225,7 @@ class SurfaceRenderer:
         return depth, label.astype(np.int16)
 
     # --------------------------------------------------------------------------------- rendering
-    def render(self, pose_cam_to_ras: np.ndarray, seed: Optional[int] = None) -> RenderedFrame:
+    def render(self, pose_cam_to_ras: np.ndarray, seed: int | None = None) -> RenderedFrame:
         """Render one frame. Same pose and seed give the same frame."""
         pose = _check_pose(pose_cam_to_ras)
         if self.check_inside and self.scenario.inside_tissue(pose[:3, 3]):
@@ -357,8 +366,9 @@ class SurfaceRenderer:
         mx, my = und[..., 0].astype(np.float32), und[..., 1].astype(np.float32)
         rgb = cv2.remap(rgb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         depth = cv2.remap(depth, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        label = cv2.remap(label.astype(np.float32), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=-1).astype(np.int16)
+        label = cv2.remap(
+            label.astype(np.float32), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=-1
+        ).astype(np.int16)
         return rgb, depth, label
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import vtk
@@ -156,7 +156,7 @@ def orient_normals_out_of_tissue(poly: vtk.vtkPolyData, is_tissue: Callable[[np.
     return _flip(poly) if (ahead & ~behind).sum() > (behind & ~ahead).sum() else poly
 
 
-def surface_from_labels(label_array_kji: np.ndarray, ijk_to_ras: np.ndarray, values: Union[int, Sequence[int]],
+def surface_from_labels(label_array_kji: np.ndarray, ijk_to_ras: np.ndarray, values: int | Sequence[int],
                         smooth: bool = True) -> vtk.vtkPolyData:
     """Closed RAS surface (normals pointing outward) of the voxels whose label is in ``values``."""
     labels = np.asarray(label_array_kji)
@@ -189,8 +189,8 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def cavity_surface(ct_array_kji: np.ndarray, ijk_to_ras: np.ndarray, threshold_hu: float = -400.0,
-                   body_mask: bool = True, smooth: bool = True, roi_kji: Optional[Sequence[slice]] = None,
-                   ) -> Tuple[vtk.vtkPolyData, Callable[[np.ndarray], np.ndarray]]:
+                   body_mask: bool = True, smooth: bool = True, roi_kji: Sequence[slice] | None = None,
+                   ) -> tuple[vtk.vtkPolyData, Callable[[np.ndarray], np.ndarray]]:
     """Air/tissue boundary of a CT (closed, RAS, normals pointing into the air) and its tissue test.
 
     ``body_mask`` keeps only the largest connected tissue component, which drops the couch and head
@@ -252,22 +252,22 @@ class CameraStrategy:
     points, e.g. to organ faces turned towards the anterior abdominal wall for laparoscopy.
     """
 
-    distance_mm: Tuple[float, float] = (30.0, 90.0)
+    distance_mm: tuple[float, float] = (30.0, 90.0)
     look_jitter_deg: float = 20.0
-    prefer_direction: Optional[Tuple[float, float, float]] = None
+    prefer_direction: tuple[float, float, float] | None = None
     min_alignment: float = 0.3
     min_valid_fraction: float = 0.5
     min_median_depth_mm: float = 8.0
     step_mm: float = 6.0  # typical motion between trajectory keyframes
-    enclosed_mm: Optional[float] = None  # cavities: most rays from the camera must hit a wall this close
+    enclosed_mm: float | None = None  # cavities: most rays from the camera must hit a wall this close
 
 
 @dataclass
 class Scenario:
     name: str
-    structures: List[Structure]
+    structures: list[Structure]
     strategy: CameraStrategy = field(default_factory=CameraStrategy)
-    is_tissue: Optional[Callable[[np.ndarray], np.ndarray]] = None
+    is_tissue: Callable[[np.ndarray], np.ndarray] | None = None
     description: str = ""
 
     def __post_init__(self):
@@ -281,8 +281,8 @@ class Scenario:
             self.is_tissue = _enclosed_test([s.polydata for s in self.structures])
 
     @classmethod
-    def from_polydata(cls, poly: vtk.vtkPolyData, name: str = "surface", look: Optional[TissueLook] = None,
-                      strategy: Optional[CameraStrategy] = None) -> "Scenario":
+    def from_polydata(cls, poly: vtk.vtkPolyData, name: str = "surface", look: TissueLook | None = None,
+                      strategy: CameraStrategy | None = None) -> Scenario:
         check_closed_surface(poly, name)
         return cls(name, [Structure(name, _with_normals(poly), look or TissueLook())], strategy or CameraStrategy())
 
@@ -295,7 +295,7 @@ class Scenario:
         return np.array([b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max(), b[:, 4].min(), b[:, 5].max()])
 
 
-def _enclosed_test(polys: List[vtk.vtkPolyData]) -> Callable[[np.ndarray], np.ndarray]:
+def _enclosed_test(polys: list[vtk.vtkPolyData]) -> Callable[[np.ndarray], np.ndarray]:
     """Inside test by ray parity over closed surfaces: inside an odd number of them means tissue."""
     testers = []
     for poly in polys:
@@ -316,7 +316,7 @@ LAPAROSCOPY_ORGANS = {"liver": [5], "stomach": [6], "spleen": [1], "gallbladder"
                       "duodenum": [19], "colon": [20], "kidney_right": [2], "kidney_left": [3], "pancreas": [7]}
 
 
-def _read_ct(path: Path) -> Tuple[np.ndarray, np.ndarray]:
+def _read_ct(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from SurgicalAICore.geometry import array_from_sitk
     from SurgicalAICore.image_io import read_image
 
@@ -328,7 +328,7 @@ def _read_ct(path: Path) -> Tuple[np.ndarray, np.ndarray]:
     return array_from_sitk(image)
 
 
-def _laparoscopy(data_dir: Optional[Path]) -> Scenario:
+def _laparoscopy(data_dir: Path | None) -> Scenario:
     from SurgicalAICore.resources import sample_data_dir
 
     folder = Path(data_dir) if data_dir else sample_data_dir() / "TotalSegmentatorExample"
@@ -349,7 +349,7 @@ def _laparoscopy(data_dir: Optional[Path]) -> Scenario:
                     "Abdominal organs of the bundled TotalSegmentator example CT (3 mm), seen from the anterior side.")
 
 
-def _sinus(data_dir: Optional[Path]) -> Scenario:
+def _sinus(data_dir: Path | None) -> Scenario:
     from SurgicalAICore.resources import shared_data_dir
 
     root = Path(data_dir) if data_dir else shared_data_dir()
@@ -393,7 +393,7 @@ def airway_lumen_mask(ct: np.ndarray, threshold_hu: float = -900.0, max_fraction
     return lumen
 
 
-def _bronchoscopy(data_dir: Optional[Path]) -> Scenario:
+def _bronchoscopy(data_dir: Path | None) -> Scenario:
     from SurgicalAICore.resources import shared_data_dir
 
     root = Path(data_dir) if data_dir else shared_data_dir()
@@ -468,7 +468,7 @@ def shapes_scenario(seed: int = 0, n_blobs: int = 14, radius_mm: float = 70.0) -
     return Scenario("shapes", structures, strategy, is_tissue, "Procedural bumpy shapes in a closed chamber.")
 
 
-def ct_cavity_scenario(ct_path: Union[str, Path], threshold_hu: float = -400.0) -> Scenario:
+def ct_cavity_scenario(ct_path: str | Path, threshold_hu: float = -400.0) -> Scenario:
     """Endoscopy of the air cavities (airway, sinuses, bowel gas) of any CT file, inside its body mask."""
     ct, m = _read_ct(Path(ct_path))
     surface, is_tissue = cavity_surface(ct, m, threshold_hu)

@@ -7,7 +7,6 @@ registration network must see. All randomness comes from a ``numpy.random.Genera
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Tuple
 
 import numpy as np
 
@@ -16,18 +15,18 @@ import numpy as np
 class TissueLook:
     """Appearance parameters of one structure (colours linear RGB 0..1, lengths mm)."""
 
-    base_rgb: Tuple[float, float, float] = (0.75, 0.35, 0.30)
-    mottle_rgb: Tuple[float, float, float] = (0.55, 0.20, 0.18)
+    base_rgb: tuple[float, float, float] = (0.75, 0.35, 0.30)
+    mottle_rgb: tuple[float, float, float] = (0.55, 0.20, 0.18)
     mottle_scale_mm: float = 6.0
     mottle_amount: float = 0.35
-    vessel_rgb: Tuple[float, float, float] = (0.45, 0.05, 0.06)
+    vessel_rgb: tuple[float, float, float] = (0.45, 0.05, 0.06)
     vessel_scale_mm: float = 12.0
     vessel_width: float = 0.035
     vessel_amount: float = 0.7
     specular: float = 0.5
     shininess: float = 40.0
 
-    def randomised(self, rng: np.random.Generator, strength: float = 1.0) -> "TissueLook":
+    def randomised(self, rng: np.random.Generator, strength: float = 1.0) -> TissueLook:
         """A perturbed copy (domain randomisation); ``strength`` 0 returns the same look."""
         def jitter(rgb, amount):
             rgb = np.asarray(rgb) * np.exp(rng.normal(0.0, amount * strength, 3))

@@ -7,7 +7,6 @@ spots whose depth a network cannot estimate reliably; they are kept out of point
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import numpy as np
 
@@ -56,7 +55,7 @@ def specular_mask(rgb: np.ndarray, value_min: int = 235, saturation_max: int = 4
     return spots.astype(bool)
 
 
-def mask_bbox(mask: np.ndarray) -> Tuple[int, int, int, int]:
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, width, height) of the True pixels (the whole image when none)."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
@@ -65,7 +64,7 @@ def mask_bbox(mask: np.ndarray) -> Tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
 
 
-def fit_camera(camera: Optional[CameraIntrinsics], width: int, height: int,
+def fit_camera(camera: CameraIntrinsics | None, width: int, height: int,
                default_fov_deg: float = 70.0) -> CameraIntrinsics:
     """The intrinsics to use for ``width`` x ``height`` frames.
 
@@ -85,8 +84,8 @@ def fit_camera(camera: Optional[CameraIntrinsics], width: int, height: int,
                      f"{width}x{height} (another aspect ratio); load the calibration of this camera and crop.")
 
 
-def crop_resize(rgb: np.ndarray, camera: CameraIntrinsics, box: Optional[Tuple[int, int, int, int]] = None,
-                size: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, CameraIntrinsics]:
+def crop_resize(rgb: np.ndarray, camera: CameraIntrinsics, box: tuple[int, int, int, int] | None = None,
+                size: tuple[int, int] | None = None) -> tuple[np.ndarray, CameraIntrinsics]:
     """Crop ``rgb`` to ``box`` (x0, y0, w, h) then resize to ``size`` (width, height), with the intrinsics
     that describe the result."""
     import cv2

@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -100,12 +100,12 @@ class FrameSource:
         raise NotImplementedError
 
     @property
-    def frame_count(self) -> Optional[int]:
+    def frame_count(self) -> int | None:
         """Number of frames if known in advance (recorded sources), else None."""
         return None
 
     @property
-    def fps(self) -> Optional[float]:
+    def fps(self) -> float | None:
         return None
 
     def close(self) -> None:
@@ -121,7 +121,7 @@ class FrameSource:
 class VideoFileSource(FrameSource):
     """mp4 / avi / mkv (anything OpenCV's FFmpeg backend decodes), read frame by frame."""
 
-    def __init__(self, path: Union[str, Path]):
+    def __init__(self, path: str | Path):
         import cv2
 
         self.path = Path(path)
@@ -142,11 +142,11 @@ class VideoFileSource(FrameSource):
             capture.release()
 
     @property
-    def frame_count(self) -> Optional[int]:
+    def frame_count(self) -> int | None:
         return self._count
 
     @property
-    def fps(self) -> Optional[float]:
+    def fps(self) -> float | None:
         return self._fps if self._fps > 0 else None
 
     def __iter__(self) -> Iterator[Frame]:
@@ -185,12 +185,12 @@ def _natural_key(path: Path):
 class ImageFolderSource(FrameSource):
     """A folder of frames (png / jpg), in natural name order (frame2 before frame10)."""
 
-    def __init__(self, folder: Union[str, Path], fps: float = 30.0):
+    def __init__(self, folder: str | Path, fps: float = 30.0):
         self.folder = Path(folder)
         self.name = self.folder.name
         if not self.folder.is_dir():
             raise InputError(f"Frame folder not found: {self.folder}")
-        self.files: List[Path] = sorted((p for p in self.folder.iterdir()
+        self.files: list[Path] = sorted((p for p in self.folder.iterdir()
                                          if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
         if not self.files:
             raise InputError(f"Folder {self.folder} holds no .png or .jpg frames.")
@@ -202,11 +202,11 @@ class ImageFolderSource(FrameSource):
         self.names = [p.name.replace(".", "_") if stems.count(p.stem) > 1 else p.stem for p in self.files]
 
     @property
-    def frame_count(self) -> Optional[int]:
+    def frame_count(self) -> int | None:
         return len(self.files)
 
     @property
-    def fps(self) -> Optional[float]:
+    def fps(self) -> float | None:
         return self._fps
 
     def __iter__(self) -> Iterator[Frame]:
@@ -227,18 +227,18 @@ class ImageFolderSource(FrameSource):
 class ArraySource(FrameSource):
     """Frames from an in-memory list or generator of arrays (tests, benchmarks, procedural video)."""
 
-    def __init__(self, frames, fps: float = 30.0, name: str = "frames", count: Optional[int] = None):
+    def __init__(self, frames, fps: float = 30.0, name: str = "frames", count: int | None = None):
         self._frames = frames
         self._fps = float(fps)
         self.name = name
         self._count = count if count is not None else (len(frames) if hasattr(frames, "__len__") else None)
 
     @property
-    def frame_count(self) -> Optional[int]:
+    def frame_count(self) -> int | None:
         return self._count
 
     @property
-    def fps(self) -> Optional[float]:
+    def fps(self) -> float | None:
         return self._fps
 
     def __iter__(self) -> Iterator[Frame]:
@@ -297,11 +297,11 @@ class SequenceSource(FrameSource):
                                 sequence.GetNthIndexValue(index)))
 
     @property
-    def frame_count(self) -> Optional[int]:
+    def frame_count(self) -> int | None:
         return len(self._items)
 
     @property
-    def fps(self) -> Optional[float]:
+    def fps(self) -> float | None:
         return self._fps
 
     def __iter__(self) -> Iterator[Frame]:
@@ -330,7 +330,7 @@ class _NewestSlot:
 
     def __init__(self):
         self._cond = threading.Condition()
-        self._frame: Optional[Frame] = None
+        self._frame: Frame | None = None
         self.received = 0
         self.dropped = 0
         self.closed = False
@@ -343,7 +343,7 @@ class _NewestSlot:
             self.received += 1
             self._cond.notify_all()
 
-    def take(self, timeout: Optional[float]) -> Optional[Frame]:
+    def take(self, timeout: float | None) -> Frame | None:
         with self._cond:
             if self._frame is None and not self.closed:
                 self._cond.wait(timeout)
@@ -366,8 +366,8 @@ class LiveSource(FrameSource):
         self.name = name
         self._slot = _NewestSlot()
         self._index = 0
-        self._t0: Optional[float] = None
-        self.error: Optional[Exception] = None
+        self._t0: float | None = None
+        self.error: Exception | None = None
         self._check = _SizeCheck(name)
 
     @property
@@ -378,8 +378,8 @@ class LiveSource(FrameSource):
     def dropped(self) -> int:
         return self._slot.dropped
 
-    def _offer(self, image: np.ndarray, timestamp_s: Optional[float] = None, bgr: bool = False,
-               read_started: Optional[float] = None) -> None:
+    def _offer(self, image: np.ndarray, timestamp_s: float | None = None, bgr: bool = False,
+               read_started: float | None = None) -> None:
         t_read = read_started if read_started is not None else time.perf_counter()
         try:
             rgb = to_rgb8(image, f"{self.name} frame {self._index}", bgr=bgr)
@@ -395,7 +395,7 @@ class LiveSource(FrameSource):
         self._slot.put(Frame(self._index, t, rgb, f"{self.name}_{self._index:06d}", time.perf_counter() - t_read))
         self._index += 1
 
-    def latest(self, timeout: Optional[float] = 0.5) -> Optional[Frame]:
+    def latest(self, timeout: float | None = 0.5) -> Frame | None:
         frame = self._slot.take(timeout)
         if frame is None and self.error is not None:
             raise self.error
@@ -464,7 +464,7 @@ class IGTLinkSource(LiveSource):
     ``wait_connected(timeout)`` says whether the server was reached.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 18944, device_name: Optional[str] = None):
+    def __init__(self, host: str = "127.0.0.1", port: int = 18944, device_name: str | None = None):
         import pyigtl
 
         if not 0 < int(port) < 65536:
