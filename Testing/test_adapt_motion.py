@@ -47,7 +47,7 @@ def test_bundle_adjustment_recovers_a_perturbed_pose():
     uv_i = X[:, :2] / X[:, 2:] * 200 + [160, 128]
     uv_j = Y[:, :2] / Y[:, 2:] * 200 + [160, 128] + rng.normal(0, 0.3, (150, 2))
     R0 = cv2.Rodrigues(np.array([0.03, -0.04, 0.0]))[0]
-    t0 = [*t, 0.1, -0.1, 0.05]
+    t0 = t + np.array([0.1, -0.1, 0.05])
     Rb, tb, z, err = two_view_bundle_adjust(R0, t0, uv_i, uv_j, X[:, 2] * 1.3, K)
     assert angle_deg(Rb @ R.T) < 0.1
     # a 2 % baseline pins the translation direction less tightly than the rotation

@@ -31,7 +31,7 @@ def test_requirements_resolve_to_wheels_for_the_supported_pythons(python, system
                                                               "ConnectTimeout", "ProxyError")):
         pytest.skip(f"pip cannot reach a package index: {run.stderr.strip().splitlines()[-1]}")
     assert run.returncode == 0, run.stderr[-2000:]
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     installed = {item["metadata"]["name"].lower() for item in report["install"]}
     from packaging.requirements import Requirement
 

@@ -20,6 +20,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    import numpy as np
 
     from SurgicalAICore.errors import InputError
     from SurgicalDepthLib.registration.files import read_points_file
@@ -28,7 +29,12 @@ def run(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".ply", ".vtk", ".vtp"):
         raise InputError(f"Output format '{out.suffix}' is not supported: use .ply, .vtk or .vtp.")
-    poses = read_points_file(args.poses, "poses") if args.poses.endswith(".npy") else None
+    poses = None
+    if args.poses.endswith(".npy"):
+        try:
+            poses = np.load(args.poses, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise InputError(f"Cannot read the poses file {args.poses}: {str(error).splitlines()[0]}") from None
     if poses is None or poses.ndim != 3 or poses.shape[1:] != (4, 4):
         raise InputError("--poses must be a .npy file of shape (N, 4, 4), one camera-to-CT pose per cloud.")
     clouds = [read_points_file(c, "point cloud") for c in args.clouds]
