@@ -150,7 +150,7 @@ def bench_renderer(frames: int) -> dict:
 
 def bench_accuracy(model, dataset, split, heldout) -> dict:
     sys.path.insert(0, str(ROOT))
-    from surgicalai.commands.eval_depth import evaluate_to_folder
+    from SurgicalDepthLib.depth.evaluation import evaluate_to_folder
 
     out = {}
     if dataset:

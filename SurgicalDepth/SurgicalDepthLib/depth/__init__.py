@@ -2,6 +2,18 @@
 from SurgicalAICore.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "adapt": (
+        "AdaptConfig", "Clip", "parse_range", "read_clip", "fit_clip_camera", "clip_masks", "AdaptResult",
+        "adapt_depth_model", "adapt_for_session",
+    ),
+    "adapt_losses": (
+        "ssim_distance", "photometric_error", "warp", "min_reprojection_loss", "smoothness_loss", "sample_depth",
+        "fit_log_scale", "sparse_loss", "prior_loss",
+    ),
+    "adapt_motion": (
+        "PairMotion", "ClipMotion", "MotionConfig", "track", "two_view_bundle_adjust", "estimate_pair",
+        "estimate_clip_motion", "rescale_pair_uv",
+    ),
     "augment": (
         "RandTransform", "RandCrop", "RandFlip", "RandIntrinsics", "RandTissueTint", "RandColour", "RandExposure",
         "RandDepthFalloff", "RandSpecular", "RandBlood", "RandSmoke", "RandVignetting", "RandChromaticAberration",
@@ -9,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
         "augment_sample",
     ),
     "estimator": ("DepthEstimator",),
+    "evaluation": ("evaluate_to_folder",),
     "hf": ("is_hf_depth_folder", "disparity_to_depth", "HFDepthModule", "load_hf_depth_folder",),
     "live": ("LiveStats", "LiveProcessor",),
     "loaders": ("DepthModelLoader", "load_depth_model",),
