@@ -105,20 +105,29 @@ def validate_card(card: Mapping[str, Any], schema: CardSchema, where: Path) -> N
         raise ModelError(f"Model card {where}: weights_format must be 'state_dict' or 'torchscript'.")
 
 
+def read_json_object(path: Path, missing: str | None = None, label: str = "") -> dict[str, Any]:
+    """A JSON file that must hold an object; each problem is one ``ModelError`` line naming the file.
+
+    ``missing``: the message when the file is absent (None: the read error says so); ``label`` prefixes the
+    path in the other messages (e.g. "Model card ")."""
+    if missing is not None and not path.is_file():
+        raise ModelError(missing)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{label}{path} is not valid JSON ({error}).") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{label}{path} must hold a JSON object.")
+    return data
+
+
 def read_model_folder(path: str | Path, schema: CardSchema) -> ModelFolder:
     """Open and check a model folder (card schema and weights hash); reads no weights."""
     folder = Path(path)
     if not folder.is_dir():
         raise ModelError(f"Model folder not found: {folder}")
     card_path = folder / CARD_NAME
-    if not card_path.is_file():
-        raise ModelError(f"Model folder {folder} has no {CARD_NAME}.")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"Model card {card_path} is not valid JSON ({error}).") from None
-    if not isinstance(card, dict):
-        raise ModelError(f"Model card {card_path} must hold a JSON object.")
+    card = read_json_object(card_path, f"Model folder {folder} has no {CARD_NAME}.", "Model card ")
     validate_card(card, schema, card_path)
     model = ModelFolder(folder, card)
     if not model.weights_path.is_file():

@@ -11,12 +11,12 @@ refused by name. MONAI arrays are ``[x, y, z]`` (= i, j, k); the adapter gives t
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from SurgicalAICore.model_folder import read_json_object
 from SurgicalAICore.errors import ModelError
 from SegmentationAILib.formats.checksums import safe_torch_load, verify_or_record
 from SegmentationAILib.formats.wrappers import AxisOrderedNetwork, check_outputs
@@ -34,15 +34,7 @@ def can_load(path: Path) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelError(f"MONAI bundle {path.parent.parent} has no configs/{path.name}.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path} is not valid JSON ({error}).") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path} must hold a JSON object.")
-    return data
+    return read_json_object(path, f"MONAI bundle {path.parent.parent} has no configs/{path.name}.")
 
 
 def _short(target: Any) -> str:

@@ -14,7 +14,6 @@ resampling (this path resamples linearly); region-based (overlapping-label) mode
 """
 from __future__ import annotations
 
-import json
 import pydoc
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from SurgicalAICore.model_folder import read_json_object
 from SurgicalAICore.errors import ModelError
 from SegmentationAILib.formats.checksums import safe_torch_load, verify_or_record
 from SegmentationAILib.formats.wrappers import AxisOrderedNetwork
@@ -40,15 +40,7 @@ def can_load(path: Path) -> bool:
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelError(f"nnU-Net folder {path.parent} has no {path.name} ({what}).")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path} is not valid JSON ({error}).") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path} must hold a JSON object.")
-    return data
+    return read_json_object(path, f"nnU-Net folder {path.parent} has no {path.name} ({what}).")
 
 
 def _fold_checkpoints(folder: Path, folds: list[str] | None) -> list[Path]:

@@ -12,7 +12,6 @@ the SCARED protocol, or least squares) or registered with the scale left free.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from SurgicalAICore.model_folder import read_json_object
 from SurgicalAICore.errors import ModelError
 
 from SurgicalDepthLib.depth.model import IMAGENET, TorchDepthEstimator
@@ -41,13 +41,7 @@ PathLike = str | Path
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path} is not valid JSON ({error}).") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path} must hold a JSON object.")
-    return data
+    return read_json_object(path)
 
 
 def _has_hf_weights(folder: Path) -> bool:
