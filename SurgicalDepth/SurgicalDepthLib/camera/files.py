@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.errors import InputError
 
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
@@ -30,7 +31,6 @@ def load_camera(path: str | Path) -> CameraIntrinsics:
 
 def save_camera(camera: CameraIntrinsics, path: str | Path) -> Path:
     """Write ``.json`` or OpenCV ``.yml/.yaml/.xml``; the file appears complete or not at all."""
-    import os
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -38,16 +38,11 @@ def save_camera(camera: CameraIntrinsics, path: str | Path) -> Path:
         raise InputError(f"Camera file {path.name}: use .json, .yml, .yaml or .xml.")
     if not path.parent.is_dir():
         raise InputError(f"Folder {path.parent} does not exist.")
-    tmp = path.with_name(f".tmp-{path.stem}{suffix}")
-    try:
+    with atomic_file(path, suffix) as tmp:
         if suffix == ".json":
             camera.save_json(tmp)
         else:
             _save_opencv(camera, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

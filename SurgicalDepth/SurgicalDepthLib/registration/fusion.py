@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.registration.motion import check_rigid
 
@@ -62,7 +63,6 @@ def fuse_clouds(clouds: list[np.ndarray], poses: list[np.ndarray], voxel_mm: flo
 
 def write_fused(fused: FusedCloud, path) -> None:
     """``.ply`` or ``.vtk``/``.vtp`` point set (vertices), written to a temporary name then renamed."""
-    import os
     from pathlib import Path
 
     import vtk
@@ -80,10 +80,9 @@ def write_fused(fused: FusedCloud, path) -> None:
     for i in range(len(fused.points)):
         verts.InsertNextCell(1, [i])
     poly.SetVerts(verts)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    w = writers[path.suffix.lower()]()
-    w.SetFileName(str(tmp))
-    w.SetInputData(poly)
-    if not w.Write():
-        raise OSError(f"Cannot write {path}")
-    os.replace(tmp, path)
+    with atomic_file(path, path.suffix) as tmp:
+        w = writers[path.suffix.lower()]()
+        w.SetFileName(str(tmp))
+        w.SetInputData(poly)
+        if not w.Write():
+            raise OSError(f"Cannot write {path}")

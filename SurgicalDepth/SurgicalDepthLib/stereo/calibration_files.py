@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.errors import InputError
 
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
@@ -226,16 +226,11 @@ def save_stereo_calibration(calibration: StereoCalibration, path: str | Path) ->
         raise InputError(f"Stereo calibration {path.name}: use .json, .yml, .yaml or .xml.")
     if not path.parent.is_dir():
         raise InputError(f"Folder {path.parent} does not exist.")
-    tmp = path.with_name(f".tmp-{path.stem}{suffix}")
-    try:
+    with atomic_file(path, suffix) as tmp:
         if suffix == ".json":
             tmp.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n")
         else:
             _save_opencv(calibration, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
