@@ -108,6 +108,7 @@ class SegmentationAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.binding = WidgetBinding(self.panel.params, on_change=self.updateView)
         for name, widget in (("inputVolume", self.ui.inputVolumeSelector),
                              ("outputSegmentation", self.ui.outputSegmentationSelector),
+                             ("inputSequence", self.ui.inputSequenceSelector),
                              ("modelFolder", self.ui.modelFolderPathLineEdit), ("device", self.ui.deviceComboBox),
                              ("tta", self.ui.ttaCheckBox), ("clahe", self.ui.claheCheckBox),
                              ("denoise", self.ui.denoiseCheckBox)):
@@ -115,6 +116,7 @@ class SegmentationAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.binding.bind("model", self.ui.modelComboBox,
                           {ModelChoice.BUNDLED: "Bundled abdominal CT model", ModelChoice.FOLDER: "Model folder..."})
         self.ui.applyButton.clicked.connect(self.onApplyOrCancel)
+        self.ui.applySequenceButton.clicked.connect(lambda: self.onApplyOrCancel(sequence=True))
         self.trainSection = TrainSection(self.layout, 1, otherJobRunning=lambda: self.panel.running)
         self.binding.observe()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -149,24 +151,27 @@ class SegmentationAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if key != self._summaryKey:
             self._summaryKey = key
             self.ui.modelInfoLabel.text = panel.model_summary()
-        for widget in (self.ui.inputVolumeSelector, self.ui.outputSegmentationSelector, self.ui.modelComboBox,
+        for widget in (self.ui.inputVolumeSelector, self.ui.outputSegmentationSelector,
+                       self.ui.inputSequenceSelector, self.ui.modelComboBox,
                        self.ui.modelFolderPathLineEdit, self.ui.deviceComboBox, self.ui.ttaCheckBox,
                        self.ui.claheCheckBox, self.ui.denoiseCheckBox):
             widget.enabled = not running
         self.ui.applyButton.text = "Cancel" if running else "Apply"
         self.ui.applyButton.enabled = running or (panel.can_apply and not self.trainSection.running)
+        self.ui.applySequenceButton.text = "Cancel" if running else "Segment every item"
+        self.ui.applySequenceButton.enabled = running or (panel.can_apply_sequence and not self.trainSection.running)
         self.ui.progressBar.value = round(100 * panel.job.fraction)
         self.ui.statusLabel.text = panel.job.message
         self.trainSection.updateView()
 
-    def onApplyOrCancel(self):
+    def onApplyOrCancel(self, sequence=False):
         from SurgicalAICore.panel.jobs import error_message
 
         try:
             if self.panel.running:
                 self.panel.cancel()
             else:
-                self.panel.apply()
+                self.panel.apply_sequence() if sequence else self.panel.apply()
                 self.timer.start()
         except Exception as error:  # refused before any work: one line, the scene unchanged
             slicer.util.errorDisplay(error_message(error))
@@ -182,7 +187,7 @@ class SegmentationAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for note in self.panel.notes:
             slicer.util.warningDisplay(note)
         job = self.panel.job
-        if job.error is None:
+        if job.error is None and job.result is not None and job.result.IsA("vtkMRMLSegmentationNode"):
             slicer.util.setSliceViewerLayers(background=self.panel.params.get("inputVolume"))
         elif not job.error.startswith("Cancelled"):
             slicer.util.errorDisplay(f"Segmentation failed; nothing was added to the scene.\n{job.error}")

@@ -46,7 +46,7 @@ def test_segment_story_cancel_rerun_save_reload(scene, sample_ct_path, snapshot,
     assert statistics_table_of(node).GetNumberOfRows() == len(names)
     assert panel.job.message.startswith("Done:")
     assert panel.status() == {"running": False, "fraction": 1.0, "message": panel.job.message, "error": None,
-                              "can_apply": True, "notes": []}
+                              "can_apply": True, "can_apply_sequence": False, "notes": []}
 
     path = save_scene_bundle(scene, tmp_path / "story.mrb")
     reloaded = load_scene_bundle(path)
@@ -82,3 +82,71 @@ def test_segment_refuses_wrong_inputs_before_any_work(scene):
         panel.params.set("inputVolume", label)  # a label map is a scalar volume: the read refuses it
         panel.apply()
     assert not panel.running
+
+
+def ct_sequence(scene, sample_ct_path, values=("0", "40", "80")):
+    """A sequence of three small CT items (crops of the sample CT at three heights), browsed by a browser."""
+    import slicer
+
+    ct = read_image(sample_ct_path)
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "phases")
+    sequence.SetIndexName("phase")
+    sequence.SetIndexUnit("%")
+    for n, value in enumerate(values):
+        node = add_volume_from_sitk(scene, ct[20:84, 20:84, 40 + 8 * n:72 + 8 * n], name=f"item{value}")
+        sequence.SetDataNodeAtValue(node, value)
+        scene.RemoveNode(node)
+    scene.RegisterNodeClass(slicer.vtkMRMLSequenceBrowserNode())
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "browser")
+    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+    return sequence, browser
+
+
+def test_segment_every_item_of_a_sequence_cancel_then_run(scene, sample_ct_path, snapshot):
+    sequence, browser = ct_sequence(scene, sample_ct_path)
+    panel = SegmentPanel(scene)
+    assert not panel.can_apply_sequence
+    panel.params.update(inputSequence=sequence, device=Device.CPU, tta=False)
+    assert panel.can_apply_sequence and panel.status()["can_apply_sequence"]
+
+    before = snapshot(scene)
+    panel.apply_sequence()
+    while panel.job.fraction < 0.4 and panel.running:  # cancel during the second item
+        time.sleep(0.01)
+    panel.cancel()
+    assert panel.job.wait(300)
+    assert panel.job.error == "Cancelled; nothing was changed."
+    assert snapshot(scene) == before
+
+    panel.apply_sequence()
+    assert panel.job.wait(600) and panel.job.error is None, panel.job.error
+    out = panel.job.result
+    assert out.GetScene() is scene and out.IsA("vtkMRMLSequenceNode")
+    assert [out.GetNthIndexValue(n) for n in range(out.GetNumberOfDataNodes())] == ["0", "40", "80"]
+    assert out.GetIndexName() == "phase" and out.GetIndexUnit() == "%"
+    for n in range(3):
+        item = out.GetNthDataNode(n)
+        assert item.IsA("vtkMRMLSegmentationNode") and item.GetSegmentation().GetNumberOfSegments() > 0
+    table = out.GetNodeReference("segmentationStatistics")
+    assert table.GetNumberOfRows() == 3 and table.GetTable().GetColumnByName("liver [mL]") is not None
+    # the items are different heights of the body: the liver volume is not the same in all three
+    liver = [table.GetTable().GetColumnByName("liver [mL]").GetValue(r) for r in range(3)]
+    assert len(set(liver)) > 1
+    assert browser.IsSynchronizedSequenceNode(out.GetID(), True)
+    assert panel.job.message == f"Done: '{out.GetName()}', 3 items segmented."
+
+
+def test_sequence_with_a_label_map_item_is_refused_before_any_work(scene, sample_ct_path, snapshot):
+    sequence, _ = ct_sequence(scene, sample_ct_path, values=("0",))
+    label = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    sequence.SetDataNodeAtValue(label, "1")
+    panel = SegmentPanel(scene)
+    panel.params.update(inputSequence=sequence, device=Device.CPU)
+    before = snapshot(scene)
+    with pytest.raises(InputError, match=r"Item 2 \(phase 1\) of sequence 'phases': .*label map"):
+        panel.apply_sequence()
+    assert snapshot(scene) == before and not panel.running
+    empty = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "empty")
+    panel.params.set("inputSequence", empty)
+    with pytest.raises(InputError, match="has no items"):
+        panel.apply_sequence()

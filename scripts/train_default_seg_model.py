@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -26,16 +25,20 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "SegmentationAI"))
+sys.path.insert(0, str(ROOT))
 
-from SegmentationAILib.preprocessing import prepare_input  # noqa: E402
-from SurgicalAICore.resources import sample_ct_path  # noqa: E402
+from SegmentationAILib.preprocessing import normalize, prepare_input  # noqa: E402
 from SegmentationAILib.sample_reference import default_labels, sample_reference_labels  # noqa: E402
 from SegmentationAILib.seg_model import build_network, save_segmentation_model  # noqa: E402
+from SegmentationAILib.training.generalise import GeneralisingSampler  # noqa: E402
+from SurgicalAICore.atomic import atomic_file  # noqa: E402
+from SurgicalAICore.checkpoint import rng_state, set_rng_state, step_seed  # noqa: E402
+from SurgicalAICore.resources import sample_ct_path  # noqa: E402
 
 CROP = 64  # training crops (voxels); the network is fully convolutional and infers on 96^3 windows
 
 
-def base_card(mean: float, std: float) -> dict:
+def base_card(mean: float, std: float, channels=(8, 16, 32, 64)) -> dict:
     return {
         "name": "abdomen-ct-unet",
         "version": "1.0.0",
@@ -44,6 +47,8 @@ def base_card(mean: float, std: float) -> dict:
         "bundled sample CT. A demonstration model: it has seen one patient only.",
         "modality": "CT",
         "channels": ["CT"],
+        # arrays in one storage order whatever the file's: a DICOM series (LPS) and this NIfTI (RAS) look alike
+        "orientation": "RAS",
         "labels": default_labels(),
         "spacing": [3.0, 3.0, 3.0],
         "patch_size": [96, 96, 96],
@@ -51,7 +56,7 @@ def base_card(mean: float, std: float) -> dict:
         "architecture": {
             "name": "UNet",
             "spatial_dims": 3,
-            "channels": [8, 16, 32, 64],
+            "channels": [int(c) for c in channels],
             "strides": [2, 2, 2],
             "num_res_units": 1,
             "norm": "instance",
@@ -65,111 +70,126 @@ def base_card(mean: float, std: float) -> dict:
             "fill_holes": True,
         },
         # mirrored along k (head-foot) only: left/right structures must not swap, and training used k flips
-        "inference": {"overlap": 0.5, "blend": "gaussian", "tta": True, "tta_axes": [2]},
+        "inference": {"overlap": 0.5, "blend": "gaussian", "tta": True, "tta_axes": [2], "pad": "minimum"},
         "license": "CC-BY-4.0 (weights derived from the TotalSegmentator example CT and labels)",
         "intended_use": "Demonstration and testing of the SlicerSurgicalAI pipeline; not for clinical use.",
     }
 
 
-def random_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, classes: int):
-    """A CROP^3 crop centred on a voxel of a randomly chosen class (class-balanced), padded if needed."""
-    value = int(rng.integers(0, classes))
-    where = np.argwhere(labels == value) if value else None
-    if where is not None and len(where):
-        centre = where[rng.integers(len(where))]
-    else:
-        centre = np.array([rng.integers(s) for s in labels.shape])
-    centre = centre + rng.integers(-CROP // 4, CROP // 4 + 1, size=3)
-    start = [int(np.clip(c - CROP // 2, 0, max(s - CROP, 0))) for c, s in zip(centre, labels.shape, strict=False)]
-    sl = tuple(slice(s, s + CROP) for s in start)
-    x, y = image[(slice(None), *sl)], labels[sl]
-    pad = [(0, CROP - n) for n in y.shape]
-    x = np.pad(x, [(0, 0), *pad], constant_values=float(image.min()))
-    y = np.pad(y, pad)
-    return x, y
+PHASE_OFFSETS_HU = {  # per label value: contrast-phase HU offset range (native .. arterial/portal)
+    1: (-40.0, 40.0), 2: (-40.0, 40.0), 3: (-80.0, 80.0), 4: (-80.0, 80.0), 5: (-30.0, 30.0),
+    6: (-150.0, 250.0), 7: (-60.0, 60.0), 8: (-20.0, 20.0), 9: (-40.0, 40.0),
+}
+
+
+def training_case(card: dict):
+    """(HU array [k, j, i] on the model grid in the card's orientation, label array, grid image)."""
+    ct = sitk.ReadImage(str(sample_ct_path()))
+    ct = sitk.DICOMOrient(ct, card["orientation"])
+    grid = sitk.Resample(ct, prepare_input([ct], card)[1], sitk.Transform(), sitk.sitkLinear, -1000.0,
+                         sitk.sitkFloat32)
+    reference = sitk.DICOMOrient(sample_reference_labels(), card["orientation"])
+    labels = sitk.GetArrayFromImage(sitk.Resample(reference, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+    hu = np.clip(sitk.GetArrayFromImage(grid), -1000, 1000).astype(np.float32)
+    return hu, labels.astype(np.int64), grid
+
+
+def _state(network, optimiser, scheduler, step: int, seconds: float, args) -> dict:
+    return {"network": network.state_dict(), "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(), "step": step, "seconds": seconds, "rng": rng_state(),
+            "args": {k: v for k, v in vars(args).items() if k in ("steps", "batch", "lr", "seed", "channels")}}
 
 
 def train(args) -> None:
     torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    random.seed(args.seed)
     torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    rng = np.random.default_rng(args.seed)
-
     ct = sitk.ReadImage(str(sample_ct_path()))
-    reference = sample_reference_labels()
     clipped = np.clip(sitk.GetArrayFromImage(ct).astype(np.float32), -1000, 1000)
     body = clipped > -500
-    card = base_card(round(float(clipped[body].mean()), 2), round(float(clipped[body].std()), 2))
-    image, grid = prepare_input([ct], card)
-    labels = sitk.GetArrayFromImage(sitk.Resample(reference, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
-    classes = len(card["labels"]) + 1
+    card = base_card(round(float(clipped[body].mean()), 2), round(float(clipped[body].std()), 2), args.channels)
+    hu, labels, _ = training_case(card)
+    norm = card["normalization"][0]
+    sampler = GeneralisingSampler([(hu, labels)], CROP, lambda a: normalize(a, norm), PHASE_OFFSETS_HU)
 
     from monai.losses import DiceCELoss
 
     network = build_network(card)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     optimiser = torch.optim.AdamW(network.parameters(), lr=args.lr, weight_decay=1e-5)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    checkpoint = Path(args.checkpoint)
+    step, seconds = 0, 0.0
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        network.load_state_dict(state["network"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        if int(state["args"]["steps"]) == args.steps:
+            scheduler.load_state_dict(state["scheduler"])
+        else:  # a longer or shorter plan: the one-cycle schedule continues from here towards the new end
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps,
+                                                            pct_start=0.05, last_epoch=step - 1)
+            print(f"schedule re-planned at step {step}: {state['args']['steps']} -> {args.steps} steps", flush=True)
+        set_rng_state(state["rng"])
+        print(f"resumed at step {step} ({seconds:.0f} s trained)", flush=True)
     network.train()
-    start = time.time()
-    for step in range(args.steps):
-        xs, ys = [], []
-        for _ in range(args.batch):
-            x, y = random_crop(image, labels, rng, classes)
-            if rng.random() < 0.5:  # head-foot mirror, matching the card's tta_axes [2] (array axis 0)
-                x, y = x[:, ::-1], y[::-1]
-            x = x * float(rng.uniform(0.9, 1.1)) + float(rng.uniform(-0.1, 0.1))
-            xs.append(np.ascontiguousarray(x))
-            ys.append(np.ascontiguousarray(y)[None])
+    leg_start = time.time()
+    while step < args.steps and (time.time() - leg_start) < args.minutes * 60:
+        rng = np.random.default_rng(step_seed(args.seed, 0, step))
+        xs, ys = zip(*(sampler.sample(rng) for _ in range(args.batch)), strict=True)
         xb = torch.from_numpy(np.stack(xs))
-        yb = torch.from_numpy(np.stack(ys).astype(np.int64))
+        yb = torch.from_numpy(np.stack(ys)[:, None])
         optimiser.zero_grad()
         loss = loss_fn(network(xb), yb)
         loss.backward()
         optimiser.step()
         scheduler.step()
-        if step % 20 == 0 or step == args.steps - 1:
-            print(f"step {step:4d}/{args.steps} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
-    train_seconds = time.time() - start
+        step += 1
+        if step % 20 == 0 or step == args.steps:
+            print(f"step {step:5d}/{args.steps} loss {loss.item():.4f} {time.time() - leg_start:.0f}s", flush=True)
+        if step % 100 == 0 or step == args.steps:
+            save_checkpoint(checkpoint, _state(network, optimiser, scheduler, step,
+                                               seconds + time.time() - leg_start, args))
+    seconds += time.time() - leg_start
+    save_checkpoint(checkpoint, _state(network, optimiser, scheduler, step, seconds, args))
+    if step < args.steps:
+        print(f"leg over at step {step}/{args.steps}; run the same command again to continue", flush=True)
+        return
     network.eval()
+    publish(args, card, network, step, seconds)
 
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+def publish(args, card: dict, network, steps: int, seconds: float) -> None:
     card["training"] = {
         "data": "Resources/SampleData/TotalSegmentatorExample/example_ct.nii.gz with example_seg_fast_force_split.nii.gz "
         "(TotalSegmentator example, CC BY 4.0), labels merged as in SegmentationAILib/sample_reference.py",
         "cases": 1,
         "command": f"python scripts/train_default_seg_model.py --steps {args.steps} --seed {args.seed} "
-        f"--batch {args.batch} --lr {args.lr} -o Resources/Models/abdomen-ct-unet --overwrite",
-        "steps": args.steps,
+        f"--batch {args.batch} --lr {args.lr} --channels {' '.join(map(str, args.channels))} "
+        "-o Resources/Models/abdomen-ct-unet --overwrite   (repeat until it publishes: legs of --minutes)",
+        "steps": steps,
         "batch": args.batch,
         "crop": [CROP] * 3,
         "seed": args.seed,
         "loss": "Dice + cross-entropy",
         "optimizer": f"AdamW one-cycle lr {args.lr}",
-        "augmentation": "class-balanced crops, head-foot mirror, intensity scale/shift",
-        "seconds": round(train_seconds, 1),
+        "augmentation": "GeneralisingSampler (SegmentationAILib/training/generalise.py): class-balanced centres, "
+        "slabs of 3-40 slices and cut reconstruction circles padded with air, scaling 0.75-1.3, rotation, "
+        "head-foot mirror, thick-slice blur, per-structure contrast-phase offsets, HU scale/shift, noise",
+        "seconds": round(seconds, 1),
         "device": "cpu",
         "threads": args.threads,
     }
     out = Path(args.output)
     tmp_out = out.parent / (out.name + ".tmp-train")
     save_segmentation_model(tmp_out, network, card, overwrite=True)
-
-    from SegmentationAILib.segmenter import segment_image
-    from SegmentationAILib.statistics import dice_scores
-
-    result = segment_image(ct, str(tmp_out), {"device": "cpu"})
-    dice = dice_scores(
-        sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(reference), [e["value"] for e in card["labels"]]
-    )
-    names = {e["value"]: e["name"] for e in card["labels"]}
-    card["metrics"] = {
-        "dice_on_training_case": {names[v]: round(d, 4) for v, d in dice.items()},
-        "mean_dice_on_training_case": round(float(np.nanmean(list(dice.values()))), 4),
-        "note": "Measured on the same single CT the model was trained on (with TTA and post-processing); "
-        "NOT a generalisation estimate.",
-    }
+    card["metrics"] = measure(tmp_out, card)
     save_segmentation_model(out, network, card, overwrite=args.overwrite)
     import shutil
 
@@ -177,6 +197,59 @@ def train(args) -> None:
     write_model_card_md(out)
     print(json.dumps(card["metrics"], indent=2))
     print(f"model written to {out}")
+
+
+def measure(model_folder: Path, card: dict) -> dict:
+    from SegmentationAILib.segmenter import segment_image
+    from SegmentationAILib.statistics import dice_scores
+
+    ct = sitk.ReadImage(str(sample_ct_path()))
+    reference = sample_reference_labels()
+    result = segment_image(ct, str(model_folder), {"device": "cpu"})
+    values = [e["value"] for e in card["labels"]]
+    names = {e["value"]: e["name"] for e in card["labels"]}
+    dice = dice_scores(sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(reference), values)
+    slabs = slab_dice(model_folder)
+    return {
+        "dice_on_training_case": {names[v]: round(d, 4) for v, d in dice.items()},
+        "mean_dice_on_training_case": round(float(np.nanmean(list(dice.values()))), 4),
+        "slabs_of_training_case": slabs,
+        "note": "Measured on the same single CT the model was trained on (with TTA and post-processing); "
+        "NOT a generalisation estimate. The slab figures are the same patient re-sliced as a short DICOM-like "
+        "series (0.98 x 0.98 x 2 mm, LPS storage): they test field of view, slice spacing and orientation, "
+        "not other anatomy.",
+    }
+
+
+SLAB_ORGANS = ("liver", "spleen", "stomach", "aorta")
+
+
+def slab_dice(model_folder: Path, slices: int = 20, spacing=(0.98, 0.98, 2.0)) -> dict:
+    """Dice of the four acceptance organs on short slabs of the training CT, re-sliced like a DICOM series."""
+    from SegmentationAILib.segmenter import segment_image
+    from SegmentationAILib.statistics import dice_scores
+
+    ct = sitk.DICOMOrient(sitk.ReadImage(str(sample_ct_path())), "LPS")
+    reference = sitk.DICOMOrient(sample_reference_labels(), "LPS")
+    size = [round(n * s / t) for n, s, t in zip(ct.GetSize(), ct.GetSpacing(), spacing, strict=True)]
+    fine = sitk.Resample(ct, size, sitk.Transform(), sitk.sitkLinear, ct.GetOrigin(), spacing,
+                         ct.GetDirection(), -1024.0, sitk.sitkInt16)
+    fine_ref = sitk.Resample(reference, fine, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    labels = {e["name"]: e["value"] for e in default_labels()}
+    liver = np.argwhere(sitk.GetArrayViewFromImage(fine_ref) == labels["liver"])[:, 0]
+    first, last = int(liver.min()), int(liver.max())
+    out = {}
+    for start in np.linspace(first, max(first, last - slices), 4).astype(int):
+        slab, slab_ref = fine[:, :, int(start):int(start) + slices], fine_ref[:, :, int(start):int(start) + slices]
+        result = segment_image(slab, str(model_folder), {"device": "cpu"})
+        values = [labels[n] for n in SLAB_ORGANS]
+        dice = dice_scores(sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(slab_ref), values)
+        present = {n: round(float(dice[labels[n]]), 4) for n in SLAB_ORGANS
+                   if (sitk.GetArrayViewFromImage(slab_ref) == labels[n]).any()}
+        out[f"slices {start}-{start + slices - 1}"] = present
+    means = [np.mean(list(d.values())) for d in out.values() if d]
+    out["mean"] = round(float(np.mean(means)), 4)
+    return out
 
 
 def write_model_card_md(folder: Path) -> Path:
@@ -245,6 +318,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--channels", type=int, nargs=4, default=[8, 16, 32, 64])
+    parser.add_argument("--minutes", type=float, default=1e9, help="stop this leg after so many minutes")
+    parser.add_argument("--checkpoint", default=str(ROOT / "training" / "abdomen-ct-unet" / "last.pt"))
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--card-only", action="store_true", help="only regenerate MODEL_CARD.md from model.json")
     args = parser.parse_args()

@@ -39,6 +39,23 @@ def count_windows(shape_kji: Sequence[int], roi_kji: Sequence[int], overlap: flo
     return n
 
 
+def pad_with_minimum(image: np.ndarray, roi_kji: Sequence[int]) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """``image`` padded up to the window on each side with each channel's minimum, and the crop back.
+
+    Sliding windows pad a short input with zeros, which after normalisation is average soft tissue; a
+    20-slice scan then looks like a body continuing in grey. The minimum (air for CT, background for MR)
+    is what lies beyond a real scan's edge.
+    """
+    pads = [max(r - n, 0) for r, n in zip(roi_kji, image.shape[1:], strict=True)]
+    if not any(pads):
+        return image, (slice(None),) * 3
+    widths = [(p // 2, p - p // 2) for p in pads]
+    out = np.empty((image.shape[0], *(n + p for n, p in zip(image.shape[1:], pads, strict=True))), np.float32)
+    for c in range(image.shape[0]):
+        out[c] = np.pad(image[c], widths, constant_values=float(image[c].min()))
+    return out, tuple(slice(a, a + n) for (a, _), n in zip(widths, image.shape[1:], strict=True))
+
+
 def _patch_kji(model: SegmentationModel) -> tuple[int, int, int]:
     i, j, k = model.card["patch_size"]
     return (int(k), int(j), int(i))
@@ -73,6 +90,10 @@ def predict_probabilities(models: SegmentationModel | list[SegmentationModel], i
     axes = card_inf.get("tta_axes", [0, 1, 2]) if tta_axes is None else tta_axes
     flips = flip_sets(axes) if tta else [()]
     roi = _patch_kji(models[0])
+    if card_inf.get("pad") == "minimum" and any(n < r for n, r in zip(image.shape[1:], roi, strict=True)):
+        image, crop = pad_with_minimum(image, roi)
+        probs = predict_probabilities(models, image, tta, progress, cancel, overlap, mode, axes, notify)
+        return np.ascontiguousarray(probs[(slice(None), *crop)])
     total = len(models) * len(flips) * count_windows(image.shape[1:], roi, overlap)
     prog = Progress.of(progress, cancel)
 

@@ -18,6 +18,7 @@ MODULE = "SegmentationAI"
 SEGMENT_PARAMS = (
     Param("inputVolume", "node", node_class="vtkMRMLScalarVolumeNode"),
     Param("outputSegmentation", "node", node_class="vtkMRMLSegmentationNode"),
+    Param("inputSequence", "node", node_class="vtkMRMLSequenceNode"),
     Param("model", ModelChoice, ModelChoice.BUNDLED),
     Param("modelFolder", str, ""),
     Param("device", Device, Device.AUTO),
@@ -59,6 +60,10 @@ class SegmentPanel:
         return not self.job.running and self.params.get("inputVolume") is not None
 
     @property
+    def can_apply_sequence(self) -> bool:
+        return not self.job.running and self.params.get("inputSequence") is not None
+
+    @property
     def running(self) -> bool:
         return self.job.running
 
@@ -79,6 +84,41 @@ class SegmentPanel:
         self.notes = []
         return self.job.start(lambda progress, cancel: self._work(image, path, options, name, progress, cancel),
                               lambda built: self._commit(built, volume, output), name="Segmentation")
+
+    def apply_sequence(self):
+        """Segment every item of the ``inputSequence``; ``poll()`` adds one segmentation sequence and a table of
+        volumes per item, or nothing if cancelled or any item fails."""
+        from SegmentationAILib.sequence_segmentation import read_sequence
+
+        values = self.params.values()
+        sequence = values["inputSequence"]
+        path = self.model_path()
+        if path == "":
+            raise InputError("Choose a model folder (or the bundled model).")
+        items = read_sequence(sequence)  # the scene read, on the caller's thread
+        name = f"{sequence.GetName()} segmentation"
+        options = {"device": values["device"].value, "tta": values["tta"], "clahe": values["clahe"],
+                   "denoise": values["denoise"]}
+        self.notes = []
+        return self.job.start(lambda progress, cancel: self._work_items(items, path, options, name, progress, cancel),
+                              lambda results: self._commit_items(results, sequence, name),
+                              name="Sequence segmentation")
+
+    def _work_items(self, items, path, options, name, progress, cancel):
+        from SegmentationAILib.segmenter import SegmentationOptions
+        from SegmentationAILib.sequence_segmentation import segment_items
+
+        prog = Progress(progress, cancel)
+        prog.step(0.0, "loading the model")
+        opts = SegmentationOptions.of(options)
+        return segment_items(items, [self._model(path, opts.device)], opts, prog, name, self.notes.append)
+
+    def _commit_items(self, results, sequence, name):
+        from SegmentationAILib.sequence_segmentation import commit_sequence
+
+        node = commit_sequence(self.scene, sequence, results, name)
+        self.job.message = f"Done: '{node.GetName()}', {len(results)} items segmented."
+        return node
 
     def _work(self, image, path, options, name, progress, cancel):
         from SegmentationAILib.scene_segmentation import compute_segmentation
@@ -110,7 +150,8 @@ class SegmentPanel:
         return node
 
     def status(self) -> dict:
-        return {**self.job.status(), "can_apply": self.can_apply, "notes": list(self.notes)}
+        return {**self.job.status(), "can_apply": self.can_apply, "can_apply_sequence": self.can_apply_sequence,
+                "notes": list(self.notes)}
 
     def cancel(self) -> None:
         self.job.cancel()

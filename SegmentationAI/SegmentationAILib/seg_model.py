@@ -47,7 +47,7 @@ _NORM_TYPES = ("ct", "zscore_foreground", "zscore", "none")
 _ARCH_KEYS = {"name", "spatial_dims", "channels", "strides", "num_res_units", "norm", "dropout"}
 _PRE_KEYS = {"clahe": bool, "denoise": bool}
 _POST_KEYS = {"largest_component", "fill_holes"}
-_INF_KEYS = {"overlap", "blend", "tta", "tta_axes"}
+_INF_KEYS = {"overlap", "blend", "tta", "tta_axes", "pad"}
 
 
 def _bad(where: Any, message: str) -> ModelError:
@@ -154,6 +154,8 @@ def _check_options(card: Mapping[str, Any], where: Any) -> None:
         raise _bad(where, "inference blend must be 'gaussian' or 'constant'.")
     if "tta" in inf and not isinstance(inf["tta"], bool):
         raise _bad(where, "inference tta must be true or false.")
+    if inf.get("pad", "zero") not in ("zero", "minimum"):
+        raise _bad(where, "inference pad must be 'zero' or 'minimum'.")
     axes = inf.get("tta_axes", [0, 1, 2])
     if not isinstance(axes, list) or not all(a in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
         raise _bad(where, "inference tta_axes must list distinct axes among 0 (i), 1 (j), 2 (k).")
