@@ -32,19 +32,28 @@ def publish(tmp: str | Path, path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
+def atomic_file(path: str | Path, suffix: str = "", keep_name: bool = False) -> Iterator[Path]:
     """``with atomic_file(out) as tmp: write(tmp)``: ``out`` appears only if the block finished.
 
-    ``suffix`` keeps the extension a writer may need to choose its format (``.nii.gz``, ``.png``)."""
+    ``suffix`` keeps the extension a writer may need to choose its format (``.nii.gz``, ``.png``);
+    ``keep_name``: the temporary has ``out``'s own name, in a hidden folder beside it (a writer that
+    names what it stores inside after the file, like Slicer's ``.mrb`` bundles)."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    folder = None
+    if keep_name:
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp = folder / path.name
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
     try:
         yield tmp
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,14 @@ def _quiet_itk():
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
 
 
+def dicom_series_ids(folder: str | Path) -> list[str]:
+    """The DICOM series UIDs in ``folder``; GDCM's 'No Series were found' warning is not printed."""
+    from SurgicalAICore.library_output import sitk_warnings_off
+
+    with sitk_warnings_off():
+        return list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+
+
 def read_dicom_series(folder: str | Path, series_id: str | None = None) -> sitk.Image:
     """The one DICOM series in ``folder`` (or ``series_id``); a folder with several series is an error."""
     folder = Path(folder)

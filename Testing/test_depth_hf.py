@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 transformers = pytest.importorskip("transformers")
 
+from SurgicalAICore.checksums import RECORD_NAME  # noqa: E402
 from SurgicalAICore.errors import ModelError  # noqa: E402
 from SurgicalDepthLib.depth.hf import DISPARITY_FLOOR, is_hf_depth_folder  # noqa: E402
 from SurgicalDepthLib.depth.loaders import load_depth_model  # noqa: E402
@@ -136,4 +137,41 @@ def test_missing_transformers_says_how_to_install_it(relative, monkeypatch):
     folder, _ = relative
     monkeypatch.setitem(__import__("sys").modules, "transformers", None)  # makes the import fail
     with pytest.raises(ModelError, match="pip install transformers"):
+        load_depth_model(folder, "cpu")
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_first_use_records_the_files_and_a_changed_one_is_refused(tmp_path):
+    tiny_depth_anything(tmp_path)
+    load_depth_model(tmp_path, "cpu")
+    record = (tmp_path / RECORD_NAME).read_text()
+    for name in ("config.json", "preprocessor_config.json", "model.safetensors"):
+        assert f"  {name}\n" in record
+    load_depth_model(tmp_path, "cpu")  # verified
+    pre = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    pre["image_mean"] = [0.1, 0.1, 0.1]  # a quiet change that would shift every depth map
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(pre))
+    with pytest.raises(ModelError, match=r"preprocessor_config\.json does not match its SHA-256") as info:
+        load_depth_model(tmp_path, "cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_sharded_weights_are_recorded_shard_by_shard(tmp_path):
+    model = tiny_depth_anything(tmp_path / "full")
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="200KB")
+    folder = tmp_path / "sharded"
+    (folder / "preprocessor_config.json").write_text((tmp_path / "full" / "preprocessor_config.json").read_text())
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) >= 2 and (folder / "model.safetensors.index.json").is_file()
+    est = load_depth_model(folder, "cpu")
+    assert np.allclose(est.predict(frame()), load_depth_model(tmp_path / "full", "cpu").predict(frame()))
+    record = (folder / RECORD_NAME).read_text()
+    assert all(f"  {shard.name}\n" in record for shard in shards) and "model.safetensors.index.json" in record
+    _flip_a_byte(shards[-1])
+    with pytest.raises(ModelError, match="SHA-256"):
         load_depth_model(folder, "cpu")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from SurgicalAICore.checksums import FILE_RECORD_SUFFIX
 from SurgicalAICore.errors import InputError, ModelError
 from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, align_scale, default_model_path, depth_card, save_depth_model
 from SurgicalDepthLib.depth.loaders import load_depth_model
@@ -37,6 +38,20 @@ def test_torchscript_export_gives_the_same_depth(net, tmp_path):
     assert not est.is_metric and est.input_size is None
     d = est.predict(np.zeros((100, 130, 3), np.uint8))  # padded internally to multiples of 32
     assert d.shape == (100, 130) and d.dtype == np.float32
+
+
+def test_bare_torchscript_file_is_recorded_then_verified(net, tmp_path):
+    path = tmp_path / "depth.ts"
+    torch.jit.save(torch.jit.script(net), str(path))
+    first = load_depth_model(path, "cpu").predict(np.zeros((64, 80, 3), np.uint8))
+    record = tmp_path / ("depth.ts" + FILE_RECORD_SUFFIX)
+    assert record.read_text().endswith("  depth.ts\n")
+    assert np.array_equal(load_depth_model(path, "cpu").predict(np.zeros((64, 80, 3), np.uint8)), first)
+    torch.manual_seed(1)  # another valid depth network put in its place
+    torch.jit.save(torch.jit.script(build_depth_network().eval()), str(path))
+    with pytest.raises(ModelError, match=r"depth\.ts does not match its SHA-256") as info:
+        load_depth_model(path, "cpu")
+    assert "\n" not in str(info.value)
 
 
 def test_model_folder_round_trip_and_predict_at_input_resolution(net, tmp_path):

@@ -118,7 +118,7 @@ def test_polydata_and_ply_round_trip(tmp_path):
     assert poly.GetPointData().GetScalars().GetName() == RGB_ARRAY
     assert poly.GetPointData().GetArray(DEPTH_ARRAY) is not None
     path = write_ply(cloud, tmp_path / "cloud.ply")
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(tmp_path.glob(".*"))  # no temporary left beside it
     back = read_ply(path)
     assert len(back) == 500
     assert np.allclose(back.points, pts, atol=1e-4)

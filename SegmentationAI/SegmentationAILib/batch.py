@@ -21,7 +21,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from SurgicalAICore.errors import InputError, SurgicalAIError
-from SurgicalAICore.image_io import IMAGE_SUFFIXES, has_suffix
+from SurgicalAICore.image_io import IMAGE_SUFFIXES, dicom_series_ids, has_suffix
 from SurgicalAICore.atomic import publish
 
 RESULT_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", ".mha", ".dcm")
@@ -110,7 +110,7 @@ def list_cases(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir() and not sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)):
+        if path.is_dir() and not dicom_series_ids(path):
             entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
             found.extend(p for p in entries if p.is_dir() or has_suffix(p, IMAGE_SUFFIXES))
         else:

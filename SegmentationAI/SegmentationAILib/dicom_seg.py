@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SurgicalAICore.errors import InputError
+from SurgicalAICore.image_io import dicom_series_ids
 from SurgicalAICore.atomic import publish
 from SurgicalAICore.terminology import terminology_of
 
@@ -57,7 +58,7 @@ def write_dicom_seg(labels_image: sitk.Image, labels: Sequence[dict], dicom_fold
     from pydicom.uid import generate_uid
 
     folder, output = Path(dicom_folder), Path(output)
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) if folder.is_dir() else ()
+    ids = dicom_series_ids(folder) if folder.is_dir() else ()
     if len(ids) != 1:
         raise InputError(f"A DICOM SEG needs the input to be one DICOM series; {folder} is not.")
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0])

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from SurgicalAICore.atomic import write_text_atomic
 from SurgicalAICore.errors import InputError
 from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
 
@@ -209,14 +210,7 @@ def _atomic_text(path: Path, text: str) -> Path:
         raise InputError(f"Folder {parent} does not exist; cannot write {path.name}.")
     if not os.access(parent, os.W_OK):
         raise InputError(f"Cannot write to {parent}.")
-    tmp = parent / f".{path.name}.tmp{os.getpid()}"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_text_atomic(path, text)
 
 
 def reference_for_model(case, names: Mapping[int, str], mapping=None) -> np.ndarray:

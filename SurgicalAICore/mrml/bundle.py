@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import vtk
 
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.errors import InputError
 
 
@@ -29,9 +29,7 @@ def save_scene_bundle(scene, path: str | Path) -> Path:
     if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
         raise InputError(f"Cannot write the scene to {path}: the folder is missing or not writable.")
     # the bundle's inner folder is named after the file, so write under the final name in a temp folder
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
-    tmp = tmp_dir / path.name
-    try:
+    with atomic_file(path, keep_name=True) as tmp:
         _ensure_storage_nodes(scene)
         url = scene.GetURL()
         root = scene.GetRootDirectory()
@@ -44,9 +42,6 @@ def save_scene_bundle(scene, path: str | Path) -> Path:
             scene.SetRootDirectory(root)
         if not ok or not tmp.is_file():
             raise InputError(f"Saving the scene to {path} failed (see the log for the node that could not be written).")
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
 
 

@@ -47,25 +47,16 @@ def write_results(out, rows, summary) -> None:
     """per_frame.csv + summary.json into a temporary folder, moved into place last."""
     import csv
     import json
-    import os
-    import shutil
-    import tempfile
+
+    from SurgicalAICore.atomic import atomic_dir
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-eval-", dir=out.parent)
-    try:
-        with open(os.path.join(tmp, "per_frame.csv"), "w", newline="") as f:
+    with atomic_dir(out, replace=True) as tmp:  # an earlier result is swapped out only once this one is whole
+        with open(tmp / "per_frame.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
             writer.writeheader()
             writer.writerows(rows)
-        with open(os.path.join(tmp, "summary.json"), "w") as f:
-            f.write(json.dumps(summary, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,15 +47,13 @@ def statistics_path_for(output: Path) -> Path:
 
 
 def _is_batch(args) -> bool:
-    from SurgicalAICore.image_io import has_suffix
+    from SurgicalAICore.image_io import dicom_series_ids, has_suffix
 
     if len(args.input) > 1:
         return True
     path = Path(args.input[0])
     if path.is_dir():
-        import SimpleITK as sitk
-
-        return not sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        return not dicom_series_ids(path)
     return not has_suffix(args.output, OUTPUT_SUFFIXES) and Path(args.output).is_dir()
 
 

@@ -9,10 +9,10 @@ import hmac
 import ipaddress
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from SurgicalAICore.atomic import write_atomic
 from SurgicalAICore.errors import InputError
 
 TOKEN_PARAM = "token"
@@ -148,15 +148,7 @@ class DataRoot:
         target_dir = self.resolve(folder, must_exist=False)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = self._unique(target_dir / name)
-        fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return write_atomic(target, lambda tmp: tmp.write_bytes(content))
 
     @staticmethod
     def _unique(path: Path) -> Path:

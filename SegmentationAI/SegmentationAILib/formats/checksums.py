@@ -1,72 +1,22 @@
 """Integrity and safe reading for model formats made elsewhere (nnU-Net folders, MONAI bundles).
 
-Those folders carry no hash of their own, so the first use records the SHA-256 of every file that
-is read (trust on first use) in ``surgicalai.sha256`` inside the folder, in ``sha256sum`` format;
-later uses verify it. A user who has published hashes writes that file themselves to pin them.
+Those folders carry no hash of their own: the first use records the SHA-256 of every file that is read
+and later uses verify it (:mod:`SurgicalAICore.checksums`, shared with the depth formats).
 Checkpoints are read with ``weights_only=True``; the only extra types allowed are numpy scalars
 and dtypes (training logs store them), so a pickle that needs any other code is refused.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from SurgicalAICore.checksums import RECORD_NAME, verify_or_record
 from SurgicalAICore.errors import ModelError
-from SurgicalAICore.model_folder import sha256_of
 
-RECORD_NAME = "surgicalai.sha256"
-
-
-def _read_record(path: Path) -> dict[str, str]:
-    entries: dict[str, str] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2 or len(parts[0]) != 64:
-            raise ModelError(f"Checksum file {path} line {n} is not '<sha256>  <file>'.")
-        entries[parts[1].strip().lstrip("*")] = parts[0].lower()
-    return entries
-
-
-def _write_record(path: Path, hashes: dict[str, str]) -> bool:
-    """Write atomically; False where the folder is read-only (the model is used, unrecorded)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    except OSError:
-        return False
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.writelines(f"{digest}  {name}\n" for name, digest in sorted(hashes.items()))
-    os.replace(tmp, path)
-    return True
-
-
-def verify_or_record(folder: Path, files: Iterable[Path]) -> str:
-    """Check ``files`` (inside ``folder``) against the folder's record, or record them on first use.
-
-    Returns ``"verified"``, ``"recorded"`` or ``"unrecorded"`` (first use in a read-only folder)."""
-    folder = Path(folder)
-    names = sorted({Path(f).resolve().relative_to(folder.resolve()).as_posix() for f in files})
-    record = folder / RECORD_NAME
-    if record.is_file():
-        expected = _read_record(record)
-        for name in names:
-            if name not in expected:
-                raise ModelError(f"{folder / name} is not in {record.name}; delete that file to trust the folder "
-                                 "as it is now, or add the file's SHA-256 to it.")
-            actual = sha256_of(folder / name)
-            if actual != expected[name]:
-                raise ModelError(f"{folder / name} does not match its SHA-256 in {record.name} (expected "
-                                 f"{expected[name][:12]}…, got {actual[:12]}…): the file is corrupt or was changed.")
-        return "verified"
-    hashes = {name: sha256_of(folder / name) for name in names}
-    return "recorded" if _write_record(record, hashes) else "unrecorded"
+__all__ = ["RECORD_NAME", "safe_torch_load", "verify_or_record"]
 
 
 def _numpy_safe_globals() -> list[Any]:

@@ -9,6 +9,9 @@ returned in mm. Relative models predict inverse depth up to an unknown scale and
 returned as ``1 / disparity``, depth up to an unknown scale, to be aligned with
 :func:`~SurgicalDepthLib.depth.model.align_scale` against a reference depth (median ratio per frame,
 the SCARED protocol, or least squares) or registered with the scale left free.
+
+The folder carries no hash of its own: the SHA-256 of every file read (configs, weights, shards) is
+recorded on first use and verified after (:mod:`SurgicalAICore.checksums`).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from SurgicalAICore.checksums import verify_or_record
 from SurgicalAICore.model_folder import read_json_object
 from SurgicalAICore.errors import ModelError
 
@@ -146,6 +150,22 @@ def _import_auto_model():
     return AutoModelForDepthEstimation
 
 
+def model_files(folder: Path) -> list[Path]:
+    """The files ``from_pretrained`` may read: configs, weights, and the shards an index names."""
+    files = [folder / name for name in (HF_CONFIG, HF_PREPROCESSOR, *HF_WEIGHTS) if (folder / name).is_file()]
+    for index in [f for f in files if f.name.endswith(".index.json")]:
+        weight_map = read_json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ModelError(f"{index}: no 'weight_map' object naming the weight shards.")
+        for name in sorted({str(v) for v in weight_map.values()}):
+            shard = (folder / name).resolve()
+            if not shard.is_relative_to(folder.resolve()):
+                raise ModelError(f"{index}: the shard '{name}' lies outside the model folder.")
+            if shard.is_file():
+                files.append(shard)
+    return files
+
+
 def _load_hf_model(folder: Path) -> torch.nn.Module:
     auto = _import_auto_model()
     try:
@@ -185,6 +205,7 @@ def load_hf_depth_folder(path: PathLike, device: torch.device) -> TorchDepthEsti
                          f"not '{DEPTH_ANYTHING}'.")
     if not _has_hf_weights(folder):
         raise ModelError(f"Hugging Face depth model {folder} has no model.safetensors or pytorch_model.bin.")
+    verify_or_record(folder, model_files(folder))
     pre_path = folder / HF_PREPROCESSOR
     pre = _read_json(pre_path) if pre_path.is_file() else {}
     metric = config.get("depth_estimation_type", "relative") == "metric"

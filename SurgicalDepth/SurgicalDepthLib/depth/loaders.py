@@ -11,6 +11,9 @@ Accepted models:
   optional ``transformers`` package without downloading anything (see :mod:`.hf`);
 - a bare TorchScript file: input (B, 3, H, W) float RGB in [0, 1], output (B, 1, H, W) or (B, H, W)
   depth; it is treated as relative (not metric) unless ``metric=True``.
+
+Hugging Face folders and bare TorchScript files carry no hash: their SHA-256 is recorded on first use and
+verified after (:mod:`SurgicalAICore.checksums`), like nnU-Net folders and MONAI bundles.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from SurgicalAICore.checksums import verify_or_record_file
 from SurgicalAICore.device import select_device
 from SurgicalAICore.errors import ModelError
 from SurgicalAICore.model_folder import load_weights, read_model_folder
@@ -71,6 +75,7 @@ def _load_model_folder(path: Path, device: torch.device) -> TorchDepthEstimator:
 
 
 def _load_torchscript_file(path: Path, device: torch.device) -> TorchDepthEstimator:
+    verify_or_record_file(path)  # no weights.sha256 of its own: trust on first use, verified after
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:  # torch raises many types for corrupt files

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from SurgicalAICore.atomic import publish
 from SurgicalAICore.errors import InputError, ModelError
 from SurgicalAICore.progress import CancelToken, Progress
 
@@ -290,8 +291,7 @@ def process_video(
         if tmp is not None:
             if out_dir.exists():
                 out_dir.rmdir()
-            os.chmod(tmp, 0o755)  # mkdtemp made it private; the result is an ordinary folder
-            os.replace(tmp, out_dir)
+            publish(tmp, out_dir)  # mkdtemp made it private; published with ordinary permissions
             tmp = None
     except BaseException:
         if tmp is not None:

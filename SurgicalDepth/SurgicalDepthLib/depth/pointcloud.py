@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.errors import InputError
 
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, backproject
@@ -221,28 +222,26 @@ def cloud_from_polydata(poly) -> PointCloud:
 
 def write_ply(cloud: PointCloud | object, path: str | Path, binary: bool = True) -> Path:
     """PLY with per-vertex colours (red/green/blue); written to a temporary name then renamed."""
-    import os
 
     import vtk
 
     path = Path(path)
     poly = polydata_from_cloud(cloud) if isinstance(cloud, PointCloud) else cloud
-    tmp = path.with_name(f".tmp-{path.name}")
-    writer = vtk.vtkPLYWriter()
-    writer.SetFileName(str(tmp))
-    writer.SetInputData(poly)
-    writer.SetArrayName(RGB_ARRAY)
-    writer.SetColorModeToDefault()
-    if binary:
-        writer.SetFileTypeToBinary()
-    else:
-        writer.SetFileTypeToASCII()
-    ok = writer.Write()
-    if not ok or not tmp.exists():
-        if tmp.exists():
-            tmp.unlink()
+    if not path.parent.is_dir():
         raise InputError(f"Cannot write point cloud {path}.")
-    os.replace(tmp, path)
+    with atomic_file(path, ".ply") as tmp:
+        writer = vtk.vtkPLYWriter()
+        writer.SetFileName(str(tmp))
+        writer.SetInputData(poly)
+        writer.SetArrayName(RGB_ARRAY)
+        writer.SetColorModeToDefault()
+        if binary:
+            writer.SetFileTypeToBinary()
+        else:
+            writer.SetFileTypeToASCII()
+        ok = writer.Write()
+        if not ok or tmp.stat().st_size == 0:
+            raise InputError(f"Cannot write point cloud {path}.")
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from SurgicalAICore.atomic import write_atomic
 from SurgicalAICore.errors import InputError, ModelError
 from SurgicalAICore.progress import CancelToken, Progress
 
@@ -99,9 +99,7 @@ class TrainingSamples(torch.utils.data.Dataset):
 
 # ----------------------------------------------------------------------------------- training
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, str(tmp)))
 
 
 def load_checkpoint(path: Path) -> dict:

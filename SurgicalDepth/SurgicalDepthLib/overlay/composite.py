@@ -4,14 +4,13 @@ outlines; an overlay image node; PNG and MP4 export.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.errors import InputError
 
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics, project
@@ -180,25 +179,20 @@ def overlay_volume_node(scene, rgb: np.ndarray, name: str = "Overlay", node=None
     return node
 
 
-def _atomic_target(path: str | Path, suffix: str) -> tuple[Path, Path]:
+def _output_path(path: str | Path) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"Output folder {path.parent} does not exist.")
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=path.parent, prefix=".tmp_")
-    os.close(fd)
-    return path, Path(tmp)
+    return path
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     import cv2
 
-    path, tmp = _atomic_target(path, ".png")
-    try:
+    path = _output_path(path)
+    with atomic_file(path, ".png") as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(np.asarray(rgb, np.uint8), cv2.COLOR_RGB2BGR)):
             raise InputError(f"Could not write {path}.")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -212,8 +206,8 @@ def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: float = 10.0)
     h, w = frames[0].shape[:2]
     if any(f.shape[:2] != (h, w) for f in frames):
         raise InputError("All video frames must have the same size.")
-    path, tmp = _atomic_target(path, ".mp4")
-    try:
+    path = _output_path(path)
+    with atomic_file(path, ".mp4") as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise InputError("This OpenCV build cannot write MP4 video.")
@@ -222,7 +216,4 @@ def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: float = 10.0)
         writer.release()
         if tmp.stat().st_size == 0:
             raise InputError(f"Writing {path} produced an empty file.")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -15,6 +15,7 @@ import vtk
 from vtk.util import numpy_support
 
 from SurgicalAICore.errors import InputError
+from SurgicalAICore.library_output import vtk_messages
 
 MESH_READERS = {".stl": "vtkSTLReader", ".ply": "vtkPLYReader", ".vtk": "vtkPolyDataReader",
                 ".vtp": "vtkXMLPolyDataReader", ".obj": "vtkOBJReader"}
@@ -39,11 +40,12 @@ def read_mesh(path: str | Path) -> vtk.vtkPolyData:
     clean.SetInputConnection(reader.GetOutputPort())
     clean.PointMergingOn()
     clean.SetTolerance(0.0)
-    clean.Update()
+    with vtk_messages() as printed:  # VTK's readers print a screenful about a bad file before our one line
+        clean.Update()
     poly = vtk.vtkPolyData()
     poly.DeepCopy(clean.GetOutput())
     if poly.GetNumberOfPoints() == 0:
-        raise InputError(f"Mesh {p.name} is empty or unreadable: no points.")
+        raise InputError(f"Mesh {p.name} is empty or unreadable: no points{printed.reason()}.")
     return poly
 
 

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from SurgicalAICore.errors import InputError
+from SurgicalAICore.library_output import native_stderr, quiet_ffmpeg
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -128,6 +129,7 @@ class VideoFileSource(FrameSource):
         self.name = self.path.stem
         if not self.path.is_file():
             raise InputError(f"Video file not found: {self.path}")
+        quiet_ffmpeg()  # FFmpeg would print 'moov atom not found' above our one line
         capture = cv2.VideoCapture(str(self.path))
         try:
             if not capture.isOpened():
@@ -215,9 +217,11 @@ class ImageFolderSource(FrameSource):
         check = _SizeCheck(self.folder.name)
         for index, path in enumerate(self.files):
             t_read = time.perf_counter()
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            with native_stderr() as printed:  # libpng prints its complaints before our error
+                image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if image is None:
-                raise InputError(f"Cannot read frame {path.name} (corrupt or not an image).")
+                raise InputError(f"Cannot read frame {path.name}: corrupt or not an image{printed.reason()}.")
+            printed.replay()
             colour = image.ndim == 3 and image.shape[2] >= 3
             rgb = to_rgb8(image, f"frame {path.name}", bgr=colour)
             check(rgb, index)
