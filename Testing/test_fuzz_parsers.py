@@ -483,3 +483,64 @@ def test_fuzz_sparse_depth_references(raw):
     refs = result_or_own_error(lambda: load_sparse_references(path), path)
     if refs is not None:
         assert refs and all(r.ndim == 2 and r.shape[1] == 3 and np.isfinite(r).all() for r in refs.values())
+
+
+# ------------------------------------------------------------------ what the fuzzing found, kept as plain cases
+def _stereo_json_with(**changes) -> dict:
+    card = _stereo_calibration().to_dict()
+    card.update(changes)
+    return card
+
+
+FOUND = {
+    # *_Calibration.txt without the width and height: IndexError
+    "text folder, empty original": ("folder", {"x_Calibration.txt": ""}),
+    "text folder, size inf": ("folder", {"x_Calibration.txt": "RAT 2 inf 256"}),
+    # rectification not a mapping: AttributeError
+    "json, rectification 1": ("stereo.json", json.dumps(_stereo_json_with(rectification=1))),
+    # an image width of 1e999 (JSON Infinity): OverflowError
+    "json, flat, width inf": ("stereo.json", '{"image_width": Infinity, "image_height": 256, "K1": [[300, 0, 1], '
+                              '[0, 300, 1], [0, 0, 1]], "K2": [[300, 0, 1], [0, 300, 1], [0, 0, 1]], '
+                              '"R": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "T": [-4, 0, 0]}'),
+    # a YAML whose root is a sequence: cv2.error (isMap() assertion)
+    "yaml, root a sequence": ("stereo.yml", "%YAML:1.0\n---\n- 1\n- 2\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND))
+def test_stereo_calibration_cases_found_by_fuzzing_are_one_line(case, tmp_path):
+    from SurgicalAICore.errors import InputError
+    from SurgicalDepthLib.stereo.calibration_files import load_stereo_calibration
+
+    name, content = FOUND[case]
+    if name == "folder":
+        for file, text in content.items():
+            (tmp_path / file).write_text(text)
+        path = tmp_path
+    else:
+        path = tmp_path / name
+        path.write_text(content)
+    with pytest.raises(InputError) as error:
+        load_stereo_calibration(path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("damage", ["local header magic", "cut short", "member cut short"])
+def test_damaged_sparse_reference_archives_are_one_line(damage, tmp_path):
+    """BadZipFile, EOFError, zlib.error... were raised as themselves (found by fuzzing)."""
+    from SurgicalAICore.errors import InputError
+    from SurgicalDepthLib.depth.sparse_eval import load_sparse_references
+
+    raw = bytearray(_valid_sparse_npz())
+    if damage == "local header magic":
+        second = raw.index(b"PK\x03\x04", 4)
+        raw[second + 1] = 0
+    elif damage == "cut short":
+        raw = raw[: len(raw) // 2]
+    else:  # the first member's compressed bytes overwritten, the directory intact
+        raw[60:90] = b"\xff" * 30
+    path = tmp_path / "sparse.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="sparse references"):
+        load_sparse_references(path)
+    assert os.listdir(tmp_path) == ["sparse.npz"]
