@@ -152,6 +152,7 @@ def _last_line(err: str) -> str:
 TRAINED = {"model.json", "model.pt", "weights.sha256", "metrics.json", "curves.png"}
 
 
+@pytest.mark.slow
 def test_train_interrupted_leaves_a_resumable_checkpoint_and_no_half_model(tmp_path):
     """Defined outcome of an interrupted ``train``: no model folder (or the whole one, when the signal
     came as it was moved into place), ``<output>.training`` holding the last finished epoch's checkpoint
@@ -160,7 +161,7 @@ def test_train_interrupted_leaves_a_resumable_checkpoint_and_no_half_model(tmp_p
 
     write_cases(tmp_path / "cases", range(3))
     base = ["train", tmp_path / "cases", "--image", "*_ct.nii.gz", "--label", "*_seg.nii.gz", "--class", "ball=1",
-            "--epochs", "40", *TINY]
+            "--epochs", "20", *TINY]
     out = tmp_path / "m"
     work = tmp_path / "m.training"
     # 1: after the first checkpoint, during training (SIGTERM)
@@ -185,9 +186,10 @@ def test_train_interrupted_leaves_a_resumable_checkpoint_and_no_half_model(tmp_p
         assert p.returncode == 0, err
         assert _model_whole_or_absent(out, TRAINED)
     card = __import__("json").loads((out / "model.json").read_text())
-    assert card["training"]["steps"] == 40 * 3  # the resumed run finished the planned epochs
+    assert card["training"]["steps"] == 20 * 3  # the resumed run finished the planned epochs
 
 
+@pytest.mark.slow
 def test_train_interrupted_before_its_first_epoch_can_start_afresh(tmp_path):
     from test_train_cli import TINY, write_cases
 
@@ -230,6 +232,7 @@ def _adapt_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return folder, model, tmp_path / "camera.json"
 
 
+@pytest.mark.slow
 def test_adapt_depth_interrupted_leaves_its_checkpoint_or_the_whole_model(tmp_path):
     """Defined outcome of an interrupted ``adapt-depth``: no model folder (or the whole one), the last
     checkpoint (every 50 steps) in ``<output>.checkpoints`` that ``--resume`` continues, no temporary."""

@@ -47,6 +47,9 @@ PARSERS = {
     "mha": "test_fuzz_image_headers[.mha]",
     "video_mp4": "test_fuzz_video_files[.mp4-mp4v]",
     "video_avi": "test_fuzz_video_files[.avi-MJPG]",
+    "video_ffv1": "test_fuzz_video_files[.mkv-FFV1]",
+    "video_iyuv": "test_fuzz_video_files[.avi-IYUV]",
+    "video_vp8": "test_fuzz_video_files[.mkv-VP80]",
     "model_card": "test_fuzz_model_card",
     "dicom": "test_fuzz_dicom_folder",
 }
