@@ -190,9 +190,12 @@ def write_model_folder(
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        from SurgicalAICore.signals import signals_deferred
+
+        with signals_deferred():  # an interrupt never leaves the old folder removed and the new one not in
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

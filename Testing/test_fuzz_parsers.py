@@ -8,6 +8,7 @@ per parser; the long run (documented in docs/RELIABILITY.md) sets ``SURGICALAI_F
 """
 from __future__ import annotations
 
+import atexit
 import gzip
 import json
 import os
@@ -27,6 +28,7 @@ EXAMPLES = int(os.environ.get("SURGICALAI_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 25,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 WORK = Path(tempfile.mkdtemp(prefix="surgicalai-fuzz-"))
+atexit.register(shutil.rmtree, WORK, True)  # the seed files; each example removes its own folder
 
 
 def _fresh(name: str, data: bytes) -> Path:
@@ -182,23 +184,25 @@ def _valid_image(suffix: str) -> bytes:
 IMAGE_SEEDS: dict[str, bytes] = {}
 
 
+def _image_seed(suffix: str) -> bytes:
+    if suffix not in IMAGE_SEEDS:
+        IMAGE_SEEDS[suffix] = _valid_image(".nii" if suffix == ".nii.gz" else suffix)
+    return IMAGE_SEEDS[suffix]
+
+
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".mha"])
-def test_fuzz_image_headers(suffix):
+@FUZZ
+@given(data=st.data())
+def test_fuzz_image_headers(suffix, data):
     from SurgicalAICore.image_io import read_image
 
-    valid = _valid_image(".nii" if suffix == ".nii.gz" else suffix)
+    valid = _image_seed(suffix)
     header_end = 352 if suffix.startswith(".nii") else valid.index(b"\n\n" if suffix == ".nrrd" else b"LOCAL\n") + 6
-
-    @FUZZ
-    @given(mutated(valid[:header_end], max_edits=4))
-    def check(header):
-        raw = header + valid[header_end:]
-        path = _fresh(f"v{suffix}", gzip.compress(raw) if suffix == ".nii.gz" else raw)
-        image = result_or_own_error(lambda: read_image(path), path)
-        if image is not None:
-            assert image.GetNumberOfPixels() > 0
-
-    check()
+    raw = data.draw(mutated(valid[:header_end], max_edits=4)) + valid[header_end:]
+    path = _fresh(f"v{suffix}", gzip.compress(raw) if suffix == ".nii.gz" else raw)
+    image = result_or_own_error(lambda: read_image(path), path)
+    if image is not None:
+        assert image.GetNumberOfPixels() > 0
 
 
 # ------------------------------------------------------------------ DICOM folders
@@ -326,34 +330,221 @@ def test_fuzz_model_card(data):
 def _valid_video(suffix: str, fourcc: str) -> bytes:
     import cv2
 
-    path = WORK / f"valid{suffix}"
+    path = WORK / f"valid_{fourcc}{suffix}"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (32, 24))
+    if not writer.isOpened():
+        pytest.skip(f"this OpenCV build cannot write {fourcc}")
     for i in range(4):
         writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
     writer.release()
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("suffix, fourcc", [(".mp4", "mp4v"), (".avi", "MJPG")])
-def test_fuzz_video_files(suffix, fourcc):
+VIDEO_SEEDS: dict[str, bytes] = {}
+
+
+# the usual codecs, a lossless (FFV1), an uncompressed (IYUV) and a VP8 stream in Matroska
+@pytest.mark.parametrize("suffix, fourcc", [(".mp4", "mp4v"), (".avi", "MJPG"), (".mkv", "FFV1"), (".avi", "IYUV"),
+                                            (".mkv", "VP80")])
+@FUZZ
+@given(data=st.data())
+def test_fuzz_video_files(suffix, fourcc, data):
     from SurgicalDepthLib.video.sources import open_source
 
-    valid = _valid_video(suffix, fourcc)
+    if fourcc not in VIDEO_SEEDS:
+        VIDEO_SEEDS[fourcc] = _valid_video(suffix, fourcc)
+    raw = data.draw(st.one_of(mutated(VIDEO_SEEDS[fourcc], max_edits=8), st.binary(max_size=100), st.just(b"")))
+    path = _fresh(f"v{suffix}", raw)
 
-    @FUZZ
-    @given(st.one_of(mutated(valid, max_edits=8), st.binary(max_size=100), st.just(b"")))
-    def check(raw):
-        path = _fresh(f"v{suffix}", raw)
+    def read_frames():
+        source = open_source(path)
+        try:
+            return [f.rgb.shape for _, f in zip(range(6), source, strict=False)]
+        finally:
+            source.close()
 
-        def read_frames():
-            source = open_source(path)
-            try:
-                return [f.rgb.shape for _, f in zip(range(6), source, strict=False)]
-            finally:
-                source.close()
+    shapes = result_or_own_error(read_frames, path)
+    if shapes:
+        assert all(s[2] == 3 for s in shapes)
 
-        shapes = result_or_own_error(read_frames, path)
-        if shapes:
-            assert all(s[2] == 3 for s in shapes)
 
-    check()
+# ------------------------------------------------------------------ stereo calibrations
+def _stereo_calibration():
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+    from SurgicalDepthLib.stereo.calibration_files import StereoCalibration
+
+    cam = CameraIntrinsics(300.0, 300.0, 159.5, 127.5, 320, 256)
+    return StereoCalibration(cam, cam, np.eye(3), np.array([-4.5, 0.0, 0.0]))
+
+
+STEREO_KEYS = ["K1", "D1", "K2", "D2", "R", "T", "R1", "R2", "P1", "P2", "Q", "image_width", "image_height",
+               "image_size", "left", "right", "rectification"]
+MATRIX_VALUES = st.one_of(JSON_VALUES, hnp.arrays(np.float64, st.sampled_from([(3, 3), (3,), (3, 1), (4, 4), (1, 5)]),
+                                                  elements=st.floats(allow_nan=True, allow_infinity=True)
+                                                  ).map(lambda a: a.tolist()))
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_stereo_calibration_json(data):
+    from SurgicalDepthLib.stereo.calibration_files import load_stereo_calibration
+
+    calib = _stereo_calibration()
+    flat = data.draw(st.booleans())
+    card = {"image_width": 320, "image_height": 256, "K1": calib.left.K.tolist(), "D1": [0] * 5,
+            "K2": calib.right.K.tolist(), "D2": [0] * 5, "R": calib.R.tolist(), "T": calib.T.tolist()} \
+        if flat else calib.to_dict()
+    for key in data.draw(st.lists(st.sampled_from(STEREO_KEYS), max_size=3)):
+        if data.draw(st.booleans()):
+            card[key] = data.draw(MATRIX_VALUES)
+        else:
+            card.pop(key, None)
+    text = json.dumps(card)
+    if data.draw(st.booleans()):
+        text = data.draw(mutated(text.encode())).decode("latin-1")
+    path = _fresh("stereo.json", text.encode("utf-8", "surrogatepass"))
+    result = result_or_own_error(lambda: load_stereo_calibration(path), path)
+    if result is not None:
+        assert result.baseline_mm > 0 and np.all(np.isfinite(result.R))
+
+
+STEREO_YAML = None
+
+
+def _stereo_yaml(suffix: str) -> bytes:
+    from SurgicalDepthLib.stereo.calibration_files import save_stereo_calibration
+
+    path = WORK / f"stereo{suffix}"
+    if not path.exists():
+        save_stereo_calibration(_stereo_calibration(), path)
+    return path.read_bytes()
+
+
+@FUZZ
+@given(st.data(), st.sampled_from([".yml", ".xml"]))
+def test_fuzz_stereo_calibration_opencv(data, suffix):
+    from SurgicalDepthLib.stereo.calibration_files import load_stereo_calibration
+
+    raw = data.draw(st.one_of(mutated(_stereo_yaml(suffix), max_edits=4), st.binary(max_size=300)))
+    path = _fresh(f"stereo{suffix}", raw)
+    result_or_own_error(lambda: load_stereo_calibration(path), path)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["calib.left.intrinsics.txt", "calib.right.intrinsics.txt",
+                                        "calib.left.distortion.txt", "calib.right.distortion.txt", "calib.l2r.txt",
+                                        "x_Calibration.txt"]),
+                       NUMBER_TEXT, max_size=6),
+       st.one_of(st.none(), st.tuples(st.integers(-5, 5000), st.integers(-5, 5000))))
+def test_fuzz_stereo_calibration_text_folder(files, size):
+    from SurgicalDepthLib.stereo.calibration_files import load_stereo_calibration
+
+    folder = Path(tempfile.mkdtemp(dir=WORK))
+    valid = {"calib.left.intrinsics.txt": "300 0 159.5\n0 300 127.5\n0 0 1", "calib.left.distortion.txt": "0 0 0 0 0",
+             "calib.l2r.txt": "1 0 0 -4.5\n0 1 0 0\n0 0 1 0\n0 0 0 1", "x_Calibration.txt": "RAT 2 320 256"}
+    valid["calib.right.intrinsics.txt"] = valid["calib.left.intrinsics.txt"]
+    valid["calib.right.distortion.txt"] = valid["calib.left.distortion.txt"]
+    for name, text in {**valid, **files}.items():
+        (folder / name).write_text(text)
+    before = sorted(os.listdir(folder))
+    result_or_own_error(lambda: load_stereo_calibration(folder, size))
+    assert sorted(os.listdir(folder)) == before
+    shutil.rmtree(folder)
+
+
+# ------------------------------------------------------------------ sparse-depth references ([u, v, z] per frame)
+def _valid_sparse_npz() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez_compressed(buffer, **{f"frame{i:04d}": np.c_[rng.uniform(0, 64, (6, 2)), rng.uniform(1, 9, 6)]
+                                   for i in range(3)})
+    return buffer.getvalue()
+
+
+SPARSE_ARRAYS = st.dictionaries(
+    st.text(alphabet="abcdef0123456789_./", min_size=1, max_size=8),
+    hnp.arrays(st.sampled_from([np.float64, np.float32, np.int16, np.uint8, np.bool_, np.complex64]),
+               hnp.array_shapes(min_dims=0, max_dims=3, max_side=5)),
+    max_size=3)
+
+
+def _npz_of(arrays: dict) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@FUZZ
+@given(st.one_of(mutated(_valid_sparse_npz(), max_edits=6), st.binary(max_size=200), SPARSE_ARRAYS.map(_npz_of)))
+def test_fuzz_sparse_depth_references(raw):
+    from SurgicalDepthLib.depth.sparse_eval import load_sparse_references
+
+    path = _fresh("sparse.npz", raw)
+    refs = result_or_own_error(lambda: load_sparse_references(path), path)
+    if refs is not None:
+        assert refs and all(r.ndim == 2 and r.shape[1] == 3 and np.isfinite(r).all() for r in refs.values())
+
+
+# ------------------------------------------------------------------ what the fuzzing found, kept as plain cases
+def _stereo_json_with(**changes) -> dict:
+    card = _stereo_calibration().to_dict()
+    card.update(changes)
+    return card
+
+
+FOUND = {
+    # *_Calibration.txt without the width and height: IndexError
+    "text folder, empty original": ("folder", {"x_Calibration.txt": ""}),
+    "text folder, size inf": ("folder", {"x_Calibration.txt": "RAT 2 inf 256"}),
+    # rectification not a mapping: AttributeError
+    "json, rectification 1": ("stereo.json", json.dumps(_stereo_json_with(rectification=1))),
+    # an image width of 1e999 (JSON Infinity): OverflowError
+    "json, flat, width inf": ("stereo.json", '{"image_width": Infinity, "image_height": 256, "K1": [[300, 0, 1], '
+                              '[0, 300, 1], [0, 0, 1]], "K2": [[300, 0, 1], [0, 300, 1], [0, 0, 1]], '
+                              '"R": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "T": [-4, 0, 0]}'),
+    # a YAML whose root is a sequence: cv2.error (isMap() assertion)
+    "yaml, root a sequence": ("stereo.yml", "%YAML:1.0\n---\n- 1\n- 2\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND))
+def test_stereo_calibration_cases_found_by_fuzzing_are_one_line(case, tmp_path):
+    from SurgicalAICore.errors import InputError
+    from SurgicalDepthLib.stereo.calibration_files import load_stereo_calibration
+
+    name, content = FOUND[case]
+    if name == "folder":
+        for file, text in content.items():
+            (tmp_path / file).write_text(text)
+        path = tmp_path
+    else:
+        path = tmp_path / name
+        path.write_text(content)
+    with pytest.raises(InputError) as error:
+        load_stereo_calibration(path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("damage", ["local header magic", "cut short", "member cut short"])
+def test_damaged_sparse_reference_archives_are_one_line(damage, tmp_path):
+    """BadZipFile, EOFError, zlib.error... were raised as themselves (found by fuzzing)."""
+    from SurgicalAICore.errors import InputError
+    from SurgicalDepthLib.depth.sparse_eval import load_sparse_references
+
+    raw = bytearray(_valid_sparse_npz())
+    if damage == "local header magic":
+        second = raw.index(b"PK\x03\x04", 4)
+        raw[second + 1] = 0
+    elif damage == "cut short":
+        raw = raw[: len(raw) // 2]
+    else:  # the first member's compressed bytes overwritten, the directory intact
+        raw[60:90] = b"\xff" * 30
+    path = tmp_path / "sparse.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="sparse references"):
+        load_sparse_references(path)
+    assert os.listdir(tmp_path) == ["sparse.npz"]

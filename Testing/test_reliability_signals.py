@@ -132,3 +132,163 @@ def test_register_terminated_at_any_point_leaves_both_files_or_none(tmp_path):
         assert len(files) == 1, f"one output without the other (delay {delay}, exit {p.returncode})"
         assert not out.exists() or sorted(f.name for f in out.iterdir()) == ["camera_to_ct.txt", "registration.json"]
     assert hidden(tmp_path) == []
+
+
+def _model_whole_or_absent(out: Path, names: set[str]) -> bool:
+    """The published model folder is either absent or has every file its writer puts in (and nothing hidden)."""
+    if not out.exists():
+        return False
+    found = {p.name for p in out.iterdir()}
+    assert names <= found and not any(n.startswith(".") for n in found), found
+    return True
+
+
+def _last_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    return lines[-1] if lines else ""
+
+
+TRAINED = {"model.json", "model.pt", "weights.sha256", "metrics.json", "curves.png"}
+
+
+@pytest.mark.slow
+def test_train_interrupted_leaves_a_resumable_checkpoint_and_no_half_model(tmp_path):
+    """Defined outcome of an interrupted ``train``: no model folder (or the whole one, when the signal
+    came as it was moved into place), ``<output>.training`` holding the last finished epoch's checkpoint
+    that ``--resume`` continues to a whole model, and no temporary or lock file anywhere."""
+    from test_train_cli import TINY, write_cases
+
+    write_cases(tmp_path / "cases", range(3))
+    base = ["train", tmp_path / "cases", "--image", "*_ct.nii.gz", "--label", "*_seg.nii.gz", "--class", "ball=1",
+            "--epochs", "20", *TINY]
+    out = tmp_path / "m"
+    work = tmp_path / "m.training"
+    # 1: after the first checkpoint, during training (SIGTERM)
+    p = start(*base, "-o", out)
+    assert wait_for(lambda: (work / "checkpoint.pt").exists(), p), p.communicate()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143 and _last_line(err).endswith("nothing was written half-way."), err
+    assert not out.exists() and hidden(tmp_path) == [] and hidden(work) == []
+    # 2: the resumed run, interrupted (SIGINT) as it publishes: whole model or none, checkpoint kept if none
+    p = start(*base, "--resume", "-o", out)
+    wait_for(lambda: any(tmp_path.glob(".m.*.tmp")) or any(tmp_path.glob(".tmp-*")), p, timeout=300)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=120)
+    assert p.returncode in (0, 130), p.returncode
+    published = _model_whole_or_absent(out, TRAINED)
+    assert published or (work / "checkpoint.pt").exists()
+    assert hidden(tmp_path) == [] and hidden(work) == []
+    if not published:  # 3: resume once more, untouched: the whole model
+        p = start(*base, "--resume", "-o", out)
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert _model_whole_or_absent(out, TRAINED)
+    card = __import__("json").loads((out / "model.json").read_text())
+    assert card["training"]["steps"] == 20 * 3  # the resumed run finished the planned epochs
+
+
+@pytest.mark.slow
+def test_train_interrupted_before_its_first_epoch_can_start_afresh(tmp_path):
+    from test_train_cli import TINY, write_cases
+
+    write_cases(tmp_path / "cases", range(3))
+    argv = ["train", tmp_path / "cases", "--image", "*_ct.nii.gz", "--label", "*_seg.nii.gz", "--class", "ball=1",
+            "--epochs", "1", *TINY, "-o", tmp_path / "m"]
+    p = start(*argv)
+    assert wait_for(lambda: (tmp_path / "m.training").exists(), p), p.communicate()
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=120)
+    assert not (tmp_path / "m").exists() and hidden(tmp_path) == []
+    p = start(*argv)  # the work folder holds no finished epoch: a new run may take it
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert _model_whole_or_absent(tmp_path / "m", TRAINED)
+
+
+ADAPTED = {"model.json", "model.pt", "weights.sha256"}
+
+
+def _adapt_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    import json
+    import shutil
+
+    from adapt_helpers import synthetic_clip
+
+    from SurgicalDepthLib.depth.model import default_model_path
+
+    frames, _, _, camera = synthetic_clip()
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, rgb in enumerate(frames):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    model = tmp_path / "small"
+    shutil.copytree(default_model_path(), model)
+    card = json.loads((model / "model.json").read_text())
+    card["input_size"] = [128, 160]  # fully convolutional: small frames keep the run to seconds
+    (model / "model.json").write_text(json.dumps(card))
+    camera.save_json(tmp_path / "camera.json")
+    return folder, model, tmp_path / "camera.json"
+
+
+@pytest.mark.slow
+def test_adapt_depth_interrupted_leaves_its_checkpoint_or_the_whole_model(tmp_path):
+    """Defined outcome of an interrupted ``adapt-depth``: no model folder (or the whole one), the last
+    checkpoint (every 50 steps) in ``<output>.checkpoints`` that ``--resume`` continues, no temporary."""
+    frames, model, camera = _adapt_inputs(tmp_path)
+    out = tmp_path / "adapted"
+    ckpt = tmp_path / "adapted.checkpoints"
+    base = ["adapt-depth", frames, "--model", model, "--camera", camera, "--batch-size", "2", "--threads", "1",
+            "--holdout", "0.3", "-o", out]
+    p = start(*base, "--minutes", "3")
+    assert wait_for(lambda: (ckpt / "last.pt").exists(), p, timeout=300), p.communicate()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143 and _last_line(err).endswith("nothing was written half-way."), err
+    assert not out.exists() and sorted(f.name for f in ckpt.iterdir()) == ["last.pt"]
+    assert hidden(tmp_path) == []
+    # the resumed run, SIGINT as the model folder is written: whole model (checkpoint gone) or none (kept)
+    p = start(*base, "--resume", "--minutes", "0.2")
+    wait_for(lambda: any(tmp_path.glob(".tmp-*")), p, timeout=300)
+    p.send_signal(signal.SIGINT)
+    out_text, err = p.communicate(timeout=120)
+    assert p.returncode in (0, 130), err
+    assert "resumed at step" in out_text, out_text
+    if _model_whole_or_absent(out, ADAPTED):
+        assert not ckpt.exists()
+    else:
+        assert (ckpt / "last.pt").exists()
+    assert hidden(tmp_path) == []
+
+
+def test_segment_and_depth_onto_an_output_another_run_writes_fail_clearly(tmp_path):
+    """While one run holds an output (here the test takes its lock, as a first ``segment``/``depth`` does
+    for its whole run), a second run onto it exits 2 naming the holder and leaves the first's result alone."""
+    import SimpleITK as sitk
+
+    from test_video_pipeline import tiny_model_folder
+
+    from SegmentationAILib.synthetic import save_tiny_model, synthetic_ct
+    from SurgicalAICore.locks import run_lock
+
+    seg_model = save_tiny_model(tmp_path / "tiny").path
+    ct, _ = synthetic_ct((24, 20, 12), spacing=(2.0, 2.0, 4.0))
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"f{i}.png"), np.full((48, 64, 3), 60 * i, np.uint8))
+    depth_model = tiny_model_folder(tmp_path / "dmodel")
+    seg = ["segment", tmp_path / "ct.nii.gz", "-o", tmp_path / "o.seg.nrrd", "--model", seg_model, "--device", "cpu",
+           "--quiet"]
+    depth = ["depth", frames, "-o", tmp_path / "out", "--model", depth_model, "--device", "cpu"]
+    for argv, out in ((seg, tmp_path / "o.seg.nrrd"), (depth, tmp_path / "out")):
+        with run_lock(out):
+            p = start(*argv)
+            _, err = p.communicate(timeout=300)
+        assert p.returncode == 2 and f"Another run (process {os.getpid()}) is writing {out.name}" in err, err
+        assert not out.exists() and hidden(tmp_path) == []
+        p = start(*argv)  # once the holder is done, the run goes through
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and out.exists() and hidden(tmp_path) == [], err

@@ -62,9 +62,12 @@ def run(args: argparse.Namespace) -> int:
         camera = read_camera_file(args.camera, size)
     cfg = AdaptConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
                       seed=args.seed, holdout_fraction=args.holdout)
-    result = adapt_depth_model(args.source, args.output, camera=camera, model=args.model, config=cfg,
-                               frame_range=frame_range, resume=args.resume, overwrite=args.overwrite,
-                               progress=tqdm_callback("adapt-depth"), log=lambda m: print(m, flush=True))
+    from SurgicalAICore.locks import run_lock
+
+    with run_lock(args.output):  # two runs onto one output would share (and overwrite) one checkpoint
+        result = adapt_depth_model(args.source, args.output, camera=camera, model=args.model, config=cfg,
+                                   frame_range=frame_range, resume=args.resume, overwrite=args.overwrite,
+                                   progress=tqdm_callback("adapt-depth"), log=lambda m: print(m, flush=True))
     metrics = result.card.get("metrics", {})
     print(f"wrote model {result.path}; held-back photometric error "
           f"{metrics.get('held_back_photometric_before')} -> {metrics.get('held_back_photometric_after')}")

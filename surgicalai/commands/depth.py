@@ -42,9 +42,12 @@ def run(args) -> int:
         source = open_source(args.input, fps=args.fps)
         camera = load_camera(args.camera) if args.camera else None
         model = load_model(args.model, args.device)
-    summary = process_video(source, camera, model, out_dir=args.output, max_points=args.points,
-                            write_clouds=not args.no_ply, max_frames=args.max_frames,
-                            progress=tqdm_callback("depth"))
+    from SurgicalAICore.locks import run_lock
+
+    with run_lock(args.output):  # a second run into the same folder fails now, not after all its frames
+        summary = process_video(source, camera, model, out_dir=args.output, max_points=args.points,
+                                write_clouds=not args.no_ply, max_frames=args.max_frames,
+                                progress=tqdm_callback("depth"))
     m = summary.median_ms
     print(f"{summary.frames} frames -> {summary.out_dir} ({summary.fps:.1f} frames/s; median ms: read "
           f"{m['read']:.1f}, infer {m['infer']:.1f}, cloud {m['cloud']:.1f}, write {m['write']:.1f})")

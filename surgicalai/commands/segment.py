@@ -91,13 +91,17 @@ def run(args) -> int:
     stats_path = statistics_path_for(output)
     for out in (output, stats_path):
         check_output_not_input(out, [args.input[0], args.model], "output")
-    image = read_image(args.input[0])
-    models = resolve_models(args.model, args.device)
-    progress = None if args.quiet else tqdm_callback("segment")
-    labels_image = segment_image(image, models, options, progress=progress,
-                                 notify=lambda message: print(f"surgicalai segment: {message}", file=sys.stderr))
-    rows = write_result(labels_image, models[0].labels, output, source=Path(args.input[0]),
-                        model_name=models[0].name)
+    from SurgicalAICore.locks import run_lock
+
+    # two runs onto one output would each move in their own pair: a segmentation with the other's CSV
+    with run_lock(output):
+        image = read_image(args.input[0])
+        models = resolve_models(args.model, args.device)
+        progress = None if args.quiet else tqdm_callback("segment")
+        labels_image = segment_image(image, models, options, progress=progress,
+                                     notify=lambda message: print(f"surgicalai segment: {message}", file=sys.stderr))
+        rows = write_result(labels_image, models[0].labels, output, source=Path(args.input[0]),
+                            model_name=models[0].name)
     found = [r for r in rows if r["voxels"]]
     print(f"segmentation: {output}")
     print(f"statistics:   {stats_path}")

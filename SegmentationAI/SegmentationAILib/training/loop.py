@@ -27,7 +27,7 @@ import torch
 
 import SegmentationAILib.training.distributed as dist_utils
 from SegmentationAILib.cases import Case
-from SurgicalAICore.atomic import write_atomic, write_json_atomic
+from SurgicalAICore.atomic import atomic_dir, write_atomic, write_json_atomic
 from SurgicalAICore.errors import InputError, ModelError, OperationCancelled
 from SegmentationAILib.label_mapping import LabelMapping, check_mapping
 from SurgicalAICore.progress import CancelToken, Progress, ProgressCallback
@@ -430,10 +430,13 @@ def _publish_model(run: _Run, output: Path, init_model, step: int, seconds: floa
                         "validation_dice": next((h.get("val_dice") for h in run.history
                                                  if h["epoch"] == best["epoch"]), None),
                         "note": "Dice on the validation cases at the model spacing"}
-    save_segmentation_model(output, run.network.cpu(), final)
-    for extra in (METRICS, CURVES):
-        if (run.work / extra).is_file():
-            shutil.copy2(run.work / extra, output / extra)
+    # metrics and curves go in before the folder is moved into place: an interrupt never leaves a model
+    # folder without them (they used to be copied into the published folder afterwards)
+    with atomic_dir(output) as tmp:
+        save_segmentation_model(tmp, run.network.cpu(), final, overwrite=True)
+        for extra in (METRICS, CURVES):
+            if (run.work / extra).is_file():
+                shutil.copy2(run.work / extra, tmp / extra)
     return final
 
 

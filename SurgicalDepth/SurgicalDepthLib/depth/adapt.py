@@ -362,10 +362,11 @@ def _checkpoint_dir(out: Path) -> Path:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
+    from SurgicalAICore.atomic import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, str(tmp))
-    tmp.replace(path)
+    # a unique temporary removed on any interrupt (a fixed ``last.pt.tmp`` was left behind by SIGTERM)
+    write_atomic(path, lambda tmp: torch.save(state, str(tmp)))
 
 
 def _load_checkpoint(path: Path, sha: str) -> dict | None:
@@ -515,8 +516,11 @@ def adapt_depth_model(
     )
     from SurgicalDepthLib.depth.model import save_depth_model
 
-    save_depth_model(out, net, card, overwrite=overwrite)
-    shutil.rmtree(_checkpoint_dir(out), ignore_errors=True)
+    from SurgicalAICore.signals import signals_deferred
+
+    with signals_deferred():  # the model in place and its checkpoint gone, or neither
+        save_depth_model(out, net, card, overwrite=overwrite)
+        shutil.rmtree(_checkpoint_dir(out), ignore_errors=True)
     p.step(1.0, "done")
     return AdaptResult(out, card)
 

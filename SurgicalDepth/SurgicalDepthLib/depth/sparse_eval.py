@@ -37,8 +37,11 @@ def load_sparse_references(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             refs = {str(k): np.asarray(data[k], np.float64) for k in data.files}
-    except (OSError, ValueError) as error:
-        raise InputError(f"Cannot read sparse references {path}: {error}") from None
+    except MemoryError:
+        raise
+    except Exception as error:  # zipfile, zlib and numpy's header parser raise many types for a corrupt file
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise InputError(f"Cannot read sparse references {path}: {reason}") from None
     if not refs:
         raise InputError(f"Sparse reference file {path} holds no frame.")
     for key, rows in refs.items():

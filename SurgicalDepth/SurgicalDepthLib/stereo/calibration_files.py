@@ -95,7 +95,7 @@ class StereoCalibration:
             if rect is not None:
                 rect = {k: np.asarray(v, np.float64) for k, v in rect.items()}
             return cls(left, right, np.asarray(d["R"], float), np.asarray(d["T"], float), rect)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError, AttributeError) as error:
             if isinstance(error, InputError):
                 raise
             raise InputError(f"Stereo calibration is incomplete or malformed ({error}).") from None
@@ -175,6 +175,9 @@ def _load_opencv(path: Path) -> StereoCalibration:
             node = storage.getNode(key)
             if not node.empty():
                 d[key] = node.mat() if node.isMap() or node.mat() is not None else [node.at(i).real() for i in range(2)]
+    except (cv2.error, ValueError, OverflowError, TypeError) as error:  # a node of the wrong kind (root not a map)
+        text = (str(error).strip().splitlines() or [type(error).__name__])[-1][:100]
+        raise InputError(f"Cannot parse stereo calibration {path.name}: {text}") from None
     finally:
         storage.release()
     missing = [k for k in ("K1", "K2", "R", "T") if k not in d]
@@ -205,8 +208,12 @@ def _load_text_folder(folder: Path, image_size) -> StereoCalibration:
         originals = sorted(folder.glob("*_Calibration.txt"))
         if not originals:
             raise InputError(f"Stereo calibration folder {folder.name}: give the image size (no *_Calibration.txt).")
-        numbers = originals[0].read_text().split()
-        image_size = (int(float(numbers[2])), int(float(numbers[3])))  # 'RAT', camera count, then width height
+        numbers = originals[0].read_text(errors="replace").split()
+        try:  # 'RAT', camera count, then width height
+            image_size = (int(float(numbers[2])), int(float(numbers[3])))
+        except (IndexError, ValueError, OverflowError):
+            raise InputError(f"{originals[0].name}: expected 'RAT', the camera count, then width and height; "
+                             "or give the image size.") from None
     sides = {}
     for side in ("left", "right"):
         K = _read_matrix(_first(folder, (f"calib.{side}.intrinsics.txt", f"calib.{side}.intrinsic.txt")), 3, 3)
