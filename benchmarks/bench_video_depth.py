@@ -35,6 +35,9 @@ for sub in ("SegmentationAI", "SurgicalDepth", ""):
 H, W = 256, 320
 
 
+CLI_SECTION = "## 4. `surgicalai depth`"
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -389,7 +392,11 @@ def main(argv=None):
             "- Samples (frames, MiB): " + ", ".join(f"({n}, {m:.0f})" for n, m in mem["samples"]),
             "",
         ]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    out = Path(args.out)
+    # section 4 (the `surgicalai depth` command end to end, bench_depth_cli.py) is written by hand: keep it
+    kept = out.read_text().split(CLI_SECTION, 1) if out.exists() else []
+    tail = CLI_SECTION + kept[1] if len(kept) == 2 else ""
+    out.write_text("\n".join(lines) + "\n" + ("\n" + tail if tail else ""))
     print(f"wrote {args.out}")
 
 

@@ -19,6 +19,8 @@ depth_args=()
 $py benchmarks/bench_depth.py "${depth_args[@]}" --out docs/BENCHMARKS_depth.md
 $py benchmarks/bench_video_depth.py --out docs/BENCHMARKS_video.md
 $py benchmarks/bench_registration.py --frames 5 --trials 4 --out docs/BENCHMARKS_registration.md
+$py benchmarks/bench_latency.py --frames 40 --frames-per-key 30 --out docs/BENCHMARKS_latency.md
+$py benchmarks/bench_depth_cli.py   # numbers in benchmarks/results_depth_cli.json, copied by hand into docs/BENCHMARKS_video.md
 $py benchmarks/bench_stereo.py --out docs/BENCHMARKS_stereo.md
 $py benchmarks/bench_web.py   # numbers in benchmarks/results_web.json, copied by hand into docs/BENCHMARKS_web.md
 if [ -n "${TRAINING:-}" ]; then

@@ -7,11 +7,13 @@ frame's resolution (the bundled network from :mod:`SurgicalDepthLib.depth_model`
 
 from __future__ import annotations
 
+import collections
 import csv
 import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from SurgicalDepthLib.video.sources import Frame, FrameSource, open_source
 from SurgicalDepthLib.depth.pointcloud import PointCloud, depth_to_pointcloud, polydata_from_cloud, write_ply
 
 STAGES = ("read", "prep", "infer", "cloud")
+IN_FLIGHT = 4  # frames whose cloud and files may wait for the worker (bounded memory, in-order results)
 TIMING_COLUMNS = [
     "index",
     "name",
@@ -106,6 +109,11 @@ class FrameProcessor:
         return fit_camera(self.camera, width, height, default_fov_deg=_model_fov(self.model))
 
     def process(self, frame: Frame) -> DepthResult:
+        return self.to_cloud(self.estimate(frame))
+
+    def estimate(self, frame: Frame) -> _Estimate:
+        """The first half of :meth:`process`: masks and depth (the network). :meth:`to_cloud` is the second half,
+        so a recording can run the next frame's network while a worker makes this frame's cloud."""
         start = time.perf_counter()
         rgb = frame.rgb
         camera = self.camera_for(rgb.shape[1], rgb.shape[0])
@@ -127,15 +135,30 @@ class FrameProcessor:
             )
         depth = np.where(np.isfinite(depth) & (depth > 0) & prepared.field_of_view, depth, 0).astype(np.float32)
         t_infer = time.perf_counter()
-        cloud = depth_to_pointcloud(depth, rgb, camera, ~prepared.specular, self.max_points, self.undistort)
-        poly = polydata_from_cloud(cloud) if self.build_polydata else None
-        t_cloud = time.perf_counter()
-        timings = {"read": frame.read_s, "prep": t_prep - start, "infer": t_infer - t_prep, "cloud": t_cloud - t_infer}
         if confidence is not None:
             confidence = np.where(depth > 0, confidence, 0).astype(np.float32)
-        return DepthResult(
-            frame.index, frame.timestamp_s, frame.name, rgb, depth, cloud, camera, timings, poly, start, confidence
-        )
+        timings = {"read": frame.read_s, "prep": t_prep - start, "infer": t_infer - t_prep}
+        return _Estimate(frame, camera, ~prepared.specular, depth, confidence, timings, start)
+
+    def to_cloud(self, e: _Estimate) -> DepthResult:
+        t0 = time.perf_counter()
+        frame, rgb = e.frame, e.frame.rgb
+        cloud = depth_to_pointcloud(e.depth, rgb, e.camera, e.keep, self.max_points, self.undistort)
+        poly = polydata_from_cloud(cloud) if self.build_polydata else None
+        timings = {**e.timings, "cloud": time.perf_counter() - t0}
+        return DepthResult(frame.index, frame.timestamp_s, frame.name, rgb, e.depth, cloud, e.camera, timings, poly,
+                           e.start, e.confidence)
+
+
+@dataclass
+class _Estimate:
+    frame: Frame
+    camera: CameraIntrinsics
+    keep: np.ndarray  # pixels that may become points (not specular highlights)
+    depth: np.ndarray
+    confidence: np.ndarray | None
+    timings: dict[str, float]
+    start: float
 
 
 def _model_fov(model) -> float:
@@ -180,9 +203,9 @@ def _prepare_out_dir(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=parent))
 
 
-def _check_scene_budget(frame: Frame, points: int, total: int, budget: float) -> None:
+def _check_scene_budget(result: DepthResult, points: int, total: int, budget: float) -> None:
     """Sequences live in memory: refuse, before the work, a recording whose sequences would not fit."""
-    per_frame = frame.width * frame.height * (3 + 4) + points * (12 + 3 + 4 + 8)
+    per_frame = result.rgb.shape[0] * result.rgb.shape[1] * (3 + 4) + points * (12 + 3 + 4 + 8)
     need = per_frame * total
     if need > budget:
         raise InputError(
@@ -190,6 +213,19 @@ def _check_scene_budget(frame: Frame, points: int, total: int, budget: float) ->
             f"(limit {budget / 1e9:.1f} GB); process a part (max frames), lower the point budget, "
             f"or write to a folder only."
         )
+
+
+def _cloud_and_files(processor: FrameProcessor, estimate: _Estimate, tmp: Path | None, write_clouds: bool):
+    """(result, seconds spent writing): the worker's half of a recorded frame."""
+    result = processor.to_cloud(estimate)
+    t_write = time.perf_counter()
+    if tmp is not None:
+        np.save(tmp / f"{result.name}.npy", result.depth_mm)
+        if result.confidence is not None:
+            np.save(tmp / f"{result.name}_confidence.npy", result.confidence)
+        if write_clouds:
+            write_ply(result.cloud, tmp / f"{result.name}.ply")
+    return result, time.perf_counter() - t_write
 
 
 def process_video(
@@ -221,8 +257,6 @@ def process_video(
     (work on a worker thread): the scene is not touched, ``scene_nodes`` is ``{"builder": builder}`` and the
     caller commits it on the GUI thread.
     """
-    from SurgicalDepthLib.depth.scene import RecordedSequenceBuilder
-
     if out_dir is None and scene is None and on_result is None:
         raise InputError("Give an output folder, a scene, or both.")
     steps = Progress.of(progress, cancel)
@@ -234,46 +268,62 @@ def process_video(
         from SurgicalDepthLib.depth.loaders import load_depth_model
 
         model = load_depth_model(model_path, device)
-    processor = FrameProcessor(model, camera, max_points)
+    # vtkPolyData (and VTK itself) only for the consumers that take it: files are written from the arrays
+    processor = FrameProcessor(model, camera, max_points, build_polydata=scene is not None or on_result is not None)
     out_dir = Path(out_dir) if out_dir is not None else None
     tmp = _prepare_out_dir(out_dir) if out_dir is not None else None
-    builder = RecordedSequenceBuilder(name or src.name) if scene is not None else None
+    builder = None
+    if scene is not None:
+        from SurgicalDepthLib.depth.scene import RecordedSequenceBuilder
+
+        builder = RecordedSequenceBuilder(name or src.name)
     total = src.frame_count
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
     rows, names, used_camera = [], [], None
     start = time.perf_counter()
+    # one worker makes each frame's cloud and writes its files while this thread runs the next frame's
+    # network; at most IN_FLIGHT frames wait, and they are taken back in order (scene, callbacks, rows).
+    # An ``on_result`` callback sees each frame before the next one's network runs, as it may cancel.
+    in_flight = 0 if on_result is not None else IN_FLIGHT
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="depth-cloud")
+    pending: collections.deque = collections.deque()
+
+    def finish_oldest() -> None:
+        result, write_s = pending.popleft().result()
+        frame_index = result.index
+        if builder is not None:
+            if frame_index == 0 and total:
+                _check_scene_budget(result, len(result.cloud), total, scene_budget_bytes)
+            builder.add(result.timestamp_s, result.rgb, result.depth_mm, result.poly)
+        if on_result is not None:
+            on_result(result)
+        t = result.timings
+        rows.append(
+            [frame_index, result.name, f"{result.timestamp_s:.6f}"]
+            + [f"{1000 * t[s]:.3f}" for s in STAGES]
+            + [f"{1000 * write_s:.3f}", f"{1000 * (sum(t.values()) + write_s):.3f}", len(result.cloud)]
+        )
+        names.append(result.name)
+
     try:
-        for frame in src:
-            if max_frames is not None and frame.index >= max_frames:
-                break
-            steps.step(
-                0.95 * frame.index / total if total else 0.5,
-                f"frame {frame.index + 1}" + (f"/{total}" if total else ""),
-            )
-            result = processor.process(frame)
-            used_camera = result.camera
-            if builder is not None and frame.index == 0 and total:
-                _check_scene_budget(frame, len(result.cloud), total, scene_budget_bytes)
-            t_write = time.perf_counter()
-            if tmp is not None:
-                np.save(tmp / f"{frame.name}.npy", result.depth_mm)
-                if result.confidence is not None:
-                    np.save(tmp / f"{frame.name}_confidence.npy", result.confidence)
-                if write_clouds:
-                    write_ply(result.poly if result.poly is not None else result.cloud, tmp / f"{frame.name}.ply")
-            if builder is not None:
-                builder.add(frame.timestamp_s, frame.rgb, result.depth_mm, result.poly)
-            if on_result is not None:
-                on_result(result)
-            write_s = time.perf_counter() - t_write
-            t = result.timings
-            rows.append(
-                [frame.index, frame.name, f"{frame.timestamp_s:.6f}"]
-                + [f"{1000 * t[s]:.3f}" for s in STAGES]
-                + [f"{1000 * write_s:.3f}", f"{1000 * (sum(t.values()) + write_s):.3f}", len(result.cloud)]
-            )
-            names.append(frame.name)
+        try:
+            for frame in src:
+                if max_frames is not None and frame.index >= max_frames:
+                    break
+                steps.step(
+                    0.95 * frame.index / total if total else 0.5,
+                    f"frame {frame.index + 1}" + (f"/{total}" if total else ""),
+                )
+                estimate = processor.estimate(frame)
+                used_camera = estimate.camera
+                pending.append(pool.submit(_cloud_and_files, processor, estimate, tmp, write_clouds))
+                while len(pending) > in_flight:
+                    finish_oldest()
+            while pending:
+                finish_oldest()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # no worker may write into a folder being removed
         if not rows:
             raise InputError(f"{src.name}: no frame was read.")
         seconds = time.perf_counter() - start

@@ -118,20 +118,49 @@ def depth_to_pointcloud(
     return cloud
 
 
-def _voxel_reduce(cloud: PointCloud, voxel: float) -> PointCloud:
-    keys = np.floor(cloud.points / voxel).astype(np.int64)
-    keys -= keys.min(axis=0)
-    dims = keys.max(axis=0) + 1
-    flat = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
-    total = int(dims[0] * dims[1] * dims[2])
-    if total <= 4 * len(flat):
-        # dense grid: counting beats sorting for the compact grids of one endoscope frame
-        counts = np.bincount(flat, minlength=total)
-        occupied = np.flatnonzero(counts)
+DENSE_CELLS = 1 << 24  # voxel grids up to this many cells are counted with a flag array instead of a sort
+
+
+class _VoxelGrid:
+    """Voxel keys of one cloud for several edge lengths. Coordinates are kept as contiguous columns and their
+    bounds found once: reductions along axis 0 of an (N, 3) array are strided and cost more than the keys."""
+
+    def __init__(self, points: np.ndarray):
+        self.columns = np.ascontiguousarray(np.asarray(points).T)
+        self.lo = self.columns.min(axis=1)
+        self.hi = self.columns.max(axis=1)
+
+    def keys(self, voxel: float) -> tuple[np.ndarray, int]:
+        """(flat cell id per point, number of cells); floor is monotonic, so floor(lo / voxel) is the least key."""
+        first = np.floor(self.lo / voxel).astype(np.int64)
+        dims = np.floor(self.hi / voxel).astype(np.int64) - first + 1
+        flat = np.floor(self.columns[0] / voxel).astype(np.int64) - first[0]
+        for axis in (1, 2):
+            flat *= dims[axis]
+            flat += np.floor(self.columns[axis] / voxel).astype(np.int64) - first[axis]
+        return flat, int(dims[0] * dims[1] * dims[2])
+
+
+def _occupied_count(flat: np.ndarray, total: int) -> int:
+    if total <= DENSE_CELLS:
+        seen = np.zeros(total, bool)
+        seen[flat] = True
+        return int(np.count_nonzero(seen))
+    return int(np.unique(flat).size)
+
+
+def _voxel_reduce(cloud: PointCloud, voxel: float, grid: _VoxelGrid | None = None) -> PointCloud:
+    flat, total = (grid or _VoxelGrid(cloud.points)).keys(voxel)
+    if total <= DENSE_CELLS:
+        # the compact grids of one endoscope frame: flags and a look-up table (only its occupied cells are
+        # ever written or read) beat a full sort
+        seen = np.zeros(total, bool)
+        seen[flat] = True
+        occupied = np.flatnonzero(seen)
         lut = np.empty(total, np.int32)
         lut[occupied] = np.arange(occupied.size, dtype=np.int32)
         inverse = lut[flat]
-        counts = counts[occupied]
+        counts = np.bincount(inverse, minlength=occupied.size)
     else:
         _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
     n = counts.size
@@ -153,7 +182,8 @@ def voxel_downsample(cloud: PointCloud, max_points: int, pixel_mm: float | None 
 
     The first voxel edge is the one that would leave ``max_points`` points on a surface facing the
     camera (``pixel_mm``: the footprint of a pixel, else estimated from the cloud's extent); it grows
-    until the budget holds, so one pass usually suffices.
+    until the budget holds. Larger edges are tried by counting occupied voxels only; the means are
+    computed once, for the edge that fits.
     """
     if max_points < 1:
         raise InputError(f"The point budget must be at least 1, got {max_points}.")
@@ -167,12 +197,13 @@ def voxel_downsample(cloud: PointCloud, max_points: int, pixel_mm: float | None 
         area = max(float(np.sort(extent)[1:].prod()), 1e-6)  # the two largest extents span the surface
         voxel = np.sqrt(area / max_points)
     voxel = max(float(voxel), 1e-4)
-    for _ in range(40):
-        reduced = _voxel_reduce(cloud, voxel)
-        if len(reduced) <= max_points:
-            return reduced
-        voxel *= max(1.05, np.sqrt(len(reduced) / max_points))
-    return reduced
+    grid = _VoxelGrid(cloud.points)
+    for _ in range(39):
+        count = _occupied_count(*grid.keys(voxel))
+        if count <= max_points:
+            break
+        voxel *= max(1.05, np.sqrt(count / max_points))
+    return _voxel_reduce(cloud, voxel, grid)
 
 
 def polydata_from_cloud(cloud: PointCloud):
@@ -220,28 +251,42 @@ def cloud_from_polydata(poly) -> PointCloud:
     return PointCloud(points, colors, depth_mm)
 
 
+PLY_VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+
+
+def _ply_header(n: int, fmt: str) -> bytes:
+    props = "".join(f"property {kind} {name}\n" for name, kind in
+                    (("x", "float"), ("y", "float"), ("z", "float"), ("red", "uchar"), ("green", "uchar"),
+                     ("blue", "uchar")))
+    return f"ply\nformat {fmt} 1.0\nelement vertex {n}\n{props}end_header\n".encode("ascii")
+
+
 def write_ply(cloud: PointCloud | object, path: str | Path, binary: bool = True) -> Path:
-    """PLY with per-vertex colours (red/green/blue); written to a temporary name then renamed."""
+    """PLY of the vertices with colours (red/green/blue), written atomically.
 
-    import vtk
+    Written with numpy (no VTK writer, no vtkPolyData): this is per frame in ``surgicalai depth``."""
 
+    cloud = cloud if isinstance(cloud, PointCloud) else cloud_from_polydata(cloud)
+    n = len(cloud)
+    table = np.empty(n, PLY_VERTEX)
+    points = np.asarray(cloud.points, np.float32).reshape(n, 3)
+    colors = np.asarray(cloud.colors, np.uint8).reshape(n, 3)
+    for i, axis in enumerate("xyz"):
+        table[axis] = points[:, i]
+    for i, channel in enumerate(("red", "green", "blue")):
+        table[channel] = colors[:, i]
     path = Path(path)
-    poly = polydata_from_cloud(cloud) if isinstance(cloud, PointCloud) else cloud
     if not path.parent.is_dir():
         raise InputError(f"Cannot write point cloud {path}.")
-    with atomic_file(path, ".ply") as tmp:
-        writer = vtk.vtkPLYWriter()
-        writer.SetFileName(str(tmp))
-        writer.SetInputData(poly)
-        writer.SetArrayName(RGB_ARRAY)
-        writer.SetColorModeToDefault()
-        if binary:
-            writer.SetFileTypeToBinary()
-        else:
-            writer.SetFileTypeToASCII()
-        ok = writer.Write()
-        if not ok or tmp.stat().st_size == 0:
-            raise InputError(f"Cannot write point cloud {path}.")
+    try:
+        with atomic_file(path, ".ply") as tmp, open(tmp, "wb") as f:
+            f.write(_ply_header(n, "binary_little_endian" if binary else "ascii"))
+            if binary:
+                table.tofile(f)
+            else:
+                np.savetxt(f, np.column_stack([points, colors]), fmt="%.9g %.9g %.9g %d %d %d")
+    except OSError as error:
+        raise InputError(f"Cannot write point cloud {path}: {error.strerror or error}.") from error
     return path
 
 

@@ -103,6 +103,12 @@ def structure_mask(structure: OverlayStructure, pose_cam_to_ras: np.ndarray, cam
     e2 = (polys[:, 2] - polys[:, 0]).astype(np.float64)
     facing = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] > 0
     group = np.random.default_rng(0).integers(0, FILL_GROUPS, len(polys))
+    # triangles wholly outside the frame draw nothing: most of a structure is off-screen in a close-up view, and
+    # fillPoly's cost grows with the triangles it is given (groups are drawn before culling: the same picture)
+    lo, hi = polys.min(axis=1), polys.max(axis=1)
+    on_screen = ((hi[:, 0] >= 0) & (lo[:, 0] <= camera.width << SUBPIXEL_BITS)
+                 & (hi[:, 1] >= 0) & (lo[:, 1] <= camera.height << SUBPIXEL_BITS))
+    polys, facing, group = polys[on_screen], facing[on_screen], group[on_screen]
     layer = np.zeros_like(mask)
     for side in (True, False):
         for g in range(FILL_GROUPS):

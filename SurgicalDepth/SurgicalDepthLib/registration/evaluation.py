@@ -71,8 +71,11 @@ def prepare(
     camera: CameraIntrinsics | None = None,
     depth_model=None,
     scenario=None,
+    frames_per_key: int = 12,
 ) -> EvalSetup:
-    """Render ``n_frames`` along a path of the scenario; predict depth too when a model is given."""
+    """Render ``n_frames`` along a path of the scenario; predict depth too when a model is given.
+
+    ``frames_per_key``: frames between the path's key poses (more: slower motion per frame)."""
     from SurgicalDepthLib.synthetic.camera_paths import trajectory
     from SurgicalDepthLib.synthetic.renderer import SurfaceRenderer
     from SurgicalDepthLib.synthetic.catalog import load_scenario
@@ -82,7 +85,7 @@ def prepare(
     surfaces = {s.name: s.polydata for s in scenario.structures}
     target = target_from_polydata(append_polydata(surfaces.values()), name=scenario_name, segments=surfaces)
     centroids = np.array([np.asarray(s.polydata.GetCenter()) for s in scenario.structures])
-    poses = trajectory(scenario, n_frames, seed=seed, camera=camera)
+    poses = trajectory(scenario, n_frames, seed=seed, camera=camera, frames_per_key=frames_per_key)
     renderer = SurfaceRenderer(scenario, camera)
     setup = EvalSetup(scenario_name, camera, target, centroids)
     try:

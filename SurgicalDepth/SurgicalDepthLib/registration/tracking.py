@@ -83,6 +83,16 @@ class FrameTracker:
         self.calibration = calibration
         self.frames = 0
         self.anchored = False   # a frame has been trusted since the start pose (which may be a guess)
+        self._warm()
+
+    def _warm(self) -> None:
+        """Build the target's k-d tree and its tensors now, once: built lazily, they fell on the first frame
+        that needed them (the first global search), a frame several hundred milliseconds late."""
+        from SurgicalAICore.device import select_device
+        from SurgicalDepthLib.registration.icp import TargetTensors
+
+        self.target.kdtree  # noqa: B018 - the property builds and keeps the tree
+        TargetTensors.of(self.target, select_device(self.device))
 
     @property
     def pose(self) -> np.ndarray:
