@@ -130,6 +130,7 @@ def test_cancel_stops_before_the_mapper():
         reconstruct_clip(frames, camera, field_stop_mask(frames[0]), FAST, progress=progress, cancel=token)
 
 
+@pytest.mark.slow
 def test_adaptation_runs_on_the_clip_reconstruction(tmp_path):
     """``motion_source="sfm"``: the adaptation trains on the reconstruction's pairs and says so in the card."""
     import json
