@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -68,6 +69,57 @@ def _printer():
     return show
 
 
+def motion_check(motion, first: int, sparse) -> dict[str, float]:
+    """Our motion against the dataset's SfM (judging only; never fed to the adaptation): median rotation and
+    translation-direction errors of the pairs, median per-frame Spearman of our point depths vs the
+    reference points within 3 px."""
+    from scipy.stats import spearmanr
+
+    T = np.load(DATA / "derived" / "T_cam_from_world.npy")
+    rot, direction, rho = [], [], []
+    for p in motion.pairs:
+        rel = T[first + p.j] @ np.linalg.inv(T[first + p.i])
+        rot.append(np.degrees(np.arccos(np.clip((np.trace(rel[:3, :3] @ p.R.T) - 1) / 2, -1, 1))))
+        t = rel[:3, 3] / np.linalg.norm(rel[:3, 3])
+        direction.append(np.degrees(np.arccos(np.clip(float(p.t @ t), -1, 1))))
+        ref = sparse[str(2603 + first + p.i)]
+        uv = (p.uv + 0.5) * 960 / motion.camera.width - 0.5
+        dist = np.linalg.norm(uv[:, None] - ref[None, :, :2], axis=2)
+        near = dist.argmin(1)
+        ok = dist[np.arange(len(uv)), near] < 3
+        if ok.sum() >= 10:
+            rho.append(spearmanr(p.depth[ok], ref[near[ok], 2]).correlation)
+    return {"pairs": len(motion.pairs), "rotation_error_deg": round(float(np.median(rot)), 3),
+            "direction_error_deg": round(float(np.median(direction)), 2),
+            "point_depth_spearman": round(float(np.median(rho)), 3) if rho else None}
+
+
+def cached_motion(path: Path | None, minutes: list[float], checks: list):
+    """Wraps ``adapt._clip_motion``: the motion of the last run is read from ``path`` when present (its CPU
+    minutes are charged to the budget by the caller), else estimated, timed and saved there."""
+    import torch
+
+    from SurgicalDepthLib.depth import adapt
+
+    estimate = adapt._clip_motion
+
+    def clip_motion(frames, cam, fov, cfg, p, cancel):
+        if path is not None and path.exists():
+            state = torch.load(str(path), weights_only=True)
+            minutes.append(float(state["cpu_minutes"]))
+            motion = adapt._motion_from_state(state["motion"])
+        else:
+            cpu0 = time.process_time()
+            motion = estimate(frames, cam, fov, cfg, p, cancel)
+            minutes.append((time.process_time() - cpu0) / 60.0)
+            if path is not None:
+                torch.save({"motion": adapt._motion_to_state(motion), "cpu_minutes": minutes[-1]}, str(path))
+        checks.append(motion)  # judged after the run, outside the budget
+        return motion
+
+    adapt._clip_motion = clip_motion
+
+
 def main() -> int:
     import cv2
     import torch
@@ -81,6 +133,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clock", default="cpu", help="budget clock: cpu (CPU time / threads, robust to a shared "
                     "machine) or wall")
+    ap.add_argument("--motion", default="pairs", choices=("pairs", "sfm"), help="camera motion for adaptation")
+    ap.add_argument("--sparse-weight", type=float, default=None, help="weight of the sparse-point loss")
+    ap.add_argument("--motion-cache", type=Path, help="reuse the motion estimated by an earlier run with the "
+                    "same frames and settings (saved here when absent); its CPU time is taken off the budget")
     ap.add_argument("--train", default="0-197", help="positions of the adaptation frames (2603-2800)")
     ap.add_argument("--eval-first", type=int, default=2801)
     ap.add_argument("--json")
@@ -97,20 +153,34 @@ def main() -> int:
               for i in eval_ids]
     first, last = (int(x) for x in args.train.split("-"))
     assert 2603 + last < args.eval_first, "adaptation frames must not overlap the evaluation frames"
+    # the adaptation frames themselves, scored against the dataset's SfM (never shown to the adaptation)
+    seen = [(str(i), cv2.cvtColor(cv2.imread(str(DATA / FRAMES / f"{i:08d}.jpg")), cv2.COLOR_BGR2RGB))
+            for i in range(2603 + first, 2604 + last) if str(i) in sparse]
     before = load_depth_model(None, device="cpu")
-    results = {"before_adaptation": evaluate(before.predict, images, sparse),
-               "constant_depth": evaluate(lambda rgb: np.ones(rgb.shape[:2]), images, sparse),
-               "brightness_inv_sqrt": evaluate(brightness_depth, images, sparse)}
-    print(json.dumps(results, indent=1), flush=True)
+    baselines = {"before_adaptation": before.predict, "constant_depth": lambda rgb: np.ones(rgb.shape[:2]),
+                 "brightness_inv_sqrt": brightness_depth}
+    results = {name: evaluate(fn, images, sparse) for name, fn in baselines.items()}
+    results_seen = {name: evaluate(fn, seen, sparse) for name, fn in baselines.items()}
+    print(json.dumps({"held_out": results, "adaptation_frames": results_seen}, indent=1), flush=True)
+    motion_minutes, checks = [], []
+    cached = args.motion_cache is not None and args.motion_cache.exists()
+    cached_motion(args.motion_cache, motion_minutes, checks)
+    budget = args.minutes
+    if cached:
+        budget -= float(torch.load(str(args.motion_cache), weights_only=True)["cpu_minutes"])
+    config = AdaptConfig(minutes=budget, threads=args.threads, clock=args.clock, motion_source=args.motion)
+    if args.sparse_weight is not None:
+        config.sparse_weight = args.sparse_weight
     with tempfile.TemporaryDirectory() as tmp:
         t0, cpu0 = time.time(), time.process_time()
         res = adapt_depth_model(DATA / FRAMES, Path(tmp) / "adapted", camera=camera,
-                                config=AdaptConfig(minutes=args.minutes, threads=args.threads, clock=args.clock),
+                                config=config,
                                 frame_range=(first, last),
                                 progress=_printer(), log=print)
         wall = time.time() - t0
         adapted = load_depth_model(res.path, device="cpu")
         results["after_adaptation"] = evaluate(adapted.predict, images, sparse)
+        results_seen["after_adaptation"] = evaluate(adapted.predict, seen, sparse)
         card = res.card
     cpu_min = (time.process_time() - cpu0) / 60.0
     report = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
@@ -118,7 +188,11 @@ def main() -> int:
               "eval_frames": f"{eval_ids[0]}-{eval_ids[-1]} ({len(eval_ids)})", "adapt_wall_min": round(wall / 60, 2),
               "adapt_cpu_min": round(cpu_min, 2), "budget_clock": args.clock, "budget_min": args.minutes,
               "steps": card["training"]["steps"], "motion": card["training"]["motion"],
-              "card_metrics": card["metrics"], "results": results}
+              "card_metrics": card["metrics"], "motion_source": args.motion,
+              "motion_cpu_min": round(motion_minutes[0], 2), "motion_from_cache": cached,
+              "motion_vs_dataset_sfm": motion_check(checks[0], first, sparse),
+              "settings": card["training"]["settings"], "results": results,
+              "results_adaptation_frames": results_seen, "load_average": os.getloadavg()}
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")

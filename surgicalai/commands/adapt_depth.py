@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=12.0, help="wall-clock budget, motion estimation included")
     parser.add_argument("--frames", help="FIRST-LAST: 0-based positions of the frames to use (inclusive)")
     parser.add_argument("--holdout", type=float, default=0.1, help="fraction of the last frames held back for the card")
+    parser.add_argument("--motion", choices=("pairs", "sfm"), default="pairs",
+                        help="camera motion: two-view pairs, or structure from motion over the whole clip "
+                        "(pycolmap; consistent poses and multi-view sparse points)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             size = (first.frames[0].shape[1], first.frames[0].shape[0])
         camera = read_camera_file(args.camera, size)
     cfg = AdaptConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
-                      seed=args.seed, holdout_fraction=args.holdout)
+                      seed=args.seed, holdout_fraction=args.holdout, motion_source=args.motion)
     from SurgicalAICore.locks import run_lock
 
     with run_lock(args.output):  # two runs onto one output would share (and overwrite) one checkpoint

@@ -34,6 +34,7 @@ from SurgicalDepthLib.depth.adapt_motion import (
     estimate_clip_motion,
     rescale_pair_uv,
 )
+from SurgicalDepthLib.depth.clip_sfm import SfmConfig, clip_motion_from_sfm, reconstruct_clip
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
 
 
@@ -59,7 +60,11 @@ class AdaptConfig:
     seed: int = 0
     threads: int = 2
     checkpoint_every: int = 50
+    # "pairs": two-view motion between neighbouring frames (adapt_motion); "sfm": structure from motion over
+    # the whole clip (clip_sfm: consistent poses, multi-view sparse points)
+    motion_source: str = "pairs"
     motion: MotionConfig = field(default_factory=MotionConfig)
+    sfm: SfmConfig = field(default_factory=SfmConfig)
 
 
 @dataclass
@@ -405,6 +410,8 @@ def adapt_depth_model(
         raise InputError(f"Time budget {cfg.minutes} min must be positive.")
     if cfg.clock not in ("wall", "cpu"):
         raise InputError(f"Unknown budget clock '{cfg.clock}': use wall or cpu.")
+    if cfg.motion_source not in ("pairs", "sfm"):
+        raise InputError(f"Unknown motion source '{cfg.motion_source}': use pairs or sfm.")
     t0 = _clock(cfg)
     p = Progress.of(progress, cancel)
     net, source_card, model_path = _source_network(model)
@@ -426,7 +433,7 @@ def adapt_depth_model(
         motion = _motion_from_state(state["motion"])
         log(f"resumed at step {state['step']}")
     else:
-        motion = estimate_clip_motion(clip.frames, cam, fov, cfg.motion, progress=p.sub(0.0, 0.3).step, cancel=cancel)
+        motion = _clip_motion(clip.frames, cam, fov, cfg, p.sub(0.0, 0.3), cancel)
     train_cam = cam.scaled(size[1], size[0])
     norm = source_card["normalisation"]
     batcher = _Batcher(clip.frames, usable, motion, train_cam, norm["mean"], norm["std"])
@@ -525,6 +532,14 @@ def adapt_depth_model(
     return AdaptResult(out, card)
 
 
+def _clip_motion(frames, cam: CameraIntrinsics, fov, cfg: AdaptConfig, p: Progress, cancel) -> ClipMotion:
+    if cfg.motion_source == "sfm":
+        sfm = SfmConfig(**{**asdict(cfg.sfm), "threads": max(1, int(cfg.threads)), "seed": cfg.seed})
+        rec = reconstruct_clip(frames, cam, fov, sfm, progress=p.step, cancel=cancel)
+        return clip_motion_from_sfm(rec, sfm)
+    return estimate_clip_motion(frames, cam, fov, cfg.motion, progress=p.step, cancel=cancel)
+
+
 def _step_loss(net, b: _Batcher, idx: list[int], source_depth: torch.Tensor, cfg: AdaptConfig):
     depth = net(b.normalised(idx))
     photo, sparse = [], []
@@ -565,6 +580,7 @@ def _card(
     rms = [q.rms_px for q in motion.pairs]
     adaptation = {
         "method": "self-supervised (photometric reprojection + sparse points + prior to the source model)",
+        "motion_source": cfg.motion_source,
         "source_model": source_card.get("name", Path(model_path).name),
         "source_video_sha256": clip.sha256,
         "frames": len(clip.frames),
@@ -579,7 +595,8 @@ def _card(
             "median_flow_px": round(motion.median_flow_px, 2),
             "median_reprojection_rms_px": round(float(np.median(rms)), 3) if rms else None,
         },
-        "settings": {k: v for k, v in asdict(cfg).items() if k != "motion"} | {"motion": asdict(cfg.motion)},
+        "settings": {k: v for k, v in asdict(cfg).items() if k not in ("motion", "sfm")}
+        | ({"sfm": asdict(cfg.sfm)} if cfg.motion_source == "sfm" else {"motion": asdict(cfg.motion)}),
         "steps": steps,
         "minutes": round(minutes, 2),
     }
