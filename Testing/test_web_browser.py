@@ -197,8 +197,9 @@ def test_endoscopy_story(server, browser):
     set_state(browser, sai_endo_source="endo/clip.mp4", sai_endo_frames=3)
     click(browser, "sai-endo-run")
     wait_for(lambda: browser.find_elements("id", "sai-endo-depth"), 90, interval=0.2, what="depth maps")
-    clouds = [n for n in server.scene()["nodes"] if n["name"].startswith("Cloud ")]
-    assert len(clouds) == 3
+    # the shared depth panel's recorded run: one browser over video, depth and point-cloud sequences
+    sequences = {n["name"]: n["items"] for n in server.scene()["nodes"] if n["class"] == "vtkMRMLSequenceNode"}
+    assert sequences == {f"clip {role} sequence": 3 for role in ("video", "depth", "pointcloud")}
     assert element_pixels(browser.find_element("id", "sai-endo-depth")).std() > 5
     click(browser, "sai-endo-target")
     wait_for(lambda: message(browser)[0].startswith("Target:"), 30, what="the target")

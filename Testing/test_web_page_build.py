@@ -1,0 +1,53 @@
+"""Building the page with one render per layout (``surgicalai.web.page_build.one_render``) gives the same
+page and the same state as trame's render on every closing widget, in less time."""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+
+pytest.importorskip("trame_slicer")
+
+
+def build(defer: bool):
+    from trame.app import get_server
+    from trame.ui.vuetify3 import SinglePageLayout
+    from trame.widgets import html
+    from trame.widgets import vuetify3 as v3
+
+    from surgicalai.web.page_build import one_render
+
+    server = get_server(f"page-{uuid.uuid4().hex}", client_type="vue3")
+    started = time.perf_counter()
+    with one_render() if defer else _nothing(), SinglePageLayout(server) as layout, layout.content:
+        for i in range(6):  # nested cards with state defaults at every depth, as the segment editor has
+            with v3.VCard(id=f"card-{i}"), v3.VCardText(), html.Div(classes="d-flex"):
+                v3.VSelect(items=(f"items_{i}", [1, 2]), v_model=(f"value_{i}", 1), density="compact")
+                with html.Div(v_if=(f"show_{i}", True)), html.Div(), html.Div():
+                    v3.VCheckbox(v_model=(f"check_{i}", False), label="x")
+                    html.Span(f"{{{{ value_{i} }}}}")
+    seconds = time.perf_counter() - started
+    state = {k: v for k, v in server.state.initial.items() if not k.startswith("trame__")}
+    return re.sub(r"`w\d+-", "`w-", layout.html), state, seconds  # widget keys count up per process
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
+
+def test_one_render_per_layout_gives_the_same_page_and_state():
+    from trame_client.widgets.core import AbstractElement
+
+    original = AbstractElement.__exit__
+    page, state, slow = build(defer=False)
+    page_fast, state_fast, fast = build(defer=True)
+    assert AbstractElement.__exit__ is original  # restored after the build
+    assert page_fast == page and state_fast == state
+    assert state["value_5"] == 1 and state["show_0"] is True  # the defaults reached the state
+    print(f"nested page built in {fast * 1000:.0f} ms instead of {slow * 1000:.0f} ms")
