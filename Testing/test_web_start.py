@@ -1,8 +1,12 @@
-"""Building the page with one render per layout (``surgicalai.web.page_build.one_render``) gives the same
-page and the same state as trame's render on every closing widget, in less time."""
+"""What the server's start is made of: ``surgicalai web`` imports only its own command (not torch, which
+the other commands' parsers pull in), and building the page with one render per layout
+(``surgicalai.web.page_build.one_render``) gives the same page and state as trame's render on every
+closing widget."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import uuid
 
@@ -51,3 +55,16 @@ def test_one_render_per_layout_gives_the_same_page_and_state():
     assert page_fast == page and state_fast == state
     assert state["value_5"] == 1 and state["show_0"] is True  # the defaults reached the state
     print(f"nested page built in {fast * 1000:.0f} ms instead of {slow * 1000:.0f} ms")
+
+
+def test_the_web_command_parses_without_importing_torch():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; from surgicalai.cli import main\n"
+            "try:\n    main(['web', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('heavy:', sorted(m for m in ('torch', 'monai', 'vtk') if m in sys.modules))")
+    env = {"PYTHONPATH": f"{root}:{root / 'SegmentationAI'}:{root / 'SurgicalDepth'}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root,
+                         timeout=120, check=True).stdout
+    assert "--max-upload-mb" in out and "heavy: []" in out, out
