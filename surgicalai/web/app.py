@@ -38,7 +38,7 @@ from surgicalai.web.panel_segmentation import SegmentationPanel, build_segmentat
 from surgicalai.web.security import DataRoot
 from surgicalai.web.page_build import one_render
 from surgicalai.web.server_hooks import install_hooks
-from surgicalai.web.views import register_views
+from surgicalai.web.views import register_views, set_volume_rendering
 from surgicalai.web.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class SurgicalAIWeb(TrameApp):
         self.layout_logic = LayoutButtonLogic(self.server, self.slicer)
         self.mpr = MprInteractionButtonLogic(self.server, self.slicer)
         self.state.sai_message, self.state.sai_message_error = "", False
+        self.state.sai_volume_rendering = False  # on a CPU-rendered server a ray-cast frame takes seconds
+        self.state.change("sai_volume_rendering")(self._on_volume_rendering)
         self.state.trame__title = "SurgicalAI planning"
         self.case = CasePanel(self)
         self.segmentation = SegmentationPanel(self)
@@ -94,12 +96,18 @@ class SurgicalAIWeb(TrameApp):
         for view in self.slicer.view_manager.get_slice_views():
             view.set_visible_in_3d(True)  # the 3-D view shows the case from the first page on
         self.slicer.display_manager.show_volume(volume, do_reset_views=True)
+        set_volume_rendering(self.slicer.scene, volume, bool(self.state.sai_volume_rendering))
         self.volume_props.on_volume_changed(volume)
         self.state.is_volume_loaded = True
         self.state.sai_case_name = volume.GetName()
         self.state.sai_volumes = self.workspace.volumes()
         # the shared segment panel's input (its binding shows it); a new case gets a new segmentation
         self.segmentation.panel.params.update(inputVolume=volume, outputSegmentation=None)
+
+    def _on_volume_rendering(self, sai_volume_rendering=False, **_):
+        volume = self.segmentation.panel.params.get("inputVolume")
+        if volume is not None:
+            set_volume_rendering(self.slicer.scene, volume, bool(sai_volume_rendering))
 
     def show_segmentation(self, node) -> None:
         volume = self.segmentation.panel.params.get("inputVolume")

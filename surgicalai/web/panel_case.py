@@ -84,5 +84,7 @@ def build_case_panel(v_if):
                 v3.VBtn("Load", click="trigger('sai_load_case', [sai_case_path])", id="sai-load-case",
                         color="primary", size="small")
                 v3.VBtn("Refresh", click="trigger('sai_refresh_files')", size="small", classes="ml-2")
+            v3.VCheckbox(label="Volume rendering in 3-D (slow without a GPU)", v_model=("sai_volume_rendering",),
+                         density="compact", hide_details=True, id="sai-volume-rendering")
             v3.VFileInput(label="Upload NIfTI / NRRD / MHA", v_model=("sai_upload", None), density="compact",
                           classes="mt-4", id="sai-upload", accept=".nii,.gz,.nrrd,.mha")

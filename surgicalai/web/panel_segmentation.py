@@ -5,6 +5,7 @@ from __future__ import annotations
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from SurgicalAICore.errors import SurgicalAIError
 from SurgicalAICore.panel.choices import Device, ModelChoice
 from SegmentationAILib.panel import SegmentPanel
 
@@ -38,16 +39,16 @@ class SegmentationPanel:
         app.server.trigger("sai_save_scene")(self.save_scene)
 
     def on_model_key(self, sai_model_key=None, **_):
-        """The page names models by key (the bundled one, or a folder in the data folder)."""
-        def choose():
+        """The page names models by key (the bundled one, or a folder in the data folder). No summary is
+        read here: it imports torch, and trame calls this once when the server starts."""
+        try:
             if sai_model_key in (None, BUNDLED):
                 self.panel.params.update(model=ModelChoice.BUNDLED, modelFolder="")
             else:
                 folder = self.app.workspace.model_folder(sai_model_key)
                 self.panel.params.update(model=ModelChoice.FOLDER, modelFolder=folder)
-            return self.panel.model_summary()
-
-        self.app.run_action(choose)
+        except SurgicalAIError as error:
+            self.app.tell(str(error), error=True)
 
     def save_segmentation(self):
         node = self.panel.params.get("outputSegmentation")
