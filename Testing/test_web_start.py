@@ -68,3 +68,23 @@ def test_the_web_command_parses_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root,
                          timeout=120, check=True).stdout
     assert "--max-upload-mb" in out and "heavy: []" in out, out
+
+
+def test_the_first_page_does_not_wait_for_torch(tmp_path):
+    """The app built and its first state flushed (what happens before the first page) import neither torch
+    nor the depth stack: a change handler that did (the model summary) cost 10 s of start on this machine."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys\n"
+            "from surgicalai.web.app import SurgicalAIWeb\n"
+            "from surgicalai.web.security import DataRoot\n"
+            f"app = SurgicalAIWeb(DataRoot.of({str(tmp_path)!r}))\n"
+            "app.state.ready()\n"
+            "print('volume:', app.segmentation.panel.params.get('inputVolume').GetName())\n"
+            "print('heavy:', sorted(m for m in ('torch', 'monai', 'SurgicalDepthLib') if m in sys.modules))")
+    env = {"PYTHONPATH": f"{root}:{root / 'SegmentationAI'}:{root / 'SurgicalDepth'}", "PATH": "/usr/bin:/bin",
+           "VTK_DEFAULT_OPENGL_WINDOW": "vtkEGLRenderWindow", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root,
+                         timeout=300, check=True).stdout
+    assert "volume: Sample CT" in out and "heavy: []" in out, out
