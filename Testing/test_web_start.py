@@ -88,3 +88,44 @@ def test_the_first_page_does_not_wait_for_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root,
                          timeout=300, check=True).stdout
     assert "volume: Sample CT" in out and "heavy: []" in out, out
+
+
+def test_the_view_in_use_renders_first():
+    """A scroll in one view also asks the others for frames; theirs are queued behind the used view's."""
+    import asyncio
+
+    from surgicalai.web.views import FocusedViewFirst, InteractionFocus, follow_focus
+
+    asked: list[str] = []
+
+    class Adapter:  # the two calls the strategy makes of trame-rca's RcaViewAdapter
+        def __init__(self, name):
+            self.name = name
+
+        def schedule_render(self):
+            asked.append(self.name)
+
+        def on_interaction(self, _origin, _event):
+            asked.append(f"input {self.name}")
+
+    focus = InteractionFocus()
+    views = {"slice": object(), "3d": object()}
+    adapters = {name: Adapter(name) for name in views}
+    strategies = {}
+    for name, view in views.items():
+        strategies[name] = FocusedViewFirst(adapters[name], focus)
+        strategies[name].set_abstract_view(view)
+        follow_focus(adapters[name], view, focus)
+
+    async def scroll():
+        adapters["slice"].on_interaction("page", {"type": "MouseWheelForward"})
+        strategies["3d"].schedule_render()  # the scene's observers may ask the 3-D view first
+        strategies["slice"].schedule_render()
+        assert asked == ["input slice", "slice"]
+        await asyncio.sleep(0)
+        assert asked == ["input slice", "slice", "3d"]
+        focus.until = 0.0  # input is over: every view is asked at once again
+        strategies["3d"].schedule_render()
+        assert asked[-1] == "3d" and len(asked) == 4
+
+    asyncio.run(scroll())
