@@ -52,6 +52,32 @@ def test_process_all_story_cancel_rerun_show_save_reload(scene, frames, snapshot
     reloaded.Clear(1)
 
 
+def test_frame_limit_and_stepping_through_the_run(scene, frames):
+    from SurgicalAICore.mrml.volumes import array_from_image_data
+
+    panel = DepthPanel(scene)
+    assert panel.frame_count() == 0 and panel.select_frame(3) == 0  # nothing to step through yet
+    panel.params.update(sourceType=SourceType.FOLDER, frameFolder=str(frames), device=Device.CPU, pointBudget=300,
+                        maxFrames=4)
+    panel.process_all()
+    assert panel.job.wait(120) and panel.job.error is None, panel.job.error
+    assert panel.job.result.frames == 4 and panel.frame_count() == 4
+    video, cloud = panel.params.get("videoNode"), panel.params.get("cloudNode")
+    first_points = cloud.GetPolyData().GetNumberOfPoints()
+    brightness = []
+    for index in (0, 2, 9):
+        shown = panel.select_frame(index)
+        brightness.append(array_from_image_data(video.GetImageData()).mean())
+        assert shown == min(index, 3)
+    # the frames grow brighter by 10 per index: the proxies follow the chosen frame (9 is clamped to 3)
+    assert brightness[1] - brightness[0] == pytest.approx(20, abs=3)
+    assert brightness[2] - brightness[0] == pytest.approx(30, abs=3)
+    assert cloud.GetPolyData().GetNumberOfPoints() > 0 and first_points > 0
+    panel.params.set("maxFrames", -1)
+    with pytest.raises(Exception, match="frame limit"):
+        panel.process_all()
+
+
 def test_live_on_a_recorded_sequence_then_failure_leaves_it_stopped(scene, frames):
     panel = DepthPanel(scene)
     panel.params.update(sourceType="folder", frameFolder=str(frames), device="cpu", pointBudget=300)

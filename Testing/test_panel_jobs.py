@@ -15,6 +15,7 @@ from SurgicalAICore.progress import Progress
 
 def test_work_off_thread_result_applied_by_poll_on_the_callers_thread():
     runner, seen = JobRunner(), {}
+    assert runner.status()["state"] == "idle"
 
     def work(progress, cancel):
         seen["work"] = threading.get_ident()
@@ -26,9 +27,9 @@ def test_work_off_thread_result_applied_by_poll_on_the_callers_thread():
         return 2 * value
 
     runner.start(work, apply, name="double")
-    assert runner.running
+    assert runner.running and runner.status()["state"] == "running"
     assert runner.wait(10) and not runner.running
-    assert runner.result == 42 and runner.error is None
+    assert runner.result == 42 and runner.error is None and runner.status()["state"] == "done"
     assert seen["work"] != threading.get_ident() == seen["apply"]
 
 
@@ -45,10 +46,10 @@ def test_cancel_and_errors_are_one_line_messages():
     runner.start(slow, lambda _: pytest.fail("a cancelled job applies nothing"))
     started.wait(5)
     runner.cancel()
-    assert runner.wait(10) and runner.error == CANCELLED_MESSAGE
+    assert runner.wait(10) and runner.error == CANCELLED_MESSAGE and runner.status()["state"] == "cancelled"
 
     runner.start(lambda p, c: (_ for _ in ()).throw(InputError("Volume 'x' is empty.")))
-    assert runner.wait(10) and runner.error == "Volume 'x' is empty."
+    assert runner.wait(10) and runner.error == "Volume 'x' is empty." and runner.status()["state"] == "failed"
     runner.start(lambda p, c: 1, lambda _: {}["missing"])  # the apply step failing is a message too
     assert runner.wait(10) and runner.error == "KeyError: 'missing'"
     with pytest.raises(Exception, match="still running"):

@@ -45,8 +45,15 @@ def test_segment_story_cancel_rerun_save_reload(scene, sample_ct_path, snapshot,
     assert {"liver", "vertebrae"} <= names
     assert statistics_table_of(node).GetNumberOfRows() == len(names)
     assert panel.job.message.startswith("Done:")
-    assert panel.status() == {"running": False, "fraction": 1.0, "message": panel.job.message, "error": None,
-                              "can_apply": True, "can_apply_sequence": False, "notes": []}
+    rows = panel.segments()  # what a view's table shows: names, colours, volumes from the statistics table
+    assert {r["name"] for r in rows} == names and all(len(r["color"]) == 7 for r in rows)
+    liver = next(r for r in rows if r["name"] == "liver")
+    assert liver["color"] == "#" + "".join(f"{round(c * 255):02x}" for c in
+                                           node.GetSegmentation().GetSegment(liver["id"]).GetColor())
+    assert sum(r["volume_ml"] for r in rows) > 100 and liver["volume_ml"] > 0
+    assert panel.status() == {"running": False, "state": "done", "fraction": 1.0, "message": panel.job.message,
+                              "error": None, "can_apply": True, "can_apply_sequence": False,
+                              "notes": []}
 
     path = save_scene_bundle(scene, tmp_path / "story.mrb")
     reloaded = load_scene_bundle(path)

@@ -1,96 +1,112 @@
-"""The web face's Qt-free session layer on a real MRML scene: bad cases change nothing, segmentation
-runs in a worker thread, Cancel leaves the scene as it was, results are adopted and saved in the data
-folder only."""
+"""The web face's own layer on a real MRML scene and a real trame state: the data folder (bad cases change
+nothing, saves stay in results/, sources and models are listed from it) and the binding of the shared panel
+logic's parameter node to the page's state, both ways, with refused values set back."""
 from __future__ import annotations
 
 import shutil
+import uuid
 
 import pytest
 
 from SurgicalAICore.errors import InputError
+from SurgicalAICore.panel.choices import Device
 
 pytest.importorskip("aiohttp")
+pytest.importorskip("trame_server")
 from surgicalai.web.security import DataRoot
-from surgicalai.web.session import PlanningSession
+from surgicalai.web.workspace import Workspace
 
 
 @pytest.fixture
-def session(scene, tmp_path, sample_ct_path):
+def workspace(scene, tmp_path, sample_ct_path):
     shutil.copy(sample_ct_path, tmp_path / "case.nii.gz")
     (tmp_path / "broken.nrrd").write_bytes(b"NRRD0004\ngarbage")
     (tmp_path / "dicom").mkdir()
     (tmp_path / "dicom" / "a.dcm").write_text("not dicom")
-    return PlanningSession(scene, DataRoot.of(tmp_path))
+    return Workspace(scene, DataRoot.of(tmp_path))
 
 
-def test_bad_cases_leave_the_scene_unchanged(session, snapshot):
-    before = snapshot(session.scene)
+def test_bad_cases_leave_the_scene_unchanged(workspace, snapshot):
+    before = snapshot(workspace.scene)
     bad = (("broken.nrrd", "Cannot read"), ("dicom", "No DICOM series"), ("missing.nii.gz", "does not exist"),
            ("../x.nii.gz", "outside"))
     for path, why in bad:
         with pytest.raises(InputError, match=why):
-            session.load_case(path)
-    assert snapshot(session.scene) == before
+            workspace.load_case(path)
+    assert snapshot(workspace.scene) == before
+    volume = workspace.load_case("case.nii.gz")
+    assert volume.GetName() == "case" and workspace.volumes() == [{"id": volume.GetID(), "name": "case"}]
 
 
-def test_segmentation_cancel_then_complete(session, snapshot, tmp_path):
-    volume = session.load_case("case.nii.gz")
-    assert session.models()[0]["key"] == "bundled"
-    before = snapshot(session.scene)
-    job = session.start_segmentation(volume.GetID(), "bundled", {"tta": False})
-    job.cancel()
-    assert job.wait(120)["state"] == "cancelled"
-    assert snapshot(session.scene) == before and session.segmentation_node is None
-
-    fractions = []
-    job = session.start_segmentation(volume.GetID(), "bundled", {"tta": False})
-    while job.running:
-        fractions.append(job.poll()["fraction"])
-        job.wait(0.05)
-    assert job.poll()["state"] == "done", job.poll()
-    assert any(0 < f < 1 for f in fractions)
-    segments = session.segments()
-    assert len(segments) == 9 and {s["name"] for s in segments} >= {"liver", "spleen"}
-    assert all(s["color"].startswith("#") and len(s["color"]) == 7 for s in segments)
-    assert sum(s["volume_ml"] for s in segments) > 100
-    node = session.segmentation_node
-    assert node.GetScene() is session.scene and node.GetDisplayNode() is not None
-    assert node.GetSegmentation().ContainsRepresentation("Closed surface")
-
-    assert session.save_segmentation() == "results/segmentation.seg.nrrd"
-    assert session.save_scene() == "results/scene.mrb"
-    assert (tmp_path / "results" / "scene.mrb").stat().st_size > 10000
-    with pytest.raises(InputError, match="plain file name"):
-        session.save_scene("../escape.mrb")
-
-
-def test_one_job_at_a_time(session):
-    volume = session.load_case("case.nii.gz")
-    job = session.start_segmentation(volume.GetID(), "bundled", {"tta": False})
-    with pytest.raises(InputError, match="already running"):
-        session.start_segmentation(volume.GetID(), "bundled", {})
-    job.cancel()
-    job.wait(120)
+def test_models_sources_and_saves_stay_in_the_data_folder(workspace, tmp_path):
+    assert workspace.models()[0]["key"] == "bundled"
     with pytest.raises(InputError, match="not a model folder"):
-        session.start_segmentation(volume.GetID(), "dicom", {})
-
-
-def test_endoscopy_session_refuses_bad_sources(scene, tmp_path, snapshot):
-    from surgicalai.web.session_endoscopy import EndoscopySession
-
+        workspace.model_folder("dicom")
+    with pytest.raises(InputError, match="outside"):
+        workspace.model_folder("..")
     (tmp_path / "frames").mkdir()
     for k in range(2):
         (tmp_path / "frames" / f"{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x1cftypisom")
     (tmp_path / "notes.txt").write_text("x")
-    endo = EndoscopySession(scene, DataRoot.of(tmp_path))
-    assert endo.sources() == ["clip.mp4", "frames"]
-    before = snapshot(scene)
+    assert workspace.video_sources() == ["clip.mp4", "frames"]
+    with pytest.raises(InputError, match="no segmentation"):
+        workspace.save_segmentation(None)
+    with pytest.raises(InputError, match="plain file name"):
+        workspace.save_scene("../escape.mrb")
+    workspace.load_case("case.nii.gz")
+    assert workspace.save_scene() == "results/scene.mrb"
+    assert (tmp_path / "results" / "scene.mrb").stat().st_size > 10000  # the case is in it
+
+
+def test_the_page_state_binds_the_shared_segment_panel(workspace):
+    from trame.app import get_server
+
+    from SegmentationAILib.panel import SegmentPanel
+    from surgicalai.web.binding import StateBinding
+
+    scene = workspace.scene
+    volume = workspace.load_case("case.nii.gz")
+    panel = SegmentPanel(scene)
+    state = get_server(f"binding-{uuid.uuid4().hex}", client_type="vue3").state
+    state.ready()
+    errors: list[str] = []
+    binding = StateBinding(state, panel.params, {"sai_volume_id": "inputVolume", "sai_device": "device",
+                                                 "sai_tta": "tta"}, on_error=errors.append)
+    state.flush()
+    assert (state.sai_volume_id, state.sai_device, state.sai_tta) == (None, "auto", True)  # the panel's defaults
+
+    panel.params.update(inputVolume=volume, tta=False)  # an action, a job or a loaded scene changes the node
+    state.flush()
+    assert (state.sai_volume_id, state.sai_tta) == (volume.GetID(), False)
+
+    state.sai_device = "cpu"  # a page's edit reaches the node the Slicer face reads
+    state.flush()
+    assert panel.params.get("device") is Device.CPU and panel.can_apply
+
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "not a volume")
+    for var, value, why in (("sai_device", "tpu", "not one of"), ("sai_volume_id", segmentation.GetID(), "not a")):
+        state[var] = value
+        state.flush()
+        assert why in errors[-1]
+        assert state[var] == {"sai_device": "cpu", "sai_volume_id": volume.GetID()}[var]  # set back
+    assert panel.params.get("device") is Device.CPU and panel.params.get("inputVolume") is volume
+    binding.release()
+
+
+def test_a_bad_video_changes_nothing(workspace, tmp_path, snapshot):
+    from SurgicalDepthLib.panel.depth_panel import DepthPanel
+
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x1cftypisom")
+    (tmp_path / "notes.txt").write_text("x")
     for source, frames, why in (("", 5, "Choose a video"), ("notes.txt", 5, "not a video"),
                                 ("../clip.mp4", 5, "outside"), ("clip.mp4", 0, "between 1 and 200")):
         with pytest.raises(InputError, match=why):
-            endo.start_depth(source, frames)
-    job = endo.start_depth("clip.mp4", 2, device="cpu").start()  # an unreadable video: a message, no nodes
-    assert job.wait(60)["state"] == "failed" and snapshot(scene) == before
-    with pytest.raises(InputError, match="Run depth"):
-        endo.register(0, "global")
+            workspace.depth_source(source, frames)
+    scene = workspace.scene
+    depth = DepthPanel(scene, show_in_views=False)  # what the web's endoscopy panel binds
+    depth.params.update(device="cpu", **workspace.depth_source("clip.mp4", 2))
+    before = snapshot(scene)
+    with pytest.raises(InputError, match=r"clip\.mp4"):
+        depth.process_all()  # an unreadable video is refused where it is opened: one line, nothing started
+    assert snapshot(scene) == before and depth.frame_count() == 0 and not depth.job.running

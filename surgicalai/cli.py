@@ -33,7 +33,9 @@ SUBCOMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of ``only`` (its module alone is imported: building them all
+    imports torch, seconds that ``surgicalai web`` would add to its start)."""
     parser = argparse.ArgumentParser(
         prog="surgicalai", description="SlicerSurgicalAI: segmentation, surgical depth, registration."
     )
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module_name in SUBCOMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
@@ -89,7 +93,10 @@ def _unexpected(args, error: BaseException) -> int:
 def main(argv: list[str] | None = None) -> int:
     from SurgicalAICore.signals import install_cancel_handlers
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    words = [a for a in argv if not a.startswith("-")]
+    named = words[0] if words and words[0] in dict(SUBCOMMANDS) else None
+    args = build_parser(only=named).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     install_cancel_handlers()
     return _run(args)

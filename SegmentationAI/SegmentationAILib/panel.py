@@ -149,6 +149,26 @@ class SegmentPanel:
         self.job.message = f"Done: '{node.GetName()}', {found} of {len(rows)} structures found."
         return node
 
+    def segments(self) -> list[dict]:
+        """The output segmentation's segments for a view's table: id, name, colour (``#rrggbb``) and volume
+        (mL, from its statistics table; 0 where it has none)."""
+        from SegmentationAILib.scene_segmentation import statistics_table_of
+        from SegmentationAILib.statistics import rows_from_table_node
+
+        node = self.params.get("outputSegmentation")
+        if node is None:
+            return []
+        table = statistics_table_of(node)
+        volumes = {r["name"]: r["volume_ml"] for r in rows_from_table_node(table)} if table is not None else {}
+        seg = node.GetSegmentation()
+        rows = []
+        for i in range(seg.GetNumberOfSegments()):
+            segment = seg.GetNthSegment(i)
+            colour = "#" + "".join(f"{round(c * 255):02x}" for c in segment.GetColor())
+            rows.append({"id": seg.GetNthSegmentID(i), "name": segment.GetName(), "color": colour,
+                         "volume_ml": round(volumes.get(segment.GetName(), 0.0), 2)})
+        return rows
+
     def status(self) -> dict:
         return {**self.job.status(), "can_apply": self.can_apply, "can_apply_sequence": self.can_apply_sequence,
                 "notes": list(self.notes)}

@@ -43,6 +43,7 @@ class JobRunner:
         self.message = ""
         self.error: str | None = None  # the last job's failure, one line (None when it succeeded)
         self.result: Any = None  # what the last job's apply returned
+        self.outcome = ""  # how the last job ended: "done", "cancelled" or "failed" ("" before the first)
 
     @property
     def running(self) -> bool:
@@ -57,6 +58,7 @@ class JobRunner:
         # each job writes into its own box: a worker abandoned by shutdown() cannot touch a later job
         self._apply, self._box = apply, {}
         self.name, self.fraction, self.message, self.error, self.result = name, 0.0, "Starting...", None, None
+        self.outcome = ""
         cancel, box = self._cancel, self._box
 
         def progress(fraction: float, message: str) -> None:
@@ -98,19 +100,23 @@ class JobRunner:
         if kind == "result":
             try:
                 self.result = self._apply(value) if self._apply is not None else value
-                self.fraction, self.message = 1.0, self.message or "Done."
+                self.fraction, self.message, self.outcome = 1.0, self.message or "Done.", "done"
             except BaseException as error:
                 kind, value = "error", error
         if kind == "error":
             self.error = error_message(value)
             self.message = self.error
+            self.outcome = "cancelled" if isinstance(value, OperationCancelled) else "failed"
             if not isinstance(value, (SurgicalAIError, OperationCancelled)):
                 logging.error("%s failed", self.name or "job", exc_info=value)
         return True
 
     def status(self) -> dict:
-        """What any view shows of the job (the web face serialises this)."""
-        return {"running": self.running, "fraction": self.fraction, "message": self.message, "error": self.error}
+        """What any view shows of the job (the web face serialises this); ``state`` is "running", how the
+        last job ended ("done", "cancelled", "failed") or "idle" before the first."""
+        state = "running" if self.running else self.outcome or "idle"
+        return {"running": self.running, "state": state, "fraction": self.fraction, "message": self.message,
+                "error": self.error}
 
     def wait(self, timeout: float = 60.0, poll_s: float = 0.01) -> bool:
         """Poll until the job is done (tests, scripts, self-tests); False on timeout."""

@@ -29,7 +29,6 @@ from trame_slicer.app.ui import (
     VolumePropertyUI,
 )
 from trame_slicer.core import SlicerApp
-from trame_slicer.rca_view import register_rca_factories
 
 from SurgicalAICore.errors import SurgicalAIError
 
@@ -37,8 +36,10 @@ from surgicalai.web.panel_case import CasePanel, build_case_panel
 from surgicalai.web.panel_endoscopy import EndoscopyPanel, build_endoscopy_panel
 from surgicalai.web.panel_segmentation import SegmentationPanel, build_segmentation_panel
 from surgicalai.web.security import DataRoot
+from surgicalai.web.page_build import one_render
 from surgicalai.web.server_hooks import install_hooks
-from surgicalai.web.session import PlanningSession
+from surgicalai.web.views import register_views, set_volume_rendering
+from surgicalai.web.workspace import Workspace
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -50,23 +51,26 @@ class SurgicalAIWeb(TrameApp):
         self.server.enable_module(trame_slicer_module)
         self.slicer = SlicerApp()
         self._register_sequences()
-        self.session = PlanningSession(self.slicer.scene, data)
-        register_rca_factories(self.slicer.view_manager, self.server)
+        self.workspace = Workspace(self.slicer.scene, data)
+        register_views(self.slicer.view_manager, self.server)
         self.editor = SegmentEditorLogic(self.server, self.slicer)
         self.volume_props = VolumePropertyLogic(self.server, self.slicer)
         self.layout_logic = LayoutButtonLogic(self.server, self.slicer)
         self.mpr = MprInteractionButtonLogic(self.server, self.slicer)
         self.state.sai_message, self.state.sai_message_error = "", False
+        self.state.sai_volume_rendering = False  # on a CPU-rendered server a ray-cast frame takes seconds
+        self.state.change("sai_volume_rendering")(self._on_volume_rendering)
         self.state.trame__title = "SurgicalAI planning"
         self.case = CasePanel(self)
         self.segmentation = SegmentationPanel(self)
         self.endoscopy = EndoscopyPanel(self)
-        self._build_ui()
+        with one_render():
+            self._build_ui()
         install_hooks(self.server, self.slicer.scene, token)
         self.server.controller.on_server_ready.add(self._start_polling)
         self.server.controller.on_client_connected.add(self._on_client_connected)
         if load_sample:
-            self.show_volume(self.session.load_sample())
+            self.show_volume(self.workspace.load_sample())
 
     def _register_sequences(self):
         import slicer
@@ -92,14 +96,21 @@ class SurgicalAIWeb(TrameApp):
         for view in self.slicer.view_manager.get_slice_views():
             view.set_visible_in_3d(True)  # the 3-D view shows the case from the first page on
         self.slicer.display_manager.show_volume(volume, do_reset_views=True)
+        set_volume_rendering(self.slicer.scene, volume, bool(self.state.sai_volume_rendering))
         self.volume_props.on_volume_changed(volume)
         self.state.is_volume_loaded = True
         self.state.sai_case_name = volume.GetName()
-        self.state.sai_volumes = self.session.volumes()
-        self.state.sai_volume_id = volume.GetID()
+        self.state.sai_volumes = self.workspace.volumes()
+        # the shared segment panel's input (its binding shows it); a new case gets a new segmentation
+        self.segmentation.panel.params.update(inputVolume=volume, outputSegmentation=None)
+
+    def _on_volume_rendering(self, sai_volume_rendering=False, **_):
+        volume = self.segmentation.panel.params.get("inputVolume")
+        if volume is not None:
+            set_volume_rendering(self.slicer.scene, volume, bool(sai_volume_rendering))
 
     def show_segmentation(self, node) -> None:
-        volume = self.slicer.scene.GetNodeByID(self.state.sai_volume_id) if self.state.sai_volume_id else None
+        volume = self.segmentation.panel.params.get("inputVolume")
         editor = self.slicer.segmentation_editor
         editor.deactivate_effect()
         if volume is not None:
@@ -126,16 +137,10 @@ class SurgicalAIWeb(TrameApp):
     async def _poll_jobs(self):
         while True:
             await asyncio.sleep(POLL_S)
-            for job, panel in ((self.session.job, self.segmentation), (self.endoscopy.job, self.endoscopy)):
-                if job is None or getattr(panel, "_seen_done", None) is job:
-                    continue
+            for panel in (self.segmentation, self.endoscopy):
                 with self.state:
-                    status = job.poll()
-                    finished = not job.running
-                    if finished:
-                        panel._seen_done = job
                     try:
-                        panel.on_job(status, finished)
+                        panel.poll()
                     except SurgicalAIError as error:
                         self.tell(str(error), error=True)
 

@@ -25,7 +25,7 @@ class CasePanel:
         self.refresh_files()
 
     def refresh_files(self):
-        data = self.app.session.data
+        data = self.app.workspace.data
         self.app.state.sai_files = [e["path"] for e in data.listing(IMAGE_SUFFIXES)
                                     if e["kind"] == "folder" or e["path"].lower().endswith(IMAGE_SUFFIXES)]
 
@@ -35,7 +35,7 @@ class CasePanel:
         if not path:
             self.app.tell("Choose a file or DICOM folder from the data folder first.", error=True)
             return
-        self.app.run_action(lambda: self._show(self.app.session.load_case(path)))
+        self.app.run_action(lambda: self._show(self.app.workspace.load_case(path)))
 
     def _show(self, volume):
         self.app.show_volume(volume)
@@ -49,14 +49,14 @@ class CasePanel:
         for upload in uploads:
             try:
                 name, content = upload_parts(upload)
-                target = self.app.session.data.write_upload(name, content, IMAGE_SUFFIXES)
+                target = self.app.workspace.data.write_upload(name, content, IMAGE_SUFFIXES)
             except SurgicalAIError as error:
                 self.app.tell(str(error), error=True)
                 return
-            relative = target.relative_to(self.app.session.data.root).as_posix()
+            relative = target.relative_to(self.app.workspace.data.root).as_posix()
             self.refresh_files()
             self.app.state.sai_case_path = relative
-            self.app.run_action(lambda r=relative: self._show(self.app.session.load_case(r)))
+            self.app.run_action(lambda r=relative: self._show(self.app.workspace.load_case(r)))
 
 
 def upload_parts(upload) -> tuple[str, bytes]:
@@ -84,5 +84,7 @@ def build_case_panel(v_if):
                 v3.VBtn("Load", click="trigger('sai_load_case', [sai_case_path])", id="sai-load-case",
                         color="primary", size="small")
                 v3.VBtn("Refresh", click="trigger('sai_refresh_files')", size="small", classes="ml-2")
+            v3.VCheckbox(label="Volume rendering in 3-D (slow without a GPU)", v_model=("sai_volume_rendering",),
+                         density="compact", hide_details=True, id="sai-volume-rendering")
             v3.VFileInput(label="Upload NIfTI / NRRD / MHA", v_model=("sai_upload", None), density="compact",
                           classes="mt-4", id="sai-upload", accept=".nii,.gz,.nrrd,.mha")

@@ -5,59 +5,87 @@ from __future__ import annotations
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from SurgicalAICore.errors import SurgicalAIError
+from SurgicalAICore.panel.choices import Device, ModelChoice
+from SegmentationAILib.panel import SegmentPanel
+
+from surgicalai.web.binding import StateBinding
+from surgicalai.web.workspace import BUNDLED
+
 
 class SegmentationPanel:
+    """Binds the shared ``SegmentPanel`` (the one the Slicer face drives) to the page: its parameter node
+    to the state, Apply/Cancel to its actions, its job to the server's poll loop."""
+
     TOOL = "SegmentationPanel"
 
     def __init__(self, app):
         self.app = app
+        self.panel = SegmentPanel(app.slicer.scene)
         s = app.state
-        s.sai_volumes, s.sai_volume_id = [], None
-        s.sai_models = app.session.models()
-        s.sai_model_key = s.sai_models[0]["key"] if s.sai_models else None
-        s.sai_device, s.sai_tta, s.sai_clahe, s.sai_denoise = "auto", True, False, False
-        s.sai_running, s.sai_job_fraction, s.sai_job_message, s.sai_job_state = False, 0.0, "", ""
+        s.sai_volumes = []
+        s.sai_models = app.workspace.models()
+        s.sai_model_key = BUNDLED
+        s.sai_running, s.sai_job_fraction, s.sai_job_message, s.sai_job_state = False, 0.0, "", "idle"
         s.sai_segments = []
+        s.sai_devices = [d.value for d in Device]
+        self.binding = StateBinding(s, self.panel.params, {
+            "sai_volume_id": "inputVolume", "sai_device": "device", "sai_tta": "tta", "sai_clahe": "clahe",
+            "sai_denoise": "denoise"}, on_error=lambda text: app.tell(text, error=True))
+        s.change("sai_model_key")(self.on_model_key)
         app.server.trigger("sai_apply")(self.apply)
         app.server.trigger("sai_cancel")(self.cancel)
         app.server.trigger("sai_save_seg")(self.save_segmentation)
         app.server.trigger("sai_save_scene")(self.save_scene)
 
+    def on_model_key(self, sai_model_key=None, **_):
+        """The page names models by key (the bundled one, or a folder in the data folder). No summary is
+        read here: it imports torch, and trame calls this once when the server starts."""
+        try:
+            if sai_model_key in (None, BUNDLED):
+                self.panel.params.update(model=ModelChoice.BUNDLED, modelFolder="")
+            else:
+                folder = self.app.workspace.model_folder(sai_model_key)
+                self.panel.params.update(model=ModelChoice.FOLDER, modelFolder=folder)
+        except SurgicalAIError as error:
+            self.app.tell(str(error), error=True)
+
     def save_segmentation(self):
-        self.app.run_action(lambda: f"Saved {self.app.session.save_segmentation()}")
+        node = self.panel.params.get("outputSegmentation")
+        self.app.run_action(lambda: f"Saved {self.app.workspace.save_segmentation(node)}")
 
     def save_scene(self):
-        self.app.run_action(lambda: f"Saved {self.app.session.save_scene()}")
+        self.app.run_action(lambda: f"Saved {self.app.workspace.save_scene()}")
 
     def apply(self):
-        s = self.app.state
-        options = {"device": s.sai_device, "tta": bool(s.sai_tta), "clahe": bool(s.sai_clahe),
-                   "denoise": bool(s.sai_denoise)}
-
         def start():
-            self.app.session.start_segmentation(s.sai_volume_id, s.sai_model_key, options)
-            s.sai_running, s.sai_job_fraction, s.sai_job_state = True, 0.0, "running"
+            self.panel.apply()
+            self.show_status()
             return "Segmentation started."
 
         self.app.run_action(start)
 
     def cancel(self):
-        job = self.app.session.job
-        if job is not None and job.running:
-            job.cancel()
-            self.app.state.sai_job_message = "cancelling"
+        self.panel.cancel()
+        self.show_status()
 
-    def on_job(self, status: dict, finished: bool):
-        s = self.app.state
-        s.sai_job_fraction = round(100 * status["fraction"], 1)
-        s.sai_job_message = status["message"]
-        s.sai_job_state = status["state"]
+    def poll(self) -> None:
+        """Called by the server's loop: progress to every page; a finished job's result into the views."""
+        if not self.panel.running:
+            return
+        finished = self.panel.poll()
+        self.show_status()
         if finished:
-            s.sai_running = False
+            status = self.panel.status()
             self.app.tell(status["message"], error=status["state"] == "failed")
             if status["state"] == "done":
-                self.app.show_segmentation(self.app.session.segmentation_node)
-                s.sai_segments = self.app.session.segments()
+                self.app.show_segmentation(self.panel.params.get("outputSegmentation"))
+                self.app.state.sai_segments = self.panel.segments()
+
+    def show_status(self) -> None:
+        status, s = self.panel.status(), self.app.state
+        s.sai_running, s.sai_job_state, s.sai_job_message = status["running"], status["state"], status["message"]
+        s.sai_job_fraction = round(100 * status["fraction"], 1)
 
 
 def build_segmentation_panel(v_if):
@@ -68,7 +96,7 @@ def build_segmentation_panel(v_if):
                        v_model=("sai_volume_id",), density="compact", id="sai-volume-select")
             v3.VSelect(label="Model", items=("sai_models",), item_title="title", item_value="key",
                        v_model=("sai_model_key",), density="compact", id="sai-model-select")
-            v3.VSelect(label="Device", items=("['auto', 'cpu', 'cuda']",), v_model=("sai_device",),
+            v3.VSelect(label="Device", items=("sai_devices",), v_model=("sai_device",),
                        density="compact")
             with html.Div(classes="d-flex flex-wrap"):
                 v3.VCheckbox(label="TTA", v_model=("sai_tta",), density="compact", hide_details=True)

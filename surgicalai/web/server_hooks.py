@@ -34,6 +34,8 @@ def scene_summary(scene) -> dict:
         if node.IsA("vtkMRMLSegmentationNode"):
             seg = node.GetSegmentation()
             entry["segments"] = [seg.GetNthSegment(k).GetName() for k in range(seg.GetNumberOfSegments())]
+        elif node.IsA("vtkMRMLSequenceNode"):
+            entry["items"] = node.GetNumberOfDataNodes()
         nodes.append(entry)
     return {"nodes": nodes}
 

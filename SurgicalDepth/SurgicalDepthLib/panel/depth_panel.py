@@ -45,6 +45,7 @@ DEPTH_PARAMS = (
     Param("modelFolder", str, ""),
     Param("device", Device, Device.AUTO),
     Param("pointBudget", int, 20000),
+    Param("maxFrames", int, 0),                  # Process all frames: at most this many (0: every frame)
     Param("cameraTransform", "node", node_class="vtkMRMLLinearTransformNode"),
     Param("outputFolder", str, ""),
     Param("boardColumns", int, 9),
@@ -59,16 +60,20 @@ DEPTH_PARAMS = (
     Param("depthNode", "node"),
     Param("cloudNode", "node", node_class="vtkMRMLModelNode"),
     Param("resultTransform", "node", node_class="vtkMRMLLinearTransformNode"),
+    Param("resultBrowser", "node", node_class="vtkMRMLSequenceBrowserNode"),  # recorded runs: steps the frames
 )
 
 
 class DepthPanel:
     """State and actions of the Depth section on ``scene``."""
 
-    def __init__(self, scene, session=None):
+    def __init__(self, scene, session=None, show_in_views: bool = True):
+        """``show_in_views``: results go into the scene's slice views (a face whose views show something
+        else, the web page's CT planning views, shows them its own way)."""
         from SurgicalDepthLib.depth_session import DepthSession
 
         self.scene = scene
+        self.show_in_views = show_in_views
         self.session = session or DepthSession(scene)
         self.params = ParameterStore(scene, MODULE, "Depth", DEPTH_PARAMS)
         self.job = JobRunner()
@@ -168,7 +173,8 @@ class DepthPanel:
         output = self.session.output
         if output is not None and output.cloud_node is not None and output.cloud_node.GetScene() is self.scene:
             self.params.update(videoNode=output.video_node, depthNode=output.depth_node,
-                               cloudNode=output.cloud_node, resultTransform=output.transform_node)
+                               cloudNode=output.cloud_node, resultTransform=output.transform_node,
+                               resultBrowser=None)
 
     # ---- recorded ----
     def process_all(self):
@@ -190,12 +196,15 @@ class DepthPanel:
             self.apply_settings()
             model, key = self.session.model, self.session.model_key
         camera, out_dir, transform = self.session.camera, values["outputFolder"] or None, values["cameraTransform"]
+        if values["maxFrames"] < 0:
+            src.close()
+            raise InputError("The frame limit must be 0 (every frame) or more.")
 
         def work(progress, cancel):
             estimator = model if model is not None else load_model(key[0], key[1])
             summary = process_video(src, camera, estimator, out_dir=out_dir, scene=self.scene,
                                     max_points=values["pointBudget"], progress=progress, cancel=cancel,
-                                    commit_scene=False)
+                                    commit_scene=False, max_frames=values["maxFrames"] or None)
             return estimator, summary
 
         self.live_message = ""
@@ -208,7 +217,8 @@ class DepthPanel:
         self.session.model, self.session.model_key = estimator, key
         proxies = nodes["proxies"]
         self.params.update(videoNode=proxies.get("video"), depthNode=proxies["depth"],
-                           cloudNode=proxies["pointcloud"], resultTransform=nodes["transform"])
+                           cloudNode=proxies["pointcloud"], resultTransform=nodes["transform"],
+                           resultBrowser=nodes["browser"])
         self.show_results()
         self.job.message = f"{summary.frames} frames processed ({summary.fps:.1f} frames/s)."
         return summary
@@ -251,10 +261,35 @@ class DepthPanel:
         self.live_message = ""
         return self.job.start(work, apply, name="Adaptation")
 
+    # ---- stepping through a recorded run ----
+    def frame_count(self) -> int:
+        """Frames of the last recorded run (1 for a live result, 0 before any)."""
+        browser = self.params.get("resultBrowser")
+        if browser is not None and browser.GetMasterSequenceNode() is not None:
+            return browser.GetNumberOfItems()
+        return int(self.params.get("cloudNode") is not None)
+
+    def select_frame(self, index: int) -> int:
+        """Show frame ``index`` (clamped) of the last recorded run: the video, depth and cloud nodes (and so
+        what registration and the overlay use) become that frame's. Returns the index shown."""
+        from SurgicalDepthLib.depth.scene import sequences_logic
+
+        browser = self.params.get("resultBrowser")
+        count = self.frame_count()
+        if browser is None or count == 0:
+            return 0
+        index = min(max(int(index), 0), count - 1)
+        if browser.GetSelectedItemNumber() != index:
+            browser.SetSelectedItemNumber(index)
+            sequences_logic(self.scene).UpdateProxyNodesFromSequences(browser)
+        return index
+
     # ---- shared ----
     def show_results(self) -> int:
         """Video (or depth) in the slice views, depth in the yellow one; returns how many views were set."""
         video, depth = self.params.get("videoNode"), self.params.get("depthNode")
+        if not self.show_in_views:
+            return 0
         return show_in_slice_views(self.scene, video or depth, {"Yellow": depth})
 
     def poll(self):

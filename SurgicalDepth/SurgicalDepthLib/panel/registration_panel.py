@@ -91,6 +91,7 @@ class RegistrationPanel:
         self.state: str | None = None   # trusted / uncertain / lost (registration.trust)
         self._target_key = None
         self._last_cloud = None
+        self.overlay_node = None  # the last overlay drawn (a face without slice views shows it its own way)
 
     # ---- inputs ----
     def cloud_and_transform(self):
@@ -210,7 +211,9 @@ class RegistrationPanel:
             self.session.camera_node = camera_node  # the face passes its 3-D view's camera to follow
         node = self.session.overlay(rgb, pose, self.session.camera_for(rgb), names, opacity=values["opacity"],
                                     follow_camera=values["followCamera"], state=state or self.state or "trusted")
-        show_in_slice_views(self.scene, node, {"Yellow": self.depth.params.get("depthNode")})
+        self.overlay_node = node
+        if self.depth.show_in_views:
+            show_in_slice_views(self.scene, node, {"Yellow": self.depth.params.get("depthNode")})
         return node
 
     def status(self) -> dict:
