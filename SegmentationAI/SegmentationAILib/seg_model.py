@@ -40,9 +40,11 @@ SEG_SCHEMA = CardSchema(
         "normalization": list,
         "architecture": dict,
     },
-    optional={"preprocessing": dict, "postprocessing": dict, "inference": dict},
+    optional={"preprocessing": dict, "postprocessing": dict, "inference": dict, "orientation": str},
 )
 
+# a valid code names one of R/L, one of A/P, one of S/I (sorted letters of every such triple)
+_ORIENTATIONS = [sorted(a + b + c) for a in "RL" for b in "AP" for c in "SI"]
 _NORM_TYPES = ("ct", "zscore_foreground", "zscore", "none")
 _ARCH_KEYS = {"name", "spatial_dims", "channels", "strides", "num_res_units", "norm", "dropout"}
 _PRE_KEYS = {"clahe": bool, "denoise": bool}
@@ -145,6 +147,9 @@ def _check_options(card: Mapping[str, Any], where: Any) -> None:
         raise _bad(where, "largest_component must be true/false or a list of label names.")
     if not isinstance(post.get("fill_holes", False), bool):
         raise _bad(where, "fill_holes must be true or false.")
+    orientation = card.get("orientation", "RAS")
+    if sorted(orientation.upper()) not in _ORIENTATIONS:
+        raise _bad(where, f"orientation '{orientation}' is not three axis codes such as 'RAS' or 'LPS'.")
     inf = card.get("inference", {})
     if set(inf) - _INF_KEYS:
         raise _bad(where, f"unknown inference option(s): {', '.join(sorted(set(inf) - _INF_KEYS))}.")
