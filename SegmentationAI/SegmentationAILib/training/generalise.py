@@ -6,8 +6,8 @@ it finds nothing. :class:`GeneralisingSampler` draws patches that vary exactly t
 units before normalisation:
 
 ==================  ==============================================================================
-extent              p=0.5 a slab of 3-40 slices kept, the rest air (as a short scan looks once padded);
-                    p=0.3 a reconstruction circle that cuts the body; outside the scan = air, labels 0
+extent              p=0.3 a slab of 3-40 slices kept, the rest air (as a short scan looks once padded);
+                    p=0.2 a reconstruction circle that cuts the body; outside the scan = air, labels 0
 anatomy             scaling 0.75-1.3 (per axis ±10 % more), rotation ±15° axial, ±6° tilt, head-foot
                     mirror p=0.5 (never left-right: organs have a side)
 slice thickness     p=0.5 blur along the slice axis (sigma 0-1.5 voxels: 3-8 mm slices)
@@ -34,9 +34,9 @@ AIR_HU = -1000.0
 
 @dataclass(frozen=True)
 class GeneraliseSettings:
-    slab_prob: float = 0.5
+    slab_prob: float = 0.3
     slab_slices: tuple[int, int] = (3, 40)
-    circle_prob: float = 0.3
+    circle_prob: float = 0.2
     scale: tuple[float, float] = (0.75, 1.3)
     axis_jitter: float = 0.1
     rotate_axial_deg: float = 15.0
@@ -133,13 +133,14 @@ class GeneralisingSampler:
         keep = np.ones(hu.shape, bool)
         if rng.random() < s.slab_prob:
             slices = int(rng.integers(s.slab_slices[0], s.slab_slices[1] + 1))
-            first = int(rng.integers(-slices // 2, self.patch - slices // 2))
+            half = self.patch // 2  # the class-balanced centre lands here: keep it in the scan
+            first = int(rng.integers(half - slices + 1, half + 1))
             keep[: max(first, 0)] = False
             keep[max(first + slices, 0):] = False
         if rng.random() < s.circle_prob:
             jj, ii = np.mgrid[: self.patch, : self.patch]
-            c = rng.uniform(0, self.patch, 2)
             radius = rng.uniform(0.4, 1.0) * self.patch
+            c = self.patch / 2 + rng.uniform(-0.7, 0.7, 2) * radius / np.sqrt(2)
             keep &= ((jj - c[0]) ** 2 + (ii - c[1]) ** 2 <= radius**2)[None]
         if keep.all():
             return hu, labels
