@@ -7,7 +7,8 @@ units before normalisation:
 
 ==================  ==============================================================================
 extent              p=0.3 a slab of 3-40 slices kept, the rest air (as a short scan looks once padded);
-                    p=0.2 a reconstruction circle that cuts the body; outside the scan = air, labels 0
+                    p=0.2 a reconstruction circle that cuts the body; outside the scan = air, labels 0;
+                    the patch centre (a class-balanced voxel) always stays inside
 anatomy             scaling 0.75-1.3 (per axis ±10 % more), rotation ±15° axial, ±6° tilt, head-foot
                     mirror p=0.5 (never left-right: organs have a side)
 slice thickness     p=0.5 blur along the slice axis (sigma 0-1.5 voxels: 3-8 mm slices)
