@@ -134,7 +134,7 @@ def test_segment_every_item_of_a_sequence_cancel_then_run(scene, sample_ct_path,
     for n in range(3):
         item = out.GetNthDataNode(n)
         assert item.IsA("vtkMRMLSegmentationNode") and item.GetSegmentation().GetNumberOfSegments() > 0
-    table = out.GetNodeReference("segmentationStatistics")
+    table = statistics_table_of(out)
     assert table.GetNumberOfRows() == 3 and table.GetTable().GetColumnByName("liver [mL]") is not None
     # the items are different heights of the body: the liver volume is not the same in all three
     liver = [table.GetTable().GetColumnByName("liver [mL]").GetValue(r) for r in range(3)]

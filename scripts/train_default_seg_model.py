@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "SegmentationAI"))
 sys.path.insert(0, str(ROOT))
 
-from SegmentationAILib.preprocessing import normalize, prepare_input  # noqa: E402
+from SegmentationAILib.preprocessing import normalize, resample_to_spacing  # noqa: E402
 from SegmentationAILib.sample_reference import default_labels, sample_reference_labels  # noqa: E402
 from SegmentationAILib.seg_model import build_network, save_segmentation_model  # noqa: E402
-from SegmentationAILib.training.generalise import GeneralisingSampler  # noqa: E402
-from SurgicalAICore.atomic import atomic_file  # noqa: E402
+from SegmentationAILib.training.generalise import AIR_HU, GeneralisingSampler  # noqa: E402
+from SurgicalAICore.atomic import write_atomic  # noqa: E402
 from SurgicalAICore.checkpoint import rng_state, set_rng_state, step_seed  # noqa: E402
 from SurgicalAICore.resources import sample_ct_path  # noqa: E402
 
@@ -87,8 +87,7 @@ def training_case(card: dict):
     """(HU array [k, j, i] on the model grid in the card's orientation, label array, grid image)."""
     ct = sitk.ReadImage(str(sample_ct_path()))
     ct = sitk.DICOMOrient(ct, card["orientation"])
-    grid = sitk.Resample(ct, prepare_input([ct], card)[1], sitk.Transform(), sitk.sitkLinear, -1000.0,
-                         sitk.sitkFloat32)
+    grid = resample_to_spacing(sitk.Cast(ct, sitk.sitkFloat32), card["spacing"], sitk.sitkLinear, AIR_HU)
     reference = sitk.DICOMOrient(sample_reference_labels(), card["orientation"])
     labels = sitk.GetArrayFromImage(sitk.Resample(reference, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
     hu = np.clip(sitk.GetArrayFromImage(grid), -1000, 1000).astype(np.float32)
@@ -162,8 +161,7 @@ def train(args) -> None:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def publish(args, card: dict, network, steps: int, seconds: float) -> None:

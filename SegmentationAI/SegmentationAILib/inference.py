@@ -90,10 +90,9 @@ def predict_probabilities(models: SegmentationModel | list[SegmentationModel], i
     axes = card_inf.get("tta_axes", [0, 1, 2]) if tta_axes is None else tta_axes
     flips = flip_sets(axes) if tta else [()]
     roi = _patch_kji(models[0])
-    if card_inf.get("pad") == "minimum" and any(n < r for n, r in zip(image.shape[1:], roi, strict=True)):
+    crop = (slice(None),) * 3
+    if card_inf.get("pad") == "minimum":
         image, crop = pad_with_minimum(image, roi)
-        probs = predict_probabilities(models, image, tta, progress, cancel, overlap, mode, axes, notify)
-        return np.ascontiguousarray(probs[(slice(None), *crop)])
     total = len(models) * len(flips) * count_windows(image.shape[1:], roi, overlap)
     prog = Progress.of(progress, cancel)
 
@@ -124,4 +123,4 @@ def predict_probabilities(models: SegmentationModel | list[SegmentationModel], i
 
     probs = run_with_cpu_fallback(run, models[0].device, notify)
     prog.step(1.0, "network done")
-    return probs
+    return np.ascontiguousarray(probs[(slice(None), *crop)])

@@ -68,19 +68,27 @@ class SegmentPanel:
         return self.job.running
 
     # ---- actions ----
+    def _chosen_model_path(self) -> str | None:
+        path = self.model_path()
+        if path == "":
+            raise InputError("Choose a model folder (or the bundled model).")
+        return path
+
+    @staticmethod
+    def _options(values) -> dict:
+        return {"device": values["device"].value, "tta": values["tta"], "clahe": values["clahe"],
+                "denoise": values["denoise"]}
+
     def apply(self):
         """Start segmenting; returns the job's cancel token. ``poll()`` adds the result to the scene."""
         from SegmentationAILib.scene_segmentation import read_input
 
         values = self.params.values()
         volume, output = values["inputVolume"], values["outputSegmentation"]
-        path = self.model_path()
-        if path == "":
-            raise InputError("Choose a model folder (or the bundled model).")
+        path = self._chosen_model_path()
         image = read_input(volume, output)  # the only scene read, here on the caller's thread
         name = f"{volume.GetName()} segmentation"
-        options = {"device": values["device"].value, "tta": values["tta"], "clahe": values["clahe"],
-                   "denoise": values["denoise"]}
+        options = self._options(values)
         self.notes = []
         return self.job.start(lambda progress, cancel: self._work(image, path, options, name, progress, cancel),
                               lambda built: self._commit(built, volume, output), name="Segmentation")
@@ -92,13 +100,10 @@ class SegmentPanel:
 
         values = self.params.values()
         sequence = values["inputSequence"]
-        path = self.model_path()
-        if path == "":
-            raise InputError("Choose a model folder (or the bundled model).")
+        path = self._chosen_model_path()
         items = read_sequence(sequence)  # the scene read, on the caller's thread
         name = f"{sequence.GetName()} segmentation"
-        options = {"device": values["device"].value, "tta": values["tta"], "clahe": values["clahe"],
-                   "denoise": values["denoise"]}
+        options = self._options(values)
         self.notes = []
         return self.job.start(lambda progress, cancel: self._work_items(items, path, options, name, progress, cancel),
                               lambda results: self._commit_items(results, sequence, name),

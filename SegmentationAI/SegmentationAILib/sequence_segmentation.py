@@ -58,6 +58,8 @@ def commit_sequence(scene, input_sequence, results, name: str):
     """Add the segmentation sequence and its volume table to ``scene``; returns the sequence node."""
     import slicer
 
+    from SegmentationAILib.scene_segmentation import STATISTICS_ROLE
+
     if input_sequence.GetScene() is not scene:
         raise InputError("The input sequence left the scene while segmenting; nothing was added.")
     output = slicer.vtkMRMLSequenceNode()
@@ -72,7 +74,7 @@ def commit_sequence(scene, input_sequence, results, name: str):
     table.SetName(scene.GenerateUniqueName(table.GetName()))
     scene.AddNode(output)
     scene.AddNode(table)
-    output.SetNodeReferenceID("segmentationStatistics", table.GetID())
+    output.SetNodeReferenceID(STATISTICS_ROLE, table.GetID())
     browse_with_input(scene, input_sequence, output)
     return output
 
