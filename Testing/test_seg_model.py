@@ -138,6 +138,24 @@ def test_unknown_card_field(tiny):
         load_segmentation_model(tiny.path, device="cpu")
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("orientation", "RAX", "orientation 'RAX' is not three axis codes"),
+    ("orientation", "RRS", "orientation 'RRS' is not three axis codes"),
+    ("inference", {"pad": "edge"}, "inference pad must be 'zero' or 'minimum'"),
+])
+def test_bad_orientation_or_padding_is_one_line(tiny, field, value, message):
+    _edit_card(tiny.path, **{field: value})
+    with pytest.raises(ModelError, match=message) as error:
+        load_segmentation_model(tiny.path, device="cpu")
+    assert "\n" not in str(error.value)
+
+
+def test_orientation_and_air_padding_are_accepted(tiny):
+    _edit_card(tiny.path, orientation="LPS", inference={"pad": "minimum"})
+    model = load_segmentation_model(tiny.path, device="cpu")
+    assert model.card["orientation"] == "LPS" and model.card["inference"]["pad"] == "minimum"
+
+
 def test_wrong_label_count(tiny):
     card = json.loads((tiny.path / "model.json").read_text())
     _edit_card(tiny.path, labels=card["labels"] + [{"value": 6, "name": "extra", "color": [0, 0, 1]}])
