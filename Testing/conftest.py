@@ -1,7 +1,9 @@
 """Shared pytest fixtures: a real MRML scene (slicer-core), sample and shared data locations."""
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -56,3 +58,24 @@ def scene_snapshot(scene):
 @pytest.fixture
 def snapshot():
     return scene_snapshot
+
+
+def _dump_stacks_on_sigterm() -> None:
+    # CI stops an over-long run with SIGTERM: print every thread's stack first, so the log says where it was
+    faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
+
+
+_dump_stacks_on_sigterm()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_signal_handlers():
+    """Tests that run the console command in this process install its SIGTERM/SIGINT handlers; put pytest's
+    own back afterwards so one test's handler never decides how the whole run ends."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
+            if sig == signal.SIGTERM:
+                _dump_stacks_on_sigterm()

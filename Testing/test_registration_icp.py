@@ -183,14 +183,16 @@ def test_landmarks_picked_on_the_depth_map():
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_global_init_in_a_sinus_does_not_stop_on_a_slid_pose():
-    """Rendered sinus endoscopy (head phantom): from 30 deg / 20 mm, every start is recovered.
+    """Rendered sinus endoscopy (head phantom): from 30 deg / 20 mm, every start is recovered (10 starts here,
+    two per frame; the 20-start figures below are from the benchmark run).
 
     In a cavity a pose slid along the passage also finds support for a few hundred points; the search
     must not stop on it (it did in 3 of these 20 starts while it stopped at 99.5 % coarse support).
 
     The search budget is a number of candidate poses (deterministic under load). 320 (one second's worth on a
-    quiet core) misses 1 of these 20 starts; 640, 1280 and 2560 recovered all 20 when measured. 1280 is used, so
-    the sinus case costs a few seconds per start, not the 1 s of the laparoscopy case (see the benchmarks)."""
+    quiet core) misses 1 of these 20 starts; 640, 1280 and 2560 recovered all 20 when measured. 640, the smallest
+    that did, is used here (the product sizes the search from its time budget), so the sinus case costs a few seconds
+    per start, not the 1 s of the laparoscopy case (see the benchmarks)."""
     from SurgicalAICore.resources import shared_data_dir
 
     if not (shared_data_dir() / "ct" / "head_phantom").is_dir():
@@ -201,11 +203,11 @@ def test_global_init_in_a_sinus_does_not_stop_on_a_slid_pose():
 
     def register(cloud, target, init):
         g = global_init(cloud, target, prior=init, rotation_range_deg=35.0, translation_range_mm=25.0, budget_s=20.0,
-                        candidates=1280)
+                        candidates=640)
         return icp(cloud, target, g.matrix).matrix
 
-    rows = run_trials(setup, {"ours": register}, misalignments=((30.0, 20.0),), trials_per_frame=4, seed=2)
-    assert len(rows) == 20
+    rows = run_trials(setup, {"ours": register}, misalignments=((30.0, 20.0),), trials_per_frame=2, seed=2)
+    assert len(rows) == 10
     assert all(r["tre_mm"] < 1.0 for r in rows), sorted(round(r["tre_mm"], 2) for r in rows)[-5:]
     # CPU time: the search budget is counted in candidate poses, so its cost does not depend on the load of a
     # shared machine, while its wall time does (about 4 CPU-s per start at 1280 candidates on one thread)

@@ -7,4 +7,5 @@ source "$root/scripts/env.sh"
 cd "$root"
 # Lint gate first (config: ruff.toml): a finding fails the run before any test.
 "$root/.venv/bin/ruff" check .
-exec "$root/.venv/bin/python" -m pytest -q "$@"
+# The slowest tests are listed at the end, so a run that grows slower shows where.
+exec "$root/.venv/bin/python" -m pytest -q --durations=20 "$@"
