@@ -250,4 +250,6 @@ class RegistrationPanel:
                 "trusted": self.trusted, "state": self.state, "fusable_frames": self.history_size}
 
     def shutdown(self) -> None:
+        """Stop tracking and forget the frames kept for fusion (their poses belong to the closing scene)."""
         self.stop_tracking()
+        self.session.clear_history()
