@@ -143,8 +143,13 @@ def test_one_frame_is_refused_and_the_scene_is_unchanged(story, scene, snapshot)
     with pytest.raises(InputError, match="at least two registered") as error:
         panel.fuse(n_frames=10)
     assert "\n" not in str(error.value) and snapshot(scene) == before
+    with pytest.raises(InputError, match="at least 2 frames, not 1"):
+        panel.fuse(n_frames=1)
     with pytest.raises(InputError, match="Nothing fused yet"):
         panel.export_fused("unused.ply")
+    with pytest.raises(InputError, match="Nothing fused yet"):
+        panel.register_fused()
+    assert snapshot(scene) == before
 
 
 def test_export_writes_a_readable_file_and_refuses_an_unknown_format(story, tmp_path):
@@ -162,3 +167,26 @@ def test_export_writes_a_readable_file_and_refuses_an_unknown_format(story, tmp_
     with pytest.raises(InputError, match="not supported"):
         panel.export_fused(tmp_path / "fused.stl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fused.ply", "fused.vtk"]
+
+
+def test_register_the_fused_surface_corrects_a_common_drift(story, scene):
+    from SurgicalAICore.mrml.transforms import get_matrix, set_matrix
+    from SurgicalDepthLib.registration.icp import pose_error
+
+    panel, cloud, frames, organ = story
+    _track(panel, cloud, frames[1:])
+    transform = panel.cloud_and_transform()[1]
+    # tracking drifted: every kept pose and the published one 3 degrees / 3 mm off in CT space
+    drift = shapes.perturbation(3, 3, frames[2][2].mean(0), np.random.default_rng(9))
+    for frame in panel.session.history:
+        frame.pose = drift @ frame.pose
+    set_matrix(transform, drift @ get_matrix(transform))
+    assert min(pose_error(get_matrix(transform), frames[-1][1])[:2]) > 1.0
+    node = panel.fuse(n_frames=len(frames))
+    result = panel.register_fused()
+    assert result.quality.trusted and panel.message.startswith("Refined with the fused surface")
+    rotation, translation = pose_error(get_matrix(transform), frames[-1][1])[:2]  # measured 0.17 deg, 0.02 mm
+    assert rotation < 0.3 and translation < 0.3, (rotation, translation)
+    assert all(max(pose_error(h.pose, f[1])[:2]) < 0.3 for h, f in zip(panel.session.history, frames, strict=True))
+    points = numpy_support.vtk_to_numpy(node.GetPolyData().GetPoints().GetData())
+    assert _surface_distance(organ, points).mean() < 0.3  # the shown surface moved back onto the anatomy

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from SurgicalAICore.errors import InputError
-from SurgicalAICore.mrml.transforms import get_matrix, transform_node_to_world, transform_points
+from SurgicalAICore.mrml.transforms import get_matrix, set_matrix, transform_node_to_world, transform_points
 from SurgicalDepthLib.registration.register import (
     RegistrationResult,
     _check_transform_node,
@@ -211,7 +211,9 @@ class RegistrationSession:
         when fusion refuses its input."""
         from SurgicalDepthLib.registration.fusion import fuse_clouds, fused_polydata
 
-        frames = list(self.history)[-n_frames:] if n_frames > 0 else []
+        if n_frames < 2:
+            raise InputError(f"Fuse at least 2 frames, not {n_frames}.")
+        frames = list(self.history)[-n_frames:]
         if len(frames) < 2:
             raise InputError(f"Fusion needs at least two registered (trusted) frames; {len(self.history)} kept "
                              "so far: register or track more frames first.")
@@ -242,6 +244,29 @@ class RegistrationSession:
             display.SetVisibility2D(0)
         node.GetDisplayNode().SetVisibility(1)
         return node
+
+    def register_fused(self, scale: bool = False) -> RegistrationResult:
+        """Register the last fused surface (already in CT space, so from the identity) to the target: the
+        result's matrix is the CT-space correction of every fused frame's pose. The scene is not touched."""
+        if self.fused is None:
+            raise InputError("Nothing fused yet: fuse the last frames first.")
+        if self.target is None:
+            raise InputError("Choose a registration target (segmentation or CT threshold) first.")
+        return register_cloud(self.fused.points, self.target, method="current", current=np.eye(4), scale=scale)
+
+    def apply_correction(self, correction: np.ndarray, transform_node) -> None:
+        """Move the camera pose, the kept frames' poses and the fused surface by a CT-space ``correction``;
+        the tracker restarts from the corrected pose."""
+        set_matrix(transform_node, correction @ get_matrix(transform_node))
+        for frame in self.history:
+            frame.pose = correction @ frame.pose
+        if self.fused is not None:
+            self.fused.points = self.fused.points @ correction[:3, :3].T + correction[:3, 3]
+            if self.fused_node is not None and self.fused_node.GetScene() is self.scene:
+                from SurgicalDepthLib.registration.fusion import fused_polydata
+
+                self.fused_node.SetAndObservePolyData(fused_polydata(self.fused))
+        self.tracker = None
 
     def export_fused(self, path) -> None:
         """Write the last fused surface as ``.ply``/``.vtk``/``.vtp`` (atomic)."""

@@ -46,6 +46,7 @@ class RegistrationSection:
         self.ui.overlayButton.clicked.connect(lambda: self.act(self.overlay, "Overlay failed"))
         self.ui.fuseButton.clicked.connect(lambda: self.act(self.panel.fuse, "Fusion failed"))
         self.ui.exportFusedButton.clicked.connect(self.onExportFused)
+        self.ui.registerFusedButton.clicked.connect(lambda: self.act(self.panel.register_fused, "Refinement failed"))
         self.timer = qt.QTimer()
         self.timer.setInterval(TRACK_MS)
         self.timer.timeout.connect(self.poll)
@@ -96,6 +97,7 @@ class RegistrationSection:
         self.ui.fuseButton.enabled = self.panel.history_size >= 2
         self.ui.fuseButton.toolTip = f"{self.panel.history_size} trusted frames kept for fusion."
         self.ui.exportFusedButton.enabled = self.panel.session.fused is not None
+        self.ui.registerFusedButton.enabled = self.panel.session.fused is not None and not self.panel.tracking
         self.ui.residualLabel.text = self.panel.quality_text
         self.ui.qualityLabel.text = self.panel.message
         colours = {"trusted": "color: green", "uncertain": "color: orange", "lost": "color: red"}

@@ -236,6 +236,21 @@ class RegistrationPanel:
         self.message = f"Fused {fused.n_frames} frames into {len(fused.points)} surface points."
         return node
 
+    def register_fused(self):
+        """Refine with the fused surface: register it to the target and, when the fit is trusted, correct the
+        camera pose (and the kept frames and the fused model) by it; an untrusted fit changes nothing."""
+        self.ensure_target()
+        _, transform = self.cloud_and_transform()
+        result = self.session.register_fused(scale=self.params.get("scale"))
+        quality = result.quality
+        self.quality_text = f"{quality.rms_mm:.2f} mm RMS, {100 * quality.inlier_fraction:.0f}% inliers (fused)"
+        if quality.trusted:
+            self.session.apply_correction(result.matrix, transform)
+            self.message = "Refined with the fused surface: trusted."
+        else:
+            self.message = f"Fused surface fit not trusted, pose unchanged: {quality.reason}"
+        return result
+
     def export_fused(self, path) -> None:
         """Write the last fused surface to ``path`` (.ply, .vtk or .vtp)."""
         self.session.export_fused(path)
