@@ -208,6 +208,10 @@ def test_endoscopy_story(server, browser):
     assert "RMS" in text_of(browser, "sai-endo-quality")
     click(browser, "sai-endo-overlay-btn")
     wait_for(lambda: browser.find_elements("id", "sai-endo-overlay"), 30, what="the overlay")
+    # the shared panel's fusion: one registered frame is not enough, said in one line
+    click(browser, "sai-endo-fuse")
+    wait_for(lambda: message(browser)[0].startswith("Fusion needs at least two"), 30, what="fusion's refusal")
+    assert message(browser)[1]
     browser.execute_script("document.getElementById('sai-endo-frame').scrollIntoView({block: 'center'});")
     save_screenshot(browser, "endoscopy")
 

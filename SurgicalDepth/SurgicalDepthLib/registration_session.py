@@ -2,14 +2,21 @@
 
 It receives the :class:`~SurgicalDepthLib.depth_session.DepthSession` whose point cloud it registers, so
 the camera that made the cloud is the camera the overlay is drawn with (one decision, in the depth session).
+
+It also keeps the history multi-frame fusion draws on: the last ``HISTORY_FRAMES`` frames whose pose was
+published (trusted), each a float32 copy of the cloud in camera coordinates and its camera-to-CT pose.
+Memory: 100 frames of the default 20 000-point budget are 100 x 20 000 x 3 x 4 B = 24 MB.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
+
 import numpy as np
 
 from SurgicalAICore.errors import InputError
-from SurgicalAICore.mrml.transforms import get_matrix, transform_node_to_world, transform_points
+from SurgicalAICore.mrml.transforms import get_matrix, set_matrix, transform_node_to_world, transform_points
 from SurgicalDepthLib.registration.register import (
     RegistrationResult,
     _check_transform_node,
@@ -17,6 +24,16 @@ from SurgicalDepthLib.registration.register import (
     register_cloud,
 )
 from SurgicalDepthLib.registration.target import RegistrationTarget
+
+HISTORY_FRAMES = 100
+FUSED_NAME = "Fused surface"
+
+
+@dataclass
+class HistoryFrame:
+    points: np.ndarray   # (N, 3) float32, camera frame (the cloud node's own coordinates)
+    pose: np.ndarray     # camera-to-CT (RAS) 4x4, as published
+    state: str           # always "trusted" today: only published poses are kept
 
 
 class RegistrationSession:
@@ -32,6 +49,9 @@ class RegistrationSession:
         self.last: RegistrationResult | None = None
         self.overlay_node = None
         self.camera_node = None
+        self.history: deque[HistoryFrame] = deque(maxlen=HISTORY_FRAMES)
+        self.fused = None
+        self.fused_node = None
 
     # ---- what the depth session made ----
     def depth_output(self):
@@ -174,3 +194,88 @@ class RegistrationSession:
                 self.camera_node = endoscope_camera_node(self.scene)
             follow(self.camera_node, pose, camera)
         return self.overlay_node
+
+    # ---- multi-frame fusion ----
+    def record(self, cloud_node, pose: np.ndarray, state: str) -> bool:
+        """Keep this frame for fusion when its pose was published (``state`` trusted); an uncertain or lost
+        frame is left out, since its pose is not believed and would smear the fused surface. Returns kept."""
+        if state != "trusted":
+            return False
+        points = cloud_points_from_model_node(cloud_node).astype(np.float32)
+        self.history.append(HistoryFrame(points, np.array(pose, float), state))
+        return True
+
+    def fuse(self, n_frames: int, voxel_mm: float = 1.0, min_frames: int = 1):
+        """Fuse the last ``n_frames`` kept frames into the "Fused surface" model node (CT/RAS coordinates,
+        shown as points in 3-D; the same node is updated on the next fuse). Nothing in the scene changes
+        when fusion refuses its input."""
+        from SurgicalDepthLib.registration.fusion import fuse_clouds, fused_polydata
+
+        if n_frames < 2:
+            raise InputError(f"Fuse at least 2 frames, not {n_frames}.")
+        frames = list(self.history)[-n_frames:]
+        if len(frames) < 2:
+            raise InputError(f"Fusion needs at least two registered (trusted) frames; {len(self.history)} kept "
+                             "so far: register or track more frames first.")
+        fused = fuse_clouds([f.points for f in frames], [f.pose for f in frames], voxel_mm, min_frames)
+        if len(fused.points) == 0:
+            raise InputError(f"No surface cell was seen in {min_frames} frames: lower the minimum frames.")
+        self.fused = fused
+        self.fused_node = self._fused_model(fused_polydata(fused))
+        return self.fused_node
+
+    def _fused_model(self, poly):
+        import slicer
+
+        node = self.fused_node
+        if node is None or node.GetScene() is not self.scene:
+            node = slicer.vtkMRMLModelNode()
+            node.SetName(self.scene.GenerateUniqueName(FUSED_NAME))
+            node.SetAttribute("SurgicalDepth.Role", "fused")
+            self.scene.AddNode(node)
+        node.SetAndObservePolyData(poly)
+        if node.GetDisplayNode() is None:
+            node.CreateDefaultDisplayNodes()
+            display = node.GetDisplayNode()
+            display.SetRepresentation(0)  # points
+            display.SetPointSize(3.0)
+            display.SetColor(0.2, 0.8, 1.0)
+            display.SetScalarVisibility(0)
+            display.SetVisibility2D(0)
+        node.GetDisplayNode().SetVisibility(1)
+        return node
+
+    def register_fused(self, scale: bool = False) -> RegistrationResult:
+        """Register the last fused surface (already in CT space, so from the identity) to the target: the
+        result's matrix is the CT-space correction of every fused frame's pose. The scene is not touched."""
+        if self.fused is None:
+            raise InputError("Nothing fused yet: fuse the last frames first.")
+        if self.target is None:
+            raise InputError("Choose a registration target (segmentation or CT threshold) first.")
+        return register_cloud(self.fused.points, self.target, method="current", current=np.eye(4), scale=scale)
+
+    def apply_correction(self, correction: np.ndarray, transform_node) -> None:
+        """Move the camera pose, the kept frames' poses and the fused surface by a CT-space ``correction``;
+        the tracker restarts from the corrected pose."""
+        set_matrix(transform_node, correction @ get_matrix(transform_node))
+        for frame in self.history:
+            frame.pose = correction @ frame.pose
+        if self.fused is not None:
+            self.fused.points = self.fused.points @ correction[:3, :3].T + correction[:3, 3]
+            if self.fused_node is not None and self.fused_node.GetScene() is self.scene:
+                from SurgicalDepthLib.registration.fusion import fused_polydata
+
+                self.fused_node.SetAndObservePolyData(fused_polydata(self.fused))
+        self.tracker = None
+
+    def export_fused(self, path) -> None:
+        """Write the last fused surface as ``.ply``/``.vtk``/``.vtp`` (atomic)."""
+        from SurgicalDepthLib.registration.fusion import write_fused
+
+        if self.fused is None:
+            raise InputError("Nothing fused yet: fuse the last frames first.")
+        write_fused(self.fused, path)
+
+    def clear_history(self) -> None:
+        self.history.clear()
+        self.fused = None

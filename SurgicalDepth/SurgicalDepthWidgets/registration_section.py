@@ -36,13 +36,17 @@ class RegistrationSection:
                              ("landmarksCT", self.ui.landmarksCTSelector), ("scale", self.ui.scaleCheckBox),
                              ("showOverlay", self.ui.showOverlayCheckBox),
                              ("overlaySegments", self.ui.overlaySegmentsLineEdit), ("opacity", self.ui.opacitySlider),
-                             ("followCamera", self.ui.followCameraCheckBox)):
+                             ("followCamera", self.ui.followCameraCheckBox),
+                             ("fuseFrames", self.ui.fuseFramesSpinBox)):
             self.binding.bind(name, widget)
         self.ui.targetSegmentationSelector.currentNodeChanged.connect(self.ui.targetSegmentsSelector.setCurrentNode)
         self.ui.targetSegmentsSelector.segmentSelectionChanged.connect(self.onSegmentsChanged)
         self.ui.registerButton.clicked.connect(lambda: self.act(self.panel.register, "Registration failed"))
         self.ui.trackLiveButton.clicked.connect(self.onTrackLive)
         self.ui.overlayButton.clicked.connect(lambda: self.act(self.overlay, "Overlay failed"))
+        self.ui.fuseButton.clicked.connect(lambda: self.act(self.panel.fuse, "Fusion failed"))
+        self.ui.exportFusedButton.clicked.connect(self.onExportFused)
+        self.ui.registerFusedButton.clicked.connect(lambda: self.act(self.panel.register_fused, "Refinement failed"))
         self.timer = qt.QTimer()
         self.timer.setInterval(TRACK_MS)
         self.timer.timeout.connect(self.poll)
@@ -90,6 +94,10 @@ class RegistrationSection:
         self.ui.trackLiveButton.checkable = False  # shows the state; never left pressed after a failure
         self.ui.trackLiveButton.text = "Stop tracking" if self.panel.tracking else "Track live"
         self.ui.registerButton.enabled = not self.panel.tracking
+        self.ui.fuseButton.enabled = self.panel.history_size >= 2
+        self.ui.fuseButton.toolTip = f"{self.panel.history_size} trusted frames kept for fusion."
+        self.ui.exportFusedButton.enabled = self.panel.session.fused is not None
+        self.ui.registerFusedButton.enabled = self.panel.session.fused is not None and not self.panel.tracking
         self.ui.residualLabel.text = self.panel.quality_text
         self.ui.qualityLabel.text = self.panel.message
         colours = {"trusted": "color: green", "uncertain": "color: orange", "lost": "color: red"}
@@ -109,6 +117,12 @@ class RegistrationSection:
             slicer.util.errorDisplay(f"{failure}: {error_message(error)}")
         finally:
             self.updateView()
+
+    def onExportFused(self):
+        path = qt.QFileDialog.getSaveFileName(None, "Export fused surface", "fused.ply",
+                                              "Point set (*.ply *.vtk *.vtp)")
+        if path:
+            self.act(lambda: self.panel.export_fused(path), "Cannot export the fused surface")
 
     def overlay(self):
         cameraNode = None

@@ -31,7 +31,8 @@ class EndoscopyPanel:
         s.sai_endo_methods = list(START_METHODS)
         for name, fn in (("sai_endo_run", self.run), ("sai_endo_cancel", self.cancel),
                          ("sai_endo_refresh", self.refresh), ("sai_endo_target", self.target),
-                         ("sai_endo_register", self.register), ("sai_endo_overlay", self.overlay)):
+                         ("sai_endo_register", self.register), ("sai_endo_overlay", self.overlay),
+                         ("sai_endo_fuse", self.fuse)):
             app.server.trigger(name)(fn)
         s.change("sai_endo_index")(self.on_index)
 
@@ -146,6 +147,16 @@ class EndoscopyPanel:
 
         self.app.run_action(run)
 
+    def fuse(self):
+        """The last registered (trusted) frames fused into one surface model, in the 3-D view with the CT."""
+        def run():
+            _, registration = self.panels()
+            registration.fuse()
+            self.app.render_all()
+            return registration.message
+
+        self.app.run_action(run)
+
     def show_overlay(self) -> None:
         rgb = node_rgb(self.registration.overlay_node)
         self.app.state.sai_endo_overlay_png = png_url(rgb) if rgb is not None else ""
@@ -182,5 +193,7 @@ def build_endoscopy_panel(v_if):
                 v3.VBtn("Register", click="trigger('sai_endo_register')", size="small", id="sai-endo-register")
                 v3.VBtn("Overlay", click="trigger('sai_endo_overlay')", size="small", classes="ml-2",
                         id="sai-endo-overlay-btn")
+                v3.VBtn("Fuse frames", click="trigger('sai_endo_fuse')", size="small", classes="ml-2",
+                        id="sai-endo-fuse")
             html.Div("{{ sai_endo_quality.quality }}, {{ sai_endo_quality.state }}",
                      v_if="sai_endo_quality", id="sai-endo-quality", classes="text-caption")

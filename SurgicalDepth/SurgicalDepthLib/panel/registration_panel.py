@@ -5,6 +5,12 @@ cloud, transform and video the depth section's last run made (recorded or live: 
 in the depth section's parameter node), so clouds from "Process all frames" register like live ones.
 The overlay draws on the video node when there is one, else on the newest live frame (live sources have
 no video node). Tracking is a ``poll()`` the view calls from a timer; a failure stops it with a message.
+
+Multi-frame fusion: every registered or tracked frame whose pose was published (trusted) is kept, its cloud
+in camera coordinates with its camera-to-CT pose, in a bounded history (the session's last 100 frames);
+uncertain and lost frames are not, since their pose is not believed. ``fuse()`` fuses the last N kept frames
+into one "Fused surface" model in CT space. A recorded sweep is fused the same way: track (or register) over
+the frames of "Process all frames" as they are scrubbed, and they fill the history as live frames do.
 """
 from __future__ import annotations
 
@@ -62,6 +68,9 @@ REGISTRATION_PARAMS = (
     Param("overlaySegments", str, ""),  # comma-separated names; empty: all of the target
     Param("opacity", float, 0.35),
     Param("followCamera", bool, False),
+    Param("fuseFrames", int, 10),       # fuse the last N kept (trusted) frames
+    Param("fuseVoxelMm", float, 1.0),
+    Param("fuseMinFrames", int, 1),     # a surfel must be seen in this many frames
 )
 
 
@@ -141,7 +150,7 @@ class RegistrationPanel:
         cloud, transform = self.cloud_and_transform()
         result = self.session.register_once(cloud, transform, scale=self.params.get("scale"),
                                             **self._init_kwargs(transform))
-        self._after_pose(result)
+        self._after_pose(result, cloud)
         return result
 
     def start_tracking(self) -> None:
@@ -167,13 +176,13 @@ class RegistrationPanel:
                 return None
             self._last_cloud = (poly, poly.GetMTime())
             result = self.session.track(cloud, transform, scale=self.params.get("scale"))
-            self._after_pose(result)
+            self._after_pose(result, cloud)
             return result
         except Exception as error:  # stop on the first failure and say why, rather than every tick
             self.stop_tracking(f"Tracking stopped: {error_message(error)}")
             return None
 
-    def _after_pose(self, result) -> None:
+    def _after_pose(self, result, cloud) -> None:
         quality = result.quality
         self.quality_text = (f"{quality.rms_mm:.2f} mm RMS, {100 * quality.inlier_fraction:.0f}% inliers"
                              + (f", scale {quality.scale:.3f}" if self.params.get("scale") else ""))
@@ -183,6 +192,7 @@ class RegistrationPanel:
         self.trusted = self.state == "trusted"
         self.message = {"trusted": "trusted", "uncertain": f"UNCERTAIN (not published): {reason}",
                         "lost": f"LOST - holding the last good pose: {reason}"}[self.state]
+        self.session.record(cloud, result.matrix, self.state)
         if self.params.get("showOverlay"):
             self.overlay(result.matrix, state=self.state)
 
@@ -216,9 +226,45 @@ class RegistrationPanel:
             show_in_slice_views(self.scene, node, {"Yellow": self.depth.params.get("depthNode")})
         return node
 
+    def fuse(self, n_frames: int | None = None, voxel_mm: float | None = None, min_frames: int | None = None):
+        """Fuse the last ``n_frames`` kept frames (settings by default) into the "Fused surface" model node."""
+        values = self.params.values()
+        n = values["fuseFrames"] if n_frames is None else n_frames
+        node = self.session.fuse(n, values["fuseVoxelMm"] if voxel_mm is None else voxel_mm,
+                                 values["fuseMinFrames"] if min_frames is None else min_frames)
+        fused = self.session.fused
+        self.message = f"Fused {fused.n_frames} frames into {len(fused.points)} surface points."
+        return node
+
+    def register_fused(self):
+        """Refine with the fused surface: register it to the target and, when the fit is trusted, correct the
+        camera pose (and the kept frames and the fused model) by it; an untrusted fit changes nothing."""
+        self.ensure_target()
+        _, transform = self.cloud_and_transform()
+        result = self.session.register_fused(scale=self.params.get("scale"))
+        quality = result.quality
+        self.quality_text = f"{quality.rms_mm:.2f} mm RMS, {100 * quality.inlier_fraction:.0f}% inliers (fused)"
+        if quality.trusted:
+            self.session.apply_correction(result.matrix, transform)
+            self.message = "Refined with the fused surface: trusted."
+        else:
+            self.message = f"Fused surface fit not trusted, pose unchanged: {quality.reason}"
+        return result
+
+    def export_fused(self, path) -> None:
+        """Write the last fused surface to ``path`` (.ply, .vtk or .vtp)."""
+        self.session.export_fused(path)
+        self.message = f"Fused surface written to {path}."
+
+    @property
+    def history_size(self) -> int:
+        return len(self.session.history)
+
     def status(self) -> dict:
         return {"tracking": self.tracking, "message": self.message, "quality": self.quality_text,
-                "trusted": self.trusted, "state": self.state}
+                "trusted": self.trusted, "state": self.state, "fusable_frames": self.history_size}
 
     def shutdown(self) -> None:
+        """Stop tracking and forget the frames kept for fusion (their poses belong to the closing scene)."""
         self.stop_tracking()
+        self.session.clear_history()

@@ -61,25 +61,37 @@ def fuse_clouds(clouds: list[np.ndarray], poses: list[np.ndarray], voxel_mm: flo
     return FusedCloud(sums[keep] / counts[keep, None], counts[keep], seen[keep], len(clouds))
 
 
+def fused_polydata(fused: FusedCloud):
+    """vtkPolyData of the fused points, one vertex cell each, with a "frames" array (views per surfel)."""
+    import vtk
+    from vtk.util import numpy_support
+
+    n = len(fused.points)
+    poly = vtk.vtkPolyData()
+    pts = vtk.vtkPoints()
+    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(fused.points, float), deep=True))
+    poly.SetPoints(pts)
+    verts = vtk.vtkCellArray()
+    verts.SetData(numpy_support.numpy_to_vtkIdTypeArray(np.arange(n + 1, dtype=np.int64), deep=True),
+                  numpy_support.numpy_to_vtkIdTypeArray(np.arange(n, dtype=np.int64), deep=True))
+    poly.SetVerts(verts)
+    frames = numpy_support.numpy_to_vtk(np.ascontiguousarray(fused.frames, np.int32), deep=True)
+    frames.SetName("frames")
+    poly.GetPointData().AddArray(frames)
+    return poly
+
+
 def write_fused(fused: FusedCloud, path) -> None:
     """``.ply`` or ``.vtk``/``.vtp`` point set (vertices), written to a temporary name then renamed."""
     from pathlib import Path
 
     import vtk
-    from vtk.util import numpy_support
 
     path = Path(path)
     writers = {".ply": vtk.vtkPLYWriter, ".vtk": vtk.vtkPolyDataWriter, ".vtp": vtk.vtkXMLPolyDataWriter}
     if path.suffix.lower() not in writers:
         raise InputError(f"Fused surface format '{path.suffix}' is not supported: use .ply, .vtk or .vtp.")
-    poly = vtk.vtkPolyData()
-    pts = vtk.vtkPoints()
-    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(fused.points), deep=True))
-    poly.SetPoints(pts)
-    verts = vtk.vtkCellArray()
-    for i in range(len(fused.points)):
-        verts.InsertNextCell(1, [i])
-    poly.SetVerts(verts)
+    poly = fused_polydata(fused)
     with atomic_file(path, path.suffix) as tmp:
         w = writers[path.suffix.lower()]()
         w.SetFileName(str(tmp))
