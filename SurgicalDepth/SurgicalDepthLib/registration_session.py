@@ -227,11 +227,13 @@ class RegistrationSession:
     def _fused_model(self, poly):
         import slicer
 
+        from SurgicalDepthLib.depth.scene import ROLE_ATTRIBUTE
+
         node = self.fused_node
         if node is None or node.GetScene() is not self.scene:
             node = slicer.vtkMRMLModelNode()
             node.SetName(self.scene.GenerateUniqueName(FUSED_NAME))
-            node.SetAttribute("SurgicalDepth.Role", "fused")
+            node.SetAttribute(ROLE_ATTRIBUTE, "fused")
             self.scene.AddNode(node)
         node.SetAndObservePolyData(poly)
         if node.GetDisplayNode() is None:
