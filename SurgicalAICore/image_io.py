@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import SimpleITK as sitk
 
-from SurgicalAICore.atomic import publish
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.errors import InputError
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -110,13 +108,9 @@ def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> P
     """Write an image atomically (to a temporary file in the same folder, then renamed)."""
     path = check_output_path(path)
     suffix = "".join(Path(path.name).suffixes[-2:]) if path.name.lower().endswith(".nii.gz") else path.suffix
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
-    tmp = tmp_dir / ("image" + suffix)
     try:
-        sitk.WriteImage(image, str(tmp), compress)
-        publish(tmp, path)
+        with atomic_file(path, suffix) as tmp:
+            sitk.WriteImage(image, str(tmp), compress)
     except RuntimeError as error:
         raise InputError(f"Cannot write {path}: {_first_line(error)}") from None
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     return path

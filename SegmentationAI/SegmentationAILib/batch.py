@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import SimpleITK as sitk
 
 from SurgicalAICore.errors import InputError, SurgicalAIError
 from SurgicalAICore.image_io import IMAGE_SUFFIXES, dicom_series_ids, has_suffix
-from SurgicalAICore.atomic import publish
+from SurgicalAICore.atomic import atomic_file
 
 RESULT_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", ".mha", ".dcm")
 SUMMARY_NAME = "summary.csv"
@@ -161,14 +160,13 @@ def _worker_case(case: str, path: Path, output: Path, options: Any) -> CaseResul
 def write_summary(results: Sequence[CaseResult], path: Path) -> Path:
     structures = sorted({name for r in results for name in r.volumes_ml}, key=lambda n: min(
         list(r.volumes_ml).index(n) for r in results if n in r.volumes_ml))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path, ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["case", "status", "input", "output", "problem", *[f"{s}_ml" for s in structures]])
         for r in results:
             writer.writerow([r.case, "ok" if r.ok else "failed", r.input, r.output, r.error,
                              *[f"{r.volumes_ml[s]:.3f}" if s in r.volumes_ml else "" for s in structures]])
-    return publish(tmp, path)
+    return path
 
 
 def segment_cases(inputs: Sequence[str | Path], output_dir: str | Path, models: Any = None, options: Any = None,

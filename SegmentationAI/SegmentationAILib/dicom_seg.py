@@ -7,8 +7,6 @@ frames refer to the series' files in the order SimpleITK read them. Written atom
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import SimpleITK as sitk
 
 from SurgicalAICore.errors import InputError
 from SurgicalAICore.image_io import dicom_series_ids
-from SurgicalAICore.atomic import publish
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.terminology import terminology_of
 
 TISSUE = ("SCT", "85756007", "Tissue")
@@ -78,14 +76,8 @@ def write_dicom_seg(labels_image: sitk.Image, labels: Sequence[dict], dicom_fold
                             model_name, generate_uid)
     except ValueError as error:  # highdicom checks the source series against the SEG IOD
         raise InputError(f"Cannot make a DICOM SEG for {folder}: {str(error).splitlines()[0]}") from None
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dcm", dir=output.parent)
-    os.close(fd)
-    try:
+    with atomic_file(output, ".dcm") as tmp:
         seg.save_as(tmp)
-        publish(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return output
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 
@@ -11,7 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SurgicalAICore.errors import InputError
-from SurgicalAICore.atomic import publish
+from SurgicalAICore.atomic import atomic_file
 
 COLUMNS = ("value", "name", "voxels", "volume_ml")
 
@@ -49,18 +48,11 @@ def write_statistics_csv(rows: list[dict], path: str | Path) -> Path:
     path = Path(path)
     if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
         raise InputError(f"Cannot write the statistics to {path}: the folder is missing or not writable.")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: (f"{row[k]:.3f}" if k == "volume_ml" else row[k]) for k in COLUMNS})
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{row[k]:.3f}" if k == "volume_ml" else row[k]) for k in COLUMNS})
     return path
 
 

@@ -8,7 +8,6 @@ the label map), which is exact and as compact as Slicer's own ``.seg.nrrd``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from collections.abc import Sequence
 
@@ -16,7 +15,7 @@ import numpy as np
 import vtk
 
 from SurgicalAICore.errors import InputError
-from SurgicalAICore.atomic import publish
+from SurgicalAICore.atomic import atomic_file
 from SurgicalAICore.mrml.volumes import image_data_from_array
 from SurgicalAICore.mrml.transforms import numpy_from_vtk_matrix, vtk_matrix_from_numpy
 from SurgicalAICore.terminology import slicer_terminology_string, terminology_of
@@ -181,14 +180,11 @@ def _empty_extent(extent) -> bool:
     return extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4]
 
 
-def _atomic_target(path: Path, suffix: str) -> Path:
+def _check_folder(path: Path) -> None:
     if not path.parent.is_dir():
         raise InputError(f"Cannot write {path}: folder {path.parent} does not exist.")
     if not os.access(path.parent, os.W_OK):
         raise InputError(f"Cannot write {path}: folder {path.parent} is not writable.")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def export_seg_nrrd(node, path: str | Path) -> Path:
@@ -198,17 +194,13 @@ def export_seg_nrrd(node, path: str | Path) -> Path:
     path = Path(path)
     if not path.name.endswith(".seg.nrrd"):
         raise InputError(f"A segmentation file must end in .seg.nrrd: {path.name}")
-    tmp = _atomic_target(path, ".seg.nrrd")
-    try:
+    _check_folder(path)
+    with atomic_file(path, ".seg.nrrd") as tmp:
         storage = slicer.vtkMRMLSegmentationStorageNode()
         storage.SetFileName(str(tmp))
         storage.SetUseCompression(1)
         if not storage.WriteData(node):
             raise InputError(f"Writing the segmentation to {path} failed.")
-        publish(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
