@@ -72,7 +72,7 @@ def test_what_a_face_imports_before_building_pulls_nothing_heavy():
 
 def test_init_method_choices_match_the_registration_table():
     from SurgicalDepthLib.panel.registration_panel import InitMethod
-    from SurgicalDepthLib.registration.initial_pose import INITIALISER_LABELS
+    from SurgicalDepthLib.registration.start_poses import INITIALISER_LABELS
 
     assert [m.value for m in InitMethod] == list(INITIALISER_LABELS)
 

@@ -11,7 +11,7 @@ HELP = ("register a depth point cloud (.ply/.npy) to a CT surface (segmentation,
 
 
 def add_arguments(parser) -> None:
-    from SurgicalDepthLib.registration.initial_pose import INITIALISER_LABELS
+    from SurgicalDepthLib.registration.start_poses import INITIALISER_LABELS
 
     parser.add_argument("cloud", help="point cloud in the camera frame, mm: .ply or .npy (N x 3)")
     target = parser.add_mutually_exclusive_group(required=True)

@@ -28,8 +28,7 @@ MODULE = "SurgicalDepth"
 
 
 class InitMethod(str, enum.Enum):
-    """The start poses of ``registration.initial_pose.INITIALISER_LABELS`` (which imports torch, so the
-    panel cannot read it before the dependencies are confirmed; a test keeps the two equal)."""
+    """The start poses of ``registration.start_poses.INITIALISER_LABELS`` (a test keeps the two equal)."""
 
     CURRENT = "current"
     TRACKING = "tracking"
@@ -39,8 +38,8 @@ class InitMethod(str, enum.Enum):
 
 
 def init_method_labels() -> dict:
-    """Display label per choice (imports the registration wing: call once dependencies are in)."""
-    from SurgicalDepthLib.registration.initial_pose import INITIALISER_LABELS
+    """Display label per choice."""
+    from SurgicalDepthLib.registration.start_poses import INITIALISER_LABELS
 
     return {InitMethod(key): label for key, label in INITIALISER_LABELS.items()}
 

@@ -348,15 +348,6 @@ INITIALISERS: dict[str, PoseInitialiser] = {
     "global": _global_around_current,
     "global-full": _global_full,
 }
-INITIALISER_LABELS: dict[str, str] = {
-    "current": "Current pose",
-    "tracking": "Tracked endoscope",
-    "landmarks": "Landmarks",
-    "global": "Global search around current",
-    "global-full": "Global search (no prior)",
-}
-
-
 def initial_pose(cloud: np.ndarray, target: RegistrationTarget, method: str, inputs: PoseInputs) -> np.ndarray:
     """Starting camera-to-CT pose by ``method`` (a key of :data:`INITIALISERS`)."""
     initialiser = INITIALISERS.get(method)
