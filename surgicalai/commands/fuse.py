@@ -14,6 +14,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--poses", required=True, help=".npy of shape (N, 4, 4): camera-to-CT pose of each cloud")
     parser.add_argument("--voxel", type=float, default=1.0, help="cell size in mm (default 1)")
     parser.add_argument("--min-frames", type=int, default=1, help="keep cells seen in at least this many frames")
+    parser.add_argument("--align-scale", action="store_true",
+                        help="fit each frame's depth scale to the frames before it first (monocular depth whose "
+                             "scale varies per frame, poses from a tracker or structure from motion)")
     parser.add_argument("-o", "--output", required=True, help="fused cloud: .ply, .vtk or .vtp")
 
 
@@ -38,9 +41,11 @@ def run(args) -> int:
     if poses is None or poses.ndim != 3 or poses.shape[1:] != (4, 4):
         raise InputError("--poses must be a .npy file of shape (N, 4, 4), one camera-to-CT pose per cloud.")
     clouds = [read_points_file(c, "point cloud") for c in args.clouds]
-    fused = fuse_clouds(clouds, list(poses), voxel_mm=args.voxel, min_frames=args.min_frames)
+    fused = fuse_clouds(clouds, list(poses), voxel_mm=args.voxel, min_frames=args.min_frames,
+                        align_scale=args.align_scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_fused(fused, out)
     print(f"fused {fused.n_frames} frames ({sum(len(c) for c in clouds)} points) into {len(fused.points)} "
-          f"surfels of {args.voxel:g} mm -> {out}")
+          f"surfels of {args.voxel:g} mm -> {out}"
+          + (f" (depth scales {', '.join(f'{k:.3f}' for k in fused.scales)})" if args.align_scale else ""))
     return 0
