@@ -169,7 +169,9 @@ def test_train_interrupted_leaves_a_resumable_checkpoint_and_no_half_model(tmp_p
     assert wait_for(lambda: (work / "checkpoint.pt").exists(), p), p.communicate()
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=120)
-    assert p.returncode == 143 and _last_line(err).endswith("nothing was written half-way."), err
+    assert p.returncode == 143 and _last_line(err).endswith(
+        f"nothing was written half-way; the last finished epoch is kept in {work}: run the same command with "
+        "--resume to finish."), err
     assert not out.exists() and hidden(tmp_path) == [] and hidden(work) == []
     # 2: the resumed run, interrupted (SIGINT) as it publishes: whole model or none, checkpoint kept if none
     p = start(*base, "--resume", "-o", out)
@@ -245,7 +247,9 @@ def test_adapt_depth_interrupted_leaves_its_checkpoint_or_the_whole_model(tmp_pa
     assert wait_for(lambda: (ckpt / "last.pt").exists(), p, timeout=300), p.communicate()
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=120)
-    assert p.returncode == 143 and _last_line(err).endswith("nothing was written half-way."), err
+    assert p.returncode == 143 and _last_line(err).endswith(
+        f"nothing was written half-way; the adaptation so far is kept in {ckpt / 'last.pt'}: run the same command "
+        "with --resume to continue."), err
     assert not out.exists() and sorted(f.name for f in ckpt.iterdir()) == ["last.pt"]
     assert hidden(tmp_path) == []
     # the resumed run, SIGINT as the model folder is written: whole model (checkpoint gone) or none (kept)

@@ -102,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     return _run(args)
 
 
+def _kept(args) -> str:
+    """What an interrupted command kept on purpose (a resumable checkpoint), from its module's ``kept_after_stop``."""
+    kept = getattr(sys.modules.get(getattr(args._run, "__module__", ""), None), "kept_after_stop", None)
+    try:
+        note = kept(args) if kept is not None else None
+    except Exception:  # the message must not fail on its way out
+        note = None
+    return f"; {note}" if note else ""
+
+
 def _run(args) -> int:
     from SurgicalAICore.errors import OperationCancelled, SurgicalAIError
     from SurgicalAICore.signals import Terminated
@@ -116,7 +126,7 @@ def _run(args) -> int:
         return 130
     except KeyboardInterrupt as interrupt:
         what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
-        print(f"surgicalai {args.command}: {what}; nothing was written half-way.", file=sys.stderr)
+        print(f"surgicalai {args.command}: {what}; nothing was written half-way{_kept(args)}.", file=sys.stderr)
         return 143 if isinstance(interrupt, Terminated) else 130
     except SurgicalAIError as error:
         print(f"surgicalai {args.command}: error: {error}", file=sys.stderr)

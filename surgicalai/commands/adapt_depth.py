@@ -81,3 +81,12 @@ def raise_empty(source) -> None:
     from SurgicalAICore.errors import InputError
 
     raise InputError(f"No frame in {source} (or in the given range).")
+
+
+def kept_after_stop(args) -> str | None:
+    from pathlib import Path
+
+    ckpt = Path(str(args.output) + ".checkpoints") / "last.pt"
+    if ckpt.is_file():
+        return f"the adaptation so far is kept in {ckpt}: run the same command with --resume to continue"
+    return None

@@ -263,3 +263,14 @@ def run(args) -> int:
             print(f"model written to {r.model_path}; {best}; curves in {r.work_dir / 'curves.png'}")
     distributed.shutdown()
     return 0
+
+
+def kept_after_stop(args) -> str | None:
+    from pathlib import Path
+
+    from SegmentationAILib.training.loop import CHECKPOINT
+
+    work = Path(str(args.output) + ".training")
+    if (work / CHECKPOINT).is_file():
+        return f"the last finished epoch is kept in {work}: run the same command with --resume to finish"
+    return None
