@@ -95,3 +95,22 @@ def test_global_init_stops_on_cancel(organ):
     with pytest.raises(OperationCancelled):
         global_init(view, target, prior=np.eye(4), budget_s=5.0, cancel=token)
     assert time.process_time() - t0 < 1.0  # before the first batch, not after five seconds' worth
+
+
+def test_the_worker_runs_below_the_frame_path_and_a_failed_search_yields_no_pose():
+    import os
+
+    from SurgicalDepthLib.registration.relocalise import WORKER_NICENESS, BackgroundSearch
+
+    def niceness(cloud, prior, seed, cancel):
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    search = BackgroundSearch(niceness)
+    search.submit(np.zeros((3, 3)), np.eye(4), 0, 0)
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)  # 19: the lowest priority
+    assert search.wait(timeout=30) and search.take() == expected
+    search.search = lambda *args: 1 / 0
+    search.submit(np.zeros((3, 3)), np.eye(4), 0, 1)
+    assert search.wait(timeout=30) and search.take() is None and not search.pending
+    search.close()
+    assert not _search_threads()

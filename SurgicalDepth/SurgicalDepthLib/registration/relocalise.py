@@ -9,12 +9,26 @@ torch release the GIL in their kernels, so the worker uses the second core while
 """
 from __future__ import annotations
 
+import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from SurgicalAICore.progress import CancelToken
+
+
+WORKER_NICENESS = 5  # the search is background work: on a busy machine the frame path gets the CPU first
+
+
+def _lower_priority() -> None:
+    """Lower the worker thread's scheduling priority (Linux: a thread has its own nice value)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted: the search runs at the caller's priority
+        pass
 
 
 @dataclass
@@ -44,7 +58,8 @@ class BackgroundSearch:
     def submit(self, cloud: np.ndarray, prior: np.ndarray, seed: int, frame: int) -> None:
         self.cancel()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relocalise")
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relocalise",
+                                            initializer=_lower_priority)
         token = CancelToken()
         future = self._pool.submit(self.search, np.array(cloud, copy=True), np.array(prior, copy=True), seed, token)
         self.job = SearchJob(future, token, frame)

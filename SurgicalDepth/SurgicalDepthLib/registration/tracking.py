@@ -195,14 +195,15 @@ class FrameTracker:
     def _background(self, best: tuple, cloud: np.ndarray) -> tuple[tuple, bool]:
         """Take a finished search's pose (verified by a short ICP on this frame's cloud), else keep or start one.
 
-        First a cheap second look in the frame: the local fit polished by the full ICP the search would end with,
+        First, for an uncertain fit, a second look in the frame: the fit polished by the full ICP the search ends with,
         judged as the search's pose is (against the last good pose, less the motion allowed since). It rescues
         the frames the search used to rescue by finding the local fit again (e.g. a slow start of the motion model,
         a fit not yet converged) at the cost of one ICP instead of a search."""
-        best = self._better(best, self._register(cloud, "current", best[0].matrix, {}), cloud)
-        if best[1] == TRUSTED:
-            self.search.cancel()
-            return best, False
+        if best[1] == UNCERTAIN:  # a lost fit is not worth polishing: that costs as much as a frame
+            best = self._better(best, self._register(cloud, "current", best[0].matrix, {}), cloud)
+            if best[1] == TRUSTED:
+                self.search.cancel()
+                return best, False
         found = self.search.take()
         relocalised = found is not None
         if relocalised:
