@@ -114,3 +114,18 @@ def test_the_worker_runs_below_the_frame_path_and_a_failed_search_yields_no_pose
     assert search.wait(timeout=30) and search.take() is None and not search.pending
     search.close()
     assert not _search_threads()
+
+
+def test_a_stale_search_is_replaced_by_one_on_the_newest_cloud(organ):
+    target, view = organ
+    tracker, truth = _tracked(target, view, np.random.default_rng(5))
+    tracker.stale_frames = 0  # every search is stale one frame later
+    cloud = _cloud(view, shapes.perturbation(40, 25, view.mean(0), np.random.default_rng(3)) @ truth)
+    tracker.update(cloud)
+    first = tracker.search.job
+    r = tracker.update(cloud)
+    # the first search was either finished and taken by this frame, or cancelled and replaced: never left to run
+    assert r.relocalised or first.cancel.cancelled
+    assert tracker.search.job is not first and tracker.search.job.frame == tracker.frames
+    tracker.close()
+    assert first.future.done() and not _search_threads()
