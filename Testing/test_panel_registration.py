@@ -65,9 +65,20 @@ def test_registration_story_register_track_fail_overlay_reload(scene, tmp_path):
     _set_points(cloud, shapes.apply(np.linalg.inv(truth2), view))
     assert panel.poll() is not None and max(pose_error(get_matrix(transform), truth2)[:2]) < 0.3
     assert panel.poll() is None  # the same cloud: no work
+    # a view the tracker cannot explain: the poll returns at once, the node holds the last good pose, and a
+    # worker searches (relocalisation off the frame path); stopping cancels it and stops the worker
+    _set_points(cloud, shapes.apply(np.linalg.inv(truth2), shapes.apply(shapes.perturbation(60, 40, view.mean(0),
+                                                                                           rng), view)))
+    held = get_matrix(transform).copy()
+    lost = panel.poll()
+    assert lost.state == "lost" and lost.relocalising and np.array_equal(lost.matrix, held)
+    assert panel.message.startswith("LOST - relocalising, holding the last good pose")
+    assert np.array_equal(get_matrix(transform), held)
+    search = panel.session.tracker.search
     _set_points(cloud, np.c_[rng.normal(size=(200, 2)), np.zeros(200)])  # a planar cloud cannot be tracked
     assert panel.poll() is None
     assert not panel.tracking and panel.message.startswith("Tracking stopped:") and "\n" not in panel.message
+    assert panel.session.tracker is None and search.job is None and search._pool is None  # worker stopped
     assert panel.status()["tracking"] is False and panel.status()["message"] == panel.message
 
     pose = np.eye(4)

@@ -64,23 +64,26 @@ class Open3DRegistrar:
 
 
 class OursRegistrar:
-    def __init__(self, target, start: np.ndarray, scale: bool, max_points: int):
+    """The FrameTracker as the panel runs it live: a relocalising global search runs in a worker thread (off the
+    frame path) while the frame returns holding the last good pose; ``--foreground-search`` runs it in the frame."""
+
+    def __init__(self, target, start: np.ndarray, scale: bool, max_points: int, background: bool = True):
         from SurgicalDepthLib.registration.tracking import FrameTracker
 
-        self.tracker = FrameTracker(target, start, scale=scale, max_points=max_points)
+        self.tracker = FrameTracker(target, start, scale=scale, max_points=max_points, background=background)
 
     def update(self, cloud: np.ndarray) -> tuple[np.ndarray, str]:
         r = self.tracker.update(cloud)
         return r.matrix, r.state
 
+    def close(self) -> None:
+        self.tracker.close()
+
 
 def run_pipeline(setup, processor, structures, make_registrar, feed: str, seed: int = 0) -> dict:
     """Every frame through depth, cloud, registration and overlay; per-frame stage times (ms), TRE, state."""
     from SurgicalDepthLib.depth.pointcloud import depth_to_pointcloud
-    from SurgicalDepthLib.overlay.trust_overlay import overlay_for_state
-    from SurgicalDepthLib.registration.evaluation import tre_mm
     from SurgicalDepthLib.registration.shapes import apply, perturbation
-    from SurgicalDepthLib.video.sources import Frame
 
     rng = np.random.default_rng(seed)
     first = setup.frames[0]
@@ -89,6 +92,18 @@ def run_pipeline(setup, processor, structures, make_registrar, feed: str, seed: 
     # the session's start: a pose 2 deg / 2 mm off the first frame's (as after the panel's registration)
     start = perturbation(2.0, 2.0, first_cloud.mean(0), rng) @ first.pose
     registrar = make_registrar(start)
+    try:
+        rows = _frames(setup, processor, structures, registrar, feed)
+    finally:
+        getattr(registrar, "close", lambda: None)()
+    return summarise(rows)
+
+
+def _frames(setup, processor, structures, registrar, feed: str) -> list[dict]:
+    from SurgicalDepthLib.overlay.trust_overlay import overlay_for_state
+    from SurgicalDepthLib.registration.evaluation import tre_mm
+    from SurgicalDepthLib.video.sources import Frame
+
     rows = []
     for f in setup.frames:
         frame = Frame(index=f.index, timestamp_s=f.index / 30.0, rgb=f.rgb, name=f"frame_{f.index:04d}")
@@ -107,7 +122,7 @@ def run_pipeline(setup, processor, structures, make_registrar, feed: str, seed: 
         rows.append({"frame": f.index, "depth": t1 - t0, "cloud": t2 - t1, "register": t3 - t2, "overlay": t4 - t3,
                      "total": t4 - t0, "cpu": c4 - c0, "tre_mm": tre_mm(matrix, f.pose, setup.target_points), "state": state,
                      "points": len(cloud)})
-    return summarise(rows)
+    return rows
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -144,6 +159,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads, set once")
     ap.add_argument("--overlay-triangles", type=int, default=5000, help="triangles per overlaid structure")
     ap.add_argument("--feeds", default="true,predicted")
+    ap.add_argument("--foreground-search", action="store_true",
+                    help="run our tracker's relocalising global search inside the frame (as before), not in a worker")
     ap.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS_latency.md"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results_latency.json"))
     args = ap.parse_args()
@@ -157,8 +174,9 @@ def main() -> int:
     surfaces = setup.target.segments
     structures = structures_from_surfaces(surfaces, max_triangles=args.overlay_triangles)
     o3d = open3d_or_none()
+    background = not args.foreground_search
     methods = {"ours (FrameTracker)": lambda scale: (lambda start: OursRegistrar(setup.target, start, scale,
-                                                                                args.points))}
+                                                                                args.points, background))}
     if o3d is not None:
         methods["Open3D point-to-plane ICP"] = lambda scale: (lambda start: Open3DRegistrar(o3d, setup.target, start))
     else:

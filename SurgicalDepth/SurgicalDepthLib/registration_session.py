@@ -53,6 +53,18 @@ class RegistrationSession:
         self.fused = None
         self.fused_node = None
 
+    @property
+    def tracker(self):
+        return self._tracker
+
+    @tracker.setter
+    def tracker(self, tracker) -> None:
+        """Replacing (or dropping) the tracker stops its background search and worker thread."""
+        old = getattr(self, "_tracker", None)
+        if old is not None and old is not tracker:
+            old.close()
+        self._tracker = tracker
+
     # ---- what the depth session made ----
     def depth_output(self):
         """The depth session's scene output (cloud, camera-to-CT transform, video nodes)."""
@@ -145,7 +157,9 @@ class RegistrationSession:
         return self.last
 
     def track(self, cloud_node, transform_node, scale: bool = False, device: str = "cpu"):
-        """One frame-to-frame update from the transform node's current pose (Track live)."""
+        """One frame-to-frame update from the transform node's current pose (Track live). A frame the tracker
+        cannot explain returns at once, holding the last good pose, while the relocalising global search runs in
+        a worker thread (``result.relocalising``); a later frame takes and verifies what it found."""
         from SurgicalDepthLib.registration.tracking import FrameTracker
 
         if self.target is None:
@@ -153,7 +167,8 @@ class RegistrationSession:
         _check_transform_node(transform_node)
         if self.tracker is None or self.tracker.scale != scale or self.tracker.transform_node is not transform_node:
             self.tracker = FrameTracker(
-                self.target, get_matrix(transform_node), scale=scale, transform_node=transform_node, device=device
+                self.target, get_matrix(transform_node), scale=scale, transform_node=transform_node, device=device,
+                background=True,
             )
         return self.tracker.update(cloud_points_from_model_node(cloud_node))
 

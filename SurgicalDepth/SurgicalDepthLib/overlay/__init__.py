@@ -3,7 +3,8 @@ from SurgicalAICore.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "composite": (
-        "OverlayStructure", "structures_from_surfaces", "ras_to_camera", "project_ras", "structure_mask",
+        "OverlayStructure", "StructureGeometry", "structures_from_surfaces", "ras_to_camera", "project_ras",
+        "structure_mask", "silhouette",
         "overlay_frame", "overlay_volume_node", "write_png", "write_mp4",
     ),
     "follow_camera": ("rigid_part", "follow_camera", "endoscope_camera_node",),

@@ -4,7 +4,7 @@ outlines; an overlay image node; PNG and MP4 export.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 
@@ -27,6 +27,28 @@ class OverlayStructure:
     vertices: np.ndarray   # (V, 3) RAS mm
     triangles: np.ndarray  # (T, 3) int
     color: tuple[int, int, int]
+    # what the per-frame drawing needs from the mesh, worked out once (dataclasses.replace carries it over)
+    geometry: StructureGeometry | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.geometry is None:
+            self.geometry = StructureGeometry.of(self.triangles)
+
+
+@dataclass
+class StructureGeometry:
+    """Per-mesh facts the fast silhouette uses every frame, worked out once: the triangles and their corner
+    indices as columns, and the fill group of each triangle (the reference's draws, see :func:`structure_mask`)."""
+
+    triangles: np.ndarray  # (T, 3) int64
+    corners: tuple[np.ndarray, np.ndarray, np.ndarray]
+    groups: np.ndarray
+
+    @classmethod
+    def of(cls, triangles: np.ndarray) -> StructureGeometry:
+        tris = np.asarray(triangles, np.int64).reshape(-1, 3)
+        groups = np.random.default_rng(0).integers(0, FILL_GROUPS, len(tris))
+        return cls(tris, (tris[:, 0].copy(), tris[:, 1].copy(), tris[:, 2].copy()), groups)
 
 
 def structures_from_surfaces(surfaces: dict[str, object], colors: dict[str, Sequence[int]] | None = None,
@@ -120,6 +142,66 @@ def structure_mask(structure: OverlayStructure, pose_cam_to_ras: np.ndarray, cam
     return mask.astype(bool)
 
 
+def silhouette(structure: OverlayStructure, pose_cam_to_ras: np.ndarray, camera: CameraIntrinsics,
+               near_mm: float = 1.0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """(mask, box): :func:`structure_mask`'s silhouette, pixel for pixel, at about half its cost (profile in
+    docs/BENCHMARKS_latency.md). ``box`` (y0, y1, x0, x1) bounds the drawn triangles; the mask is all False
+    outside it. The same projection, culling, fill groups and fill passes, in flat-column arithmetic on geometry
+    worked out once per mesh, filled into the box only. (Filling one facing of a closed mesh would halve the
+    fill again, but leaves holes where same-facing triangles overlap in a pass, which the other facing covers.)"""
+    import cv2
+
+    g = structure.geometry or StructureGeometry.of(structure.triangles)
+    cam = ras_to_camera(structure.vertices, pose_cam_to_ras)
+    mask = np.zeros((camera.height, camera.width), bool)
+    z = cam[:, 2]
+    ok = z > near_mm
+    zs = np.where(ok, z, 1.0)
+    ok &= (cam[:, 0] / zs) ** 2 + (cam[:, 1] / zs) ** 2 <= _max_normalised_radius(camera) ** 2
+    a, b, c = g.corners
+    valid = ok[a] & ok[b] & ok[c]
+    n_valid = int(valid.sum())
+    if n_valid == 0:
+        return mask, (0, 0, 0, 0)
+    fixed = np.zeros((len(cam), 2), np.int32)
+    lim = 2 ** 30 >> SUBPIXEL_BITS
+    fixed[ok] = np.clip(np.round(project(cam[ok], camera) * (1 << SUBPIXEL_BITS)), -lim, lim).astype(np.int32)
+    # numpy's gathers and arithmetic on (T, 3, 2) slices are strided and several times slower than on flat
+    # columns: corners' coordinates as 1-D columns, and the polygons as one gather of (u, v) pairs read as int64
+    if n_valid < len(valid):
+        a, b, c = a[valid], b[valid], c[valid]
+        polys = fixed.view(np.int64)[:, 0][g.triangles[valid]]
+    else:
+        polys = fixed.view(np.int64)[:, 0][g.triangles]
+    polys = polys.view(np.int32).reshape(-1, 3, 2)
+    # the reference numbers the kept triangles' groups afresh; its generator's draws are a prefix of these
+    groups = g.groups[:n_valid]
+    u, v = np.ascontiguousarray(fixed[:, 0]), np.ascontiguousarray(fixed[:, 1])
+    xa, xb, xc, ya, yb, yc = u[a], u[b], u[c], v[a], v[b], v[c]
+    facing = (xb - xa).astype(np.float64) * (yc - ya) - (yb - ya).astype(np.float64) * (xc - xa) > 0
+    lo_x, hi_x = np.minimum(np.minimum(xa, xb), xc), np.maximum(np.maximum(xa, xb), xc)
+    lo_y, hi_y = np.minimum(np.minimum(ya, yb), yc), np.maximum(np.maximum(ya, yb), yc)
+    keep = ((hi_x >= 0) & (lo_x <= camera.width << SUBPIXEL_BITS)
+            & (hi_y >= 0) & (lo_y <= camera.height << SUBPIXEL_BITS))
+    if not keep.any():
+        return mask, (0, 0, 0, 0)
+    x0 = max(0, int(lo_x[keep].min()) >> SUBPIXEL_BITS)
+    y0 = max(0, int(lo_y[keep].min()) >> SUBPIXEL_BITS)
+    x1 = min(camera.width, (int(hi_x[keep].max()) >> SUBPIXEL_BITS) + 2)
+    y1 = min(camera.height, (int(hi_y[keep].max()) >> SUBPIXEL_BITS) + 2)
+    crop = mask[y0:y1, x0:x1].view(np.uint8)
+    layer = np.zeros_like(crop)
+    shift = (-(x0 << SUBPIXEL_BITS), -(y0 << SUBPIXEL_BITS))
+    for side in (True, False):
+        for k in range(FILL_GROUPS):
+            sel = np.compress(keep & (facing == side) & (groups == k), polys, axis=0)
+            if len(sel):
+                layer[:] = 0
+                cv2.fillPoly(layer, sel, 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS, offset=shift)
+                crop |= layer
+    return mask, (y0, y1, x0, x1)
+
+
 def _outline(mask: np.ndarray, width: int) -> np.ndarray:
     import cv2
 
@@ -130,9 +212,12 @@ def _outline(mask: np.ndarray, width: int) -> np.ndarray:
 
 def overlay_frame(rgb: np.ndarray, structures: Iterable[OverlayStructure], pose_cam_to_ras: np.ndarray,
                   camera: CameraIntrinsics, opacity: float = 0.35, outline_px: int = 1,
-                  field_of_view: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                  field_of_view: np.ndarray | None = None, fast: bool = True,
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(overlaid RGB uint8, name -> silhouette mask). ``rgb`` must match the camera's size.
 
+    ``fast`` draws with :func:`silhouette` and blends inside each structure's box; ``fast=False`` is the
+    reference (:func:`structure_mask`, whole-frame blending), kept to test the fast path against.
     ``field_of_view`` (H x W bool, e.g. from ``frame_prep.field_stop_mask``) keeps the overlay inside
     the endoscope's image circle: nothing is drawn on the black border."""
     img = np.asarray(rgb)
@@ -146,14 +231,22 @@ def overlay_frame(rgb: np.ndarray, structures: Iterable[OverlayStructure], pose_
     out = img.astype(np.float32)
     masks = {}
     for s in structures:
-        mask = structure_mask(s, pose_cam_to_ras, camera)
+        if fast:
+            mask, (y0, y1, x0, x1) = silhouette(s, pose_cam_to_ras, camera)
+        else:
+            mask, (y0, y1, x0, x1) = structure_mask(s, pose_cam_to_ras, camera), (0, img.shape[0], 0, img.shape[1])
         if field_of_view is not None:
             mask &= np.asarray(field_of_view, bool)
         masks[s.name] = mask
         color = np.asarray(s.color, np.float32)
-        out[mask] = (1 - opacity) * out[mask] + opacity * color
-        if outline_px > 0:
-            out[_outline(mask, outline_px)] = color
+        # the mask is empty outside its box: blending and outlining the box is the whole frame's work
+        box, sub = out[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+        if fast:  # the box blended whole and copied where the mask is: no gather and scatter of masked pixels
+            np.copyto(box, (1 - opacity) * box + opacity * color, where=sub[..., None])
+        else:
+            box[sub] = (1 - opacity) * box[sub] + opacity * color
+        if outline_px > 0 and sub.size:
+            box[_outline(sub, outline_px)] = color
     return np.clip(out + 0.5, 0, 255).astype(np.uint8), masks
 
 

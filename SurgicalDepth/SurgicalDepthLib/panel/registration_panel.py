@@ -162,6 +162,7 @@ class RegistrationPanel:
     def stop_tracking(self, why: str = "Tracking stopped.") -> None:
         self.tracking = False
         self.message = why
+        self.session.tracker = None  # cancels a relocalising search in flight and stops its worker
 
     def poll(self):
         """One tracking step when the cloud changed since the last one (call from the GUI thread's timer)."""
@@ -189,8 +190,11 @@ class RegistrationPanel:
         self.state = getattr(result, "state", None) or ("trusted" if quality.trusted else "uncertain")
         reason = getattr(result, "reason", "") or quality.reason
         self.trusted = self.state == "trusted"
-        self.message = {"trusted": "trusted", "uncertain": f"UNCERTAIN (not published): {reason}",
-                        "lost": f"LOST - holding the last good pose: {reason}"}[self.state]
+        searching = getattr(result, "relocalising", False)  # a background global search is in flight
+        self.message = {"trusted": "trusted",
+                        "uncertain": f"UNCERTAIN (not published{', relocalising' if searching else ''}): {reason}",
+                        "lost": f"LOST - {'relocalising, ' if searching else ''}holding the last good pose: {reason}"
+                        }[self.state]
         self.session.record(cloud, result.matrix, self.state)
         if self.params.get("showOverlay"):
             self.overlay(result.matrix, state=self.state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,19 +195,30 @@ def _gauss_newton(M, p, n, res, w, scale, eye, damping, log_scale=None):
     return inc @ M, step, cond
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_users = [0, 0]  # [callers inside cpu_threads, torch's thread count before the first of them]
+
+
 @contextlib.contextmanager
 def cpu_threads(device: torch.device, n: int = 1):
     """Run small-tensor work single-threaded on the CPU: at 10^4 points thread hand-off costs more
-    than it saves, and on a busy machine OpenMP waits make it many times slower."""
+    than it saves, and on a busy machine OpenMP waits make it many times slower. Counted, so that a tracker's
+    background search and the frame path overlapping restore the caller's thread count, not each other's."""
     if device.type != "cpu":
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    with _THREADS_LOCK:
+        if _threads_users[0] == 0:
+            _threads_users[1] = torch.get_num_threads()
+            torch.set_num_threads(n)
+        _threads_users[0] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _threads_users[0] -= 1
+            if _threads_users[0] == 0:
+                torch.set_num_threads(_threads_users[1])
 
 
 def icp_batch(source: torch.Tensor, tt: TargetTensors, init: torch.Tensor, *, scale: bool = False,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from SurgicalAICore.errors import InputError
+from SurgicalAICore.progress import CancelToken
 
 from SurgicalDepthLib.registration.icp import TargetTensors, check_cloud, cpu_threads, icp_batch, rotation_matrix
 from SurgicalDepthLib.registration.target import RegistrationTarget
@@ -149,6 +150,7 @@ def global_init(
     device: str | None = "cpu",
     candidates: int | None = None,
     max_seconds: float | None = None,
+    cancel: CancelToken | None = None,
 ) -> GlobalInitResult:
     """Coarse multi-start search: batches of sampled poses, each refined by a short ICP on a
     subsample of the cloud; the pose with the most points within ``accept_mm`` of the surface wins.
@@ -160,6 +162,7 @@ def global_init(
     ``candidates`` (default ``CANDIDATES_PER_SECOND * budget_s``, what an unloaded core searches in
     ``SEARCH_SHARE`` of ``budget_s``; at least one batch); ``max_seconds`` (default
     ``CPU_CEILING * budget_s``, CPU seconds of this thread) is only a ceiling for a far slower machine.
+    ``cancel`` is checked between batches (a tracker's background search that became stale).
     Then a short list is verified on a denser subsample. It never stops early on support alone: in a sinus a
     pose slid along the passage
     reached 99.5 % support on the coarse subsample in 3 of 20 starts from 30 deg / 20 mm. The search keeps the
@@ -187,6 +190,8 @@ def global_init(
     cpu_start = time.thread_time()  # this thread's CPU time: other jobs on the machine do not advance it
     with cpu_threads(dev):
         while True:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
             R = random_rotations(batch, rotation_range_deg, rng)
             if prior is None:
                 # cloud centre lands on the surface; the camera-side offset is left to ICP

@@ -2,8 +2,12 @@
 
 Each frame starts from the motion model's prediction (or an external tracker's pose). The fit is judged by
 :mod:`trust` (trusted / uncertain / lost, limits calibrated on frames with known TRE); a frame that is not
-trusted triggers a global search around the last good pose. *Uncertain* needs a recent trusted frame: the
-motion-model agreement it rests on means nothing while the start pose is unverified.
+trusted triggers a global search around the last good pose: inside that frame (``background=False``, the
+default: deterministic, what a recorded sweep wants), or in a worker thread (``background=True``, live video)
+while the frame returns at once, holding the last good pose; a later frame takes the found pose and verifies it
+on its own cloud with a short ICP before it can be trusted (:mod:`relocalise`).
+*Uncertain* needs a recent trusted frame: the motion-model agreement it rests on means nothing while the start
+pose is unverified.
 Only a trusted pose is published (the transform node follows it) and moves the motion model on; an uncertain
 pose is reported but not published; a lost frame reports the last good pose, held, so a run of frames the
 tracker cannot explain never drags the pose away.
@@ -16,10 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from SurgicalAICore.mrml.transforms import set_matrix
-from SurgicalDepthLib.registration.icp import ICPResult
+from SurgicalAICore.progress import CancelToken
+from SurgicalDepthLib.registration.icp import ICPResult, icp
+from SurgicalDepthLib.registration.initial_pose import global_init
 from SurgicalDepthLib.registration.motion import MotionModel, check_rigid
 from SurgicalDepthLib.registration.quality import RegistrationQuality
 from SurgicalDepthLib.registration.register import RegistrationResult, register_cloud
+from SurgicalDepthLib.registration.relocalise import BackgroundSearch
 from SurgicalDepthLib.registration.target import RegistrationTarget
 from SurgicalDepthLib.registration.trust import (
     LOST,
@@ -41,13 +48,14 @@ class TrackResult:
     matrix: np.ndarray    # the pose to show: the new fit when trusted or uncertain, the last good one when lost
     quality: RegistrationQuality
     icp: ICPResult
-    relocalised: bool     # the global search ran for this frame
+    relocalised: bool     # the global search ran for this frame (background: its pose was taken and verified)
     lost: bool            # state == 'lost': matrix is the last good pose, held
     seconds: float
     state: str = TRUSTED  # trusted / uncertain / lost (see registration.trust)
     reason: str = ""      # why not trusted
     estimate: np.ndarray = field(default_factory=lambda: np.eye(4))  # the fit itself, whatever its state
     features: TrustFeatures | None = None
+    relocalising: bool = False  # a background global search is in flight (or done, its pose not yet taken)
 
     @property
     def trusted(self) -> bool:
@@ -65,7 +73,8 @@ class FrameTracker:
                  max_points: int = 10000, iterations: int = 12, exact_final: int = 0, gate_mm: float = 10.0,
                  global_budget_s: float = 1.0, search_deg: float = 45.0, search_mm: float = 30.0,
                  device: str | None = "cpu", calibration: TrustCalibration | None = None,
-                 max_mm_per_frame: float = 8.0, max_deg_per_frame: float = 8.0):
+                 max_mm_per_frame: float = 8.0, max_deg_per_frame: float = 8.0, background: bool = False,
+                 stale_frames: int = 90):
         self.target = target
         self.motion = MotionModel(initial_pose, max_mm=max_mm_per_frame, max_deg=max_deg_per_frame)
         self.scale = scale
@@ -83,6 +92,9 @@ class FrameTracker:
         self.calibration = calibration
         self.frames = 0
         self.anchored = False   # a frame has been trusted since the start pose (which may be a guess)
+        # a background search older than this many frames is replaced by one on the newest cloud
+        self.stale_frames = stale_frames
+        self.search = BackgroundSearch(self._search_pose) if background else None
         self._warm()
 
     def _warm(self) -> None:
@@ -109,6 +121,25 @@ class FrameTracker:
                               seed=self.frames, device=self.device,
                               icp_options={"max_points": self.max_points, "seed": self.frames, **icp_options})
 
+    def _search_pose(self, cloud: np.ndarray, prior: np.ndarray, seed: int, cancel: CancelToken) -> np.ndarray:
+        """The worker's search: global_init around ``prior`` and a full ICP, as ``register_cloud(method='global')``
+        does in the frame path, but cancellable between batches."""
+        found = global_init(cloud, self.target, prior=prior, budget_s=self.global_budget_s, scale=self.scale,
+                            rotation_range_deg=self.search_deg, translation_range_mm=self.search_mm, seed=seed,
+                            device=self.device, cancel=cancel)
+        cancel.raise_if_cancelled()
+        return icp(cloud, self.target, found.matrix, scale=self.scale, device=self.device,
+                   max_points=self.max_points, seed=seed).matrix
+
+    def wait_for_search(self, timeout: float | None = None) -> bool:
+        """Block until the background search in flight is done (True), e.g. in a test; True when there is none."""
+        return self.search is None or self.search.wait(timeout)
+
+    def close(self) -> None:
+        """Cancel a background search and stop its worker thread."""
+        if self.search is not None:
+            self.search.close()
+
     def _judge(self, registered: RegistrationResult, start: np.ndarray, cloud: np.ndarray, slack: tuple):
         f = features(registered.icp, start, cloud)
         # motion the model allows since the last good pose is not evidence against the fit
@@ -123,18 +154,17 @@ class FrameTracker:
         cloud = np.asarray(cloud, dtype=np.float64)
         self.frames += 1
         start = check_rigid(prior) if prior is not None else self.motion.predict()
-        local = self._register(cloud, "current", start,
-                               {"max_iterations": self.iterations, "gate_mm": self.gate_mm,
-                                "exact_final": self.exact_final, "tolerance_mm": 5e-3})
+        local = self._register(cloud, "current", start, self._local_options())
         best = (local, *self._judge(local, start, cloud, (0.0, 0.0)))
         relocalised = False
-        if best[1] != TRUSTED:
+        if best[1] == TRUSTED:
+            if self.search is not None:
+                self.search.cancel()  # tracking again: a search in flight is no longer needed
+        elif self.search is None:
             relocalised = True
-            again = self._register(cloud, "global", self.motion.last_good, {})
-            # judged against the last good pose, less the motion the bounded velocity allows since
-            judged = (again, *self._judge(again, self.motion.last_good, cloud, self.motion.reach()))
-            if (rank(judged[1]), judged[0].icp.inlier_fraction) > (rank(best[1]), best[0].icp.inlier_fraction):
-                best = judged
+            best = self._better(best, self._register(cloud, "global", self.motion.last_good, {}), cloud)
+        else:
+            best, relocalised = self._background(best, cloud)
         registered, state, reason, f = best
         if state == UNCERTAIN and (not self.anchored or self.motion.frames_since_good >= MAX_UNCERTAIN_FRAMES):
             # agreement with the motion model is evidence only while the model rests on a recent trusted pose:
@@ -151,4 +181,39 @@ class FrameTracker:
             self.motion.miss()
         shown = self.motion.last_good if state == LOST else registered.matrix
         return TrackResult(shown.copy(), registered.quality, registered.icp, relocalised, state == LOST,
-                           time.perf_counter() - start_time, state, reason, registered.matrix.copy(), f)
+                           time.perf_counter() - start_time, state, reason, registered.matrix.copy(), f,
+                           self.search is not None and self.search.pending)
+
+    def _better(self, best: tuple, again: RegistrationResult, cloud: np.ndarray) -> tuple:
+        """The relocalised fit when it ranks above ``best``; judged against the last good pose, less the motion
+        the bounded velocity allows since."""
+        judged = (again, *self._judge(again, self.motion.last_good, cloud, self.motion.reach()))
+        if (rank(judged[1]), judged[0].icp.inlier_fraction) > (rank(best[1]), best[0].icp.inlier_fraction):
+            return judged
+        return best
+
+    def _background(self, best: tuple, cloud: np.ndarray) -> tuple[tuple, bool]:
+        """Take a finished search's pose (verified by a short ICP on this frame's cloud), else keep or start one.
+
+        First, for an uncertain fit, a second look in the frame: the fit polished by the full ICP the search ends with,
+        judged as the search's pose is (against the last good pose, less the motion allowed since). It rescues
+        the frames the search used to rescue by finding the local fit again (e.g. a slow start of the motion model,
+        a fit not yet converged) at the cost of one ICP instead of a search."""
+        if best[1] == UNCERTAIN:  # a lost fit is not worth polishing: that costs as much as a frame
+            best = self._better(best, self._register(cloud, "current", best[0].matrix, {}), cloud)
+            if best[1] == TRUSTED:
+                self.search.cancel()
+                return best, False
+        found = self.search.take()
+        relocalised = found is not None
+        if relocalised:
+            verified = self._register(cloud, "current", found, self._local_options())
+            best = self._better(best, verified, cloud)
+        job = self.search.job
+        if best[1] != TRUSTED and (job is None or self.frames - job.frame > self.stale_frames):
+            self.search.submit(cloud, self.motion.last_good, self.frames, self.frames)
+        return best, relocalised
+
+    def _local_options(self) -> dict:
+        return {"max_iterations": self.iterations, "gate_mm": self.gate_mm, "exact_final": self.exact_final,
+                "tolerance_mm": 5e-3}
