@@ -146,3 +146,32 @@ def test_cli_help_defaults_are_the_library_defaults():
     d = AdaptConfig()
     assert (cmd.SPARSE_DEFAULT, cmd.CONSISTENCY_DEFAULT, cmd.DISTILL_DEFAULT, cmd.TRAIN_LAYERS_DEFAULT) == (
         d.sparse_weight, d.consistency_weight, d.distill_weight, d.train_layers)
+
+
+def test_panel_settings_reach_the_adaptation_and_bad_ones_are_refused_before_a_job(scene, tmp_path):
+    from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+    from SurgicalDepthLib.panel.depth_panel import AdaptLayers, AdaptMotion, DepthPanel, SourceType, adapt_config
+
+    panel = DepthPanel(scene)
+    d = AdaptConfig()
+    values = panel.params.values()
+    cfg = adapt_config(values)  # the panel's defaults are the library's
+    assert (cfg.minutes, cfg.motion_source, cfg.consistency_weight, cfg.distill_weight, cfg.train_layers) == (
+        d.minutes, d.motion_source, d.consistency_weight, d.distill_weight, d.train_layers)
+    panel.params.update(adaptMotion=AdaptMotion.SFM, adaptConsistencyWeight=0.7, adaptTrainLayers=AdaptLayers.DECODER)
+    cfg = adapt_config(panel.params.values())
+    assert (cfg.motion_source, cfg.consistency_weight, cfg.train_layers) == ("sfm", 0.7, "decoder")
+
+    frames, _, _, _ = synthetic_clip()
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    import cv2
+
+    for k, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{k:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    panel.params.update(sourceType=SourceType.FOLDER, frameFolder=str(folder), outputFolder=str(tmp_path / "out"),
+                        adaptDistillWeight=-1.0)
+    panel.session.camera = CameraIntrinsics.from_fov(160, 128, 70.0)
+    with pytest.raises(InputError, match=r"^Distill weight -1\.0 must be zero or positive\.$"):
+        panel.adapt()
+    assert not panel.job.running and not (tmp_path / "out").exists()

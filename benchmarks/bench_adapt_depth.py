@@ -137,6 +137,7 @@ def main() -> int:
     ap.add_argument("--sparse-weight", type=float, default=None, help="weight of the sparse-point loss")
     ap.add_argument("--consistency-weight", type=float, default=None, help="weight of the dense depth consistency")
     ap.add_argument("--distill-weight", type=float, default=None, help="weight of the distillation to the source")
+    ap.add_argument("--prior-shape-weight", type=float, default=None, help="weight of the log-depth shape prior")
     ap.add_argument("--train-layers", choices=("all", "decoder"), default=None, help="layers that adapt")
     ap.add_argument("--lr", type=float, default=None, help="learning rate of the network")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
@@ -174,7 +175,8 @@ def main() -> int:
     if cached:
         budget -= float(torch.load(str(args.motion_cache), weights_only=True)["cpu_minutes"])
     config = AdaptConfig(minutes=budget, threads=args.threads, clock=args.clock, motion_source=args.motion)
-    for name in ("sparse_weight", "consistency_weight", "distill_weight", "train_layers", "lr", "max_steps"):
+    for name in ("sparse_weight", "consistency_weight", "distill_weight", "prior_shape_weight", "train_layers", "lr",
+                 "max_steps"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     with tempfile.TemporaryDirectory() as tmp:
