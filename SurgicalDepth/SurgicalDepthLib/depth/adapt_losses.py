@@ -180,7 +180,11 @@ def _normalised_disparity(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 
 
 def distillation_loss(depth: torch.Tensor, source_depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Scale-and-shift-invariant L1 between the disparities of ``depth`` and the frozen ``source_depth``."""
+    """Scale-and-shift-invariant L1 between the disparities of ``depth`` and the frozen ``source_depth``.
+
+    Median and mean-absolute-deviation alignment (MiDaS's robust form) rather than the least-squares one of
+    :func:`.losses.scale_shift_invariant_loss`: speculars and the rim give the adapted map outliers that a
+    least-squares fit would follow."""
     a = _normalised_disparity(depth, mask)
     b = _normalised_disparity(source_depth, mask)
     return ((a - b).abs() * mask).sum() / mask.sum().clamp(min=1.0)
