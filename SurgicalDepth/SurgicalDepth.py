@@ -165,7 +165,8 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for name, label, top, step, tip in (
             ("adaptMinutes", "Time budget (min):", 240.0, 1.0, "Wall-clock budget, motion included"),
             ("adaptConsistencyWeight", "Depth consistency:", 10.0, 0.1,
-             "Weight of the dense depth consistency between registered frames (0: off)"),
+             "Weight of the dense depth consistency between registered frames (0: off); with whole-clip motion "
+             "only"),
             ("adaptDistillWeight", "Keep source shape:", 10.0, 0.1,
              "Weight of the distillation to the source model, against forgetting (0: off)"),
         ):

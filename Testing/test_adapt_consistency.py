@@ -13,7 +13,7 @@ from adapt_helpers import relative_motion, synthetic_clip
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.depth import adapt_losses as L
-from SurgicalDepthLib.depth.adapt import AdaptConfig, adapt_depth_model
+from SurgicalDepthLib.depth.adapt import AdaptConfig, adapt_depth_model, resolved
 from SurgicalDepthLib.depth.adapt_motion import MotionConfig
 from SurgicalDepthLib.depth.model import default_model_path
 from SurgicalDepthLib.video.sources import ArraySource
@@ -144,8 +144,12 @@ def test_cli_help_defaults_are_the_library_defaults():
     from surgicalai.commands import adapt_depth as cmd
 
     d = AdaptConfig()
-    assert (cmd.SPARSE_DEFAULT, cmd.CONSISTENCY_DEFAULT, cmd.DISTILL_DEFAULT, cmd.TRAIN_LAYERS_DEFAULT) == (
-        d.sparse_weight, d.consistency_weight, d.distill_weight, d.train_layers)
+    assert (cmd.SPARSE_DEFAULT, cmd.DISTILL_DEFAULT, cmd.TRAIN_LAYERS_DEFAULT) == (
+        d.sparse_weight, d.distill_weight, d.train_layers)
+    # depth consistency on by default with the clip's reconstruction only
+    assert resolved(AdaptConfig(motion_source="sfm")).consistency_weight == cmd.CONSISTENCY_SFM_DEFAULT > 0
+    assert resolved(AdaptConfig(motion_source="pairs")).consistency_weight == 0.0
+    assert resolved(AdaptConfig(motion_source="sfm", consistency_weight=0.0)).consistency_weight == 0.0
 
 
 def test_panel_settings_reach_the_adaptation_and_bad_ones_are_refused_before_a_job(scene, tmp_path):
@@ -155,12 +159,15 @@ def test_panel_settings_reach_the_adaptation_and_bad_ones_are_refused_before_a_j
     panel = DepthPanel(scene)
     d = AdaptConfig()
     values = panel.params.values()
-    cfg = adapt_config(values)  # the panel's defaults are the library's
+    cfg = resolved(adapt_config(values))  # the panel's defaults are the library's
     assert (cfg.minutes, cfg.motion_source, cfg.consistency_weight, cfg.distill_weight, cfg.train_layers) == (
-        d.minutes, d.motion_source, d.consistency_weight, d.distill_weight, d.train_layers)
-    panel.params.update(adaptMotion=AdaptMotion.SFM, adaptConsistencyWeight=0.7, adaptTrainLayers=AdaptLayers.DECODER)
+        d.minutes, d.motion_source, resolved(d).consistency_weight, d.distill_weight, d.train_layers)
+    panel.params.update(adaptMotion=AdaptMotion.SFM, adaptTrainLayers=AdaptLayers.DECODER)
     cfg = adapt_config(panel.params.values())
-    assert (cfg.motion_source, cfg.consistency_weight, cfg.train_layers) == ("sfm", 0.7, "decoder")
+    assert (cfg.motion_source, cfg.train_layers) == ("sfm", "decoder")
+    assert cfg.consistency_weight == resolved(AdaptConfig(motion_source="sfm")).consistency_weight
+    panel.params.set("adaptConsistencyWeight", 0.7)
+    assert adapt_config(panel.params.values()).consistency_weight == 0.7
 
     frames, _, _, _ = synthetic_clip()
     folder = tmp_path / "clip"

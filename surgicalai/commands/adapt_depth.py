@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 # AdaptConfig's defaults, repeated for --help (a test checks they agree)
-SPARSE_DEFAULT, CONSISTENCY_DEFAULT, DISTILL_DEFAULT, TRAIN_LAYERS_DEFAULT = 0.5, 0.0, 0.0, "all"
+SPARSE_DEFAULT, CONSISTENCY_SFM_DEFAULT, DISTILL_DEFAULT, TRAIN_LAYERS_DEFAULT = 0.5, 3.0, 0.0, "all"
 HELP = "adapt the depth model to a video by self-supervision (camera motion + photometric reprojection)"
 
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"weight of the scale-free error at the reconstructed points (default {SPARSE_DEFAULT})")
     parser.add_argument("--consistency-weight", type=float,
                         help="weight of the dense depth consistency between registered frames (Liu et al. 2020); "
-                        f"0 = off (default {CONSISTENCY_DEFAULT})")
+                        f"0 = off (default {CONSISTENCY_SFM_DEFAULT} with --motion sfm, 0 with pairs)")
     parser.add_argument("--distill-weight", type=float,
                         help="weight of the scale-and-shift-invariant distillation to the source model (against "
                         f"forgetting); 0 = off (default {DISTILL_DEFAULT})")

@@ -17,7 +17,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +56,10 @@ class AdaptConfig:
     prior_shape_weight: float = 0.02
     prior_scale_weight: float = 0.1
     # dense depth consistency between registered frame pairs (Liu et al. TMI 2020); each batch then holds
-    # batch_size / 2 frames and one registered partner of each
-    consistency_weight: float = 0.0
+    # batch_size / 2 frames and one registered partner of each. None: CONSISTENCY_WITH_SFM with the clip's
+    # reconstruction (best on jhu_sinus_dev's unseen frames of 0, 1, 3 and 10: docs/BENCHMARKS_adapt.md), off
+    # with two-view pairs (unmeasured there; their independent poses are 1 deg / 10 deg off)
+    consistency_weight: float | None = None
     # scale-and-shift-invariant distillation to the frozen source model's disparity (against forgetting)
     distill_weight: float = 0.0
     # "all" layers adapt, or only the "decoder" (the encoder, its batch statistics included, stays frozen)
@@ -395,8 +397,19 @@ def _load_checkpoint(path: Path, sha: str) -> dict | None:
     return state
 
 
+CONSISTENCY_WITH_SFM = 3.0
+
+
+def resolved(cfg: AdaptConfig) -> AdaptConfig:
+    """``cfg`` with its automatic settings decided (the consistency weight by the motion source)."""
+    if cfg.consistency_weight is not None:
+        return cfg
+    return replace(cfg, consistency_weight=CONSISTENCY_WITH_SFM if cfg.motion_source == "sfm" else 0.0)
+
+
 def check_loss_options(cfg: AdaptConfig) -> None:
     """One-line refusals of loss weights and trainable layers that cannot work."""
+    cfg = resolved(cfg)
     for name in ("photometric_weight", "sparse_weight", "smooth_weight", "consistency_weight", "distill_weight",
                  "prior_shape_weight", "prior_scale_weight"):
         value = float(getattr(cfg, name))
@@ -453,7 +466,7 @@ def adapt_depth_model(
     log: Callable[[str], None] = lambda m: None,
 ) -> AdaptResult:
     """Adapt ``model`` (default: the bundled depth model) to the clip ``source`` and write ``output``."""
-    cfg = config or AdaptConfig()
+    cfg = resolved(config or AdaptConfig())
     out = Path(output)
     if out.exists() and not overwrite:
         raise InputError(f"Output model folder {out} already exists; choose another or allow overwriting.")

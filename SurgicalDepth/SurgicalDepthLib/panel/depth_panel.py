@@ -69,7 +69,7 @@ DEPTH_PARAMS = (
     # Adapt to this video (defaults: AdaptConfig's; a test checks they agree)
     Param("adaptMotion", AdaptMotion, AdaptMotion.PAIRS),
     Param("adaptMinutes", float, 12.0),
-    Param("adaptConsistencyWeight", float, 0.0),
+    Param("adaptConsistencyWeight", float, 3.0),  # with whole-clip motion (SfM) only
     Param("adaptDistillWeight", float, 0.0),
     Param("adaptTrainLayers", AdaptLayers, AdaptLayers.ALL),
     # what the last run made (results, shown and registered)
@@ -87,8 +87,10 @@ def adapt_config(values: dict):
 
     if not values["adaptMinutes"] > 0:
         raise InputError(f"Adaptation time {values['adaptMinutes']} min must be positive.")
+    sfm = values["adaptMotion"] is AdaptMotion.SFM
+    # the two-view pairs' independent poses are too noisy to carry depth from frame to frame (not measured)
     return AdaptConfig(minutes=values["adaptMinutes"], motion_source=values["adaptMotion"].value,
-                       consistency_weight=values["adaptConsistencyWeight"],
+                       consistency_weight=values["adaptConsistencyWeight"] if sfm else 0.0,
                        distill_weight=values["adaptDistillWeight"], train_layers=values["adaptTrainLayers"].value)
 
 
