@@ -2,8 +2,10 @@
 
 Camera motion between neighbouring frames comes from :mod:`.adapt_motion`; the network is then
 fine-tuned on photometric reprojection, sparse-point consistency, smoothness and a prior to the
-source model (:mod:`.adapt_losses`). The last frames of the clip are held back: the card reports the
-photometric and sparse-point errors on them before and after adaptation.
+source model (:mod:`.adapt_losses`); optionally dense depth consistency between registered frames (on by
+default with the clip's reconstruction), distillation to the source model, and decoder-only training.
+The last frames of the clip are held back: the card reports the photometric and sparse-point errors on
+them before and after adaptation.
 
 Writes nothing until the end (model folder moved into place atomically); a checkpoint
 ``<output>.checkpoints/last.pt`` (written atomically) lets a cancelled or interrupted run resume.
