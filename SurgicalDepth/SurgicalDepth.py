@@ -6,7 +6,7 @@ Nothing heavy is imported until the dependencies are confirmed; recorded work ru
 timer shows results on the GUI thread.
 """
 
-import ctk  # noqa: F401 (the .ui's ctk widgets)
+import ctk
 import qt
 import slicer
 from slicer.ScriptedLoadableModule import (
@@ -142,11 +142,43 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
         self.adaptButton.clicked.connect(lambda: self.act(self.panel.adapt, "Adaptation failed", True))
         self.ui.processAllButton.parentWidget().layout().addWidget(self.adaptButton)
+        self.ui.processAllButton.parentWidget().layout().addWidget(self.adaptSettings())
         self.registrationSection = RegistrationSection(self.layout, 1, self.panel)
         self.binding.observe()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndClose)
+
+    def adaptSettings(self):
+        """The settings of *Adapt to this video* (not in the .ui), bound to the panel's parameters."""
+        from SurgicalDepthLib.panel.depth_panel import AdaptLayers, AdaptMotion
+
+        box = ctk.ctkCollapsibleButton()
+        box.text = "Adaptation settings"
+        box.collapsed = True
+        form = qt.QFormLayout(box)
+        motion = qt.QComboBox()
+        motion.toolTip = "Camera motion: two-view pairs, or structure from motion over the whole clip (slower)"
+        self.binding.bind("adaptMotion", motion,
+                          {AdaptMotion.PAIRS: "Two-view pairs", AdaptMotion.SFM: "Whole clip (SfM)"})
+        form.addRow("Camera motion:", motion)
+        for name, label, top, step, tip in (
+            ("adaptMinutes", "Time budget (min):", 240.0, 1.0, "Wall-clock budget, motion included"),
+            ("adaptConsistencyWeight", "Depth consistency:", 10.0, 0.1,
+             "Weight of the dense depth consistency between registered frames (0: off); with whole-clip motion "
+             "only"),
+            ("adaptDistillWeight", "Keep source shape:", 10.0, 0.1,
+             "Weight of the distillation to the source model, against forgetting (0: off)"),
+        ):
+            spin = qt.QDoubleSpinBox()
+            spin.decimals, spin.maximum, spin.singleStep, spin.toolTip = 2, top, step, tip
+            self.binding.bind(name, spin)
+            form.addRow(label, spin)
+        layers = qt.QComboBox()
+        layers.toolTip = "Layers that adapt: all, or the decoder only (the encoder stays as trained)"
+        self.binding.bind("adaptTrainLayers", layers, {AdaptLayers.ALL: "All", AdaptLayers.DECODER: "Decoder only"})
+        form.addRow("Adapt layers:", layers)
+        return box
 
     # ---- scene and application life ----
     def onSceneStartClose(self, caller=None, event=None):

@@ -135,6 +135,12 @@ def main() -> int:
                     "machine) or wall")
     ap.add_argument("--motion", default="pairs", choices=("pairs", "sfm"), help="camera motion for adaptation")
     ap.add_argument("--sparse-weight", type=float, default=None, help="weight of the sparse-point loss")
+    ap.add_argument("--consistency-weight", type=float, default=None, help="weight of the dense depth consistency")
+    ap.add_argument("--distill-weight", type=float, default=None, help="weight of the distillation to the source")
+    ap.add_argument("--prior-shape-weight", type=float, default=None, help="weight of the log-depth shape prior")
+    ap.add_argument("--train-layers", choices=("all", "decoder"), default=None, help="layers that adapt")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate of the network")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     ap.add_argument("--motion-cache", type=Path, help="reuse the motion estimated by an earlier run with the "
                     "same frames and settings (saved here when absent); its CPU time is taken off the budget")
     ap.add_argument("--train", default="0-197", help="positions of the adaptation frames (2603-2800)")
@@ -169,8 +175,10 @@ def main() -> int:
     if cached:
         budget -= float(torch.load(str(args.motion_cache), weights_only=True)["cpu_minutes"])
     config = AdaptConfig(minutes=budget, threads=args.threads, clock=args.clock, motion_source=args.motion)
-    if args.sparse_weight is not None:
-        config.sparse_weight = args.sparse_weight
+    for name in ("sparse_weight", "consistency_weight", "distill_weight", "prior_shape_weight", "train_layers", "lr",
+                 "max_steps"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
     with tempfile.TemporaryDirectory() as tmp:
         t0, cpu0 = time.time(), time.process_time()
         res = adapt_depth_model(DATA / FRAMES, Path(tmp) / "adapted", camera=camera,

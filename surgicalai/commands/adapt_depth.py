@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+# AdaptConfig's defaults, repeated for --help (a test checks they agree)
+SPARSE_DEFAULT, CONSISTENCY_SFM_DEFAULT, DISTILL_DEFAULT, TRAIN_LAYERS_DEFAULT = 0.5, 3.0, 0.0, "all"
 HELP = "adapt the depth model to a video by self-supervision (camera motion + photometric reprojection)"
 
 
@@ -17,6 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion", choices=("pairs", "sfm"), default="pairs",
                         help="camera motion: two-view pairs, or structure from motion over the whole clip "
                         "(pycolmap; consistent poses and multi-view sparse points)")
+    # defaults (None) are AdaptConfig's: the library is not imported here, so that --help stays fast
+    parser.add_argument("--sparse-weight", type=float,
+                        help=f"weight of the scale-free error at the reconstructed points (default {SPARSE_DEFAULT})")
+    parser.add_argument("--consistency-weight", type=float,
+                        help="weight of the dense depth consistency between registered frames (Liu et al. 2020); "
+                        f"0 = off (default {CONSISTENCY_SFM_DEFAULT} with --motion sfm, 0 with pairs)")
+    parser.add_argument("--distill-weight", type=float,
+                        help="weight of the scale-and-shift-invariant distillation to the source model (against "
+                        f"forgetting); 0 = off (default {DISTILL_DEFAULT})")
+    parser.add_argument("--train-layers", choices=("all", "decoder"),
+                        help="layers that adapt: all, or only the decoder (the encoder stays as trained; "
+                        f"default {TRAIN_LAYERS_DEFAULT})")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
@@ -64,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
             size = (first.frames[0].shape[1], first.frames[0].shape[0])
         camera = read_camera_file(args.camera, size)
     cfg = AdaptConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
-                      seed=args.seed, holdout_fraction=args.holdout, motion_source=args.motion)
+                      seed=args.seed, holdout_fraction=args.holdout, motion_source=args.motion,
+                      **{k: getattr(args, k) for k in ("sparse_weight", "consistency_weight", "distill_weight",
+                                                        "train_layers") if getattr(args, k) is not None})
     from SurgicalAICore.locks import run_lock
 
     with run_lock(args.output):  # two runs onto one output would share (and overwrite) one checkpoint

@@ -4,11 +4,11 @@ from SurgicalAICore.exports import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "adapt": (
         "AdaptConfig", "Clip", "parse_range", "read_clip", "fit_clip_camera", "clip_masks", "AdaptResult",
-        "adapt_depth_model", "adapt_for_session",
+        "adapt_depth_model", "adapt_for_session", "check_loss_options", "TRAIN_LAYERS",
     ),
     "adapt_losses": (
         "ssim_distance", "photometric_error", "warp", "min_reprojection_loss", "smoothness_loss", "sample_depth",
-        "fit_log_scale", "sparse_loss", "prior_loss",
+        "fit_log_scale", "sparse_loss", "prior_loss", "depth_consistency_loss", "distillation_loss",
     ),
     "adapt_motion": (
         "PairMotion", "ClipMotion", "MotionConfig", "track", "two_view_bundle_adjust", "estimate_pair",

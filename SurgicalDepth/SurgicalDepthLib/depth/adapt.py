@@ -2,8 +2,10 @@
 
 Camera motion between neighbouring frames comes from :mod:`.adapt_motion`; the network is then
 fine-tuned on photometric reprojection, sparse-point consistency, smoothness and a prior to the
-source model (:mod:`.adapt_losses`). The last frames of the clip are held back: the card reports the
-photometric and sparse-point errors on them before and after adaptation.
+source model (:mod:`.adapt_losses`); optionally dense depth consistency between registered frames (on by
+default with the clip's reconstruction), distillation to the source model, and decoder-only training.
+The last frames of the clip are held back: the card reports the photometric and sparse-point errors on
+them before and after adaptation.
 
 Writes nothing until the end (model folder moved into place atomically); a checkpoint
 ``<output>.checkpoints/last.pt`` (written atomically) lets a cancelled or interrupted run resume.
@@ -17,7 +19,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,15 @@ class AdaptConfig:
     smooth_weight: float = 1e-3
     prior_shape_weight: float = 0.02
     prior_scale_weight: float = 0.1
+    # dense depth consistency between registered frame pairs (Liu et al. TMI 2020); each batch then holds
+    # batch_size / 2 frames and one registered partner of each. None: CONSISTENCY_WITH_SFM with the clip's
+    # reconstruction (best on jhu_sinus_dev's unseen frames of 0, 1, 3 and 10: docs/BENCHMARKS_adapt.md), off
+    # with two-view pairs (unmeasured there; their independent poses are 1 deg / 10 deg off)
+    consistency_weight: float | None = None
+    # scale-and-shift-invariant distillation to the frozen source model's disparity (against forgetting)
+    distill_weight: float = 0.0
+    # "all" layers adapt, or only the "decoder" (the encoder, its batch statistics included, stays frozen)
+    train_layers: str = "all"
     holdout_fraction: float = 0.1
     min_frames: int = 10
     seed: int = 0
@@ -306,7 +317,7 @@ def _frame_losses(b: _Batcher, i: int, depth: torch.Tensor) -> tuple[torch.Tenso
     return photo, torch.stack(sparse).mean()
 
 
-def _evaluate(net, b: _Batcher, frames: Sequence[int]) -> dict[str, float]:
+def _evaluate(net, b: _Batcher, frames: Sequence[int], cfg: AdaptConfig) -> dict[str, float]:
     """Mean photometric and sparse-point errors over ``frames`` (those with a registered neighbour)."""
     photo, sparse = [], []
     net.eval()
@@ -318,7 +329,7 @@ def _evaluate(net, b: _Batcher, frames: Sequence[int]) -> dict[str, float]:
             p, s = _frame_losses(b, i, depth)
             photo.append(float(p))
             sparse.append(float(s))
-    net.train()
+    _set_train_mode(net, cfg)
     if not photo:
         return {}
     return {
@@ -388,6 +399,61 @@ def _load_checkpoint(path: Path, sha: str) -> dict | None:
     return state
 
 
+CONSISTENCY_WITH_SFM = 3.0
+
+
+def resolved(cfg: AdaptConfig) -> AdaptConfig:
+    """``cfg`` with its automatic settings decided (the consistency weight by the motion source)."""
+    if cfg.consistency_weight is not None:
+        return cfg
+    return replace(cfg, consistency_weight=CONSISTENCY_WITH_SFM if cfg.motion_source == "sfm" else 0.0)
+
+
+def check_loss_options(cfg: AdaptConfig) -> None:
+    """One-line refusals of loss weights and trainable layers that cannot work."""
+    cfg = resolved(cfg)
+    for name in ("photometric_weight", "sparse_weight", "smooth_weight", "consistency_weight", "distill_weight",
+                 "prior_shape_weight", "prior_scale_weight"):
+        value = float(getattr(cfg, name))
+        if not math.isfinite(value) or value < 0:
+            raise InputError(f"{name.replace('_', ' ').capitalize()} {value} must be zero or positive.")
+    if cfg.train_layers not in TRAIN_LAYERS:
+        raise InputError(f"Unknown trainable layers '{cfg.train_layers}': use {' or '.join(TRAIN_LAYERS)}.")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise InputError(f"Learning rate {cfg.lr} must be positive.")
+    if cfg.consistency_weight > 0 and cfg.batch_size < 2:
+        raise InputError("Depth consistency needs a batch of at least 2 frames (a frame and its partner).")
+
+
+TRAIN_LAYERS = ("all", "decoder")
+
+
+def _set_train_mode(net, cfg: AdaptConfig) -> None:
+    """Training mode, with the frozen encoder's batch statistics kept when only the decoder adapts."""
+    net.train()
+    if cfg.train_layers == "decoder":
+        net.stages.eval()
+
+
+def _trainable_parameters(net, cfg: AdaptConfig) -> list:
+    if cfg.train_layers == "decoder":
+        for param in net.stages.parameters():
+            param.requires_grad_(False)
+    return [q for q in net.parameters() if q.requires_grad]
+
+
+def _pick_batch(rng, b: _Batcher, trainable: list[int], cfg: AdaptConfig) -> list[int]:
+    """Random training frames; with depth consistency, half of them and one registered partner of each."""
+    k = min(cfg.batch_size, len(trainable))
+    if cfg.consistency_weight <= 0:
+        return [int(i) for i in rng.choice(trainable, k, replace=False)]
+    idx: list[int] = []
+    for i in rng.choice(trainable, max(1, k // 2), replace=False):
+        partner = b.pairs[int(i)][int(rng.integers(len(b.pairs[int(i)])))]["j"]
+        idx += [q for q in (int(i), int(partner)) if q not in idx]
+    return idx
+
+
 def adapt_depth_model(
     source,
     output,
@@ -402,7 +468,7 @@ def adapt_depth_model(
     log: Callable[[str], None] = lambda m: None,
 ) -> AdaptResult:
     """Adapt ``model`` (default: the bundled depth model) to the clip ``source`` and write ``output``."""
-    cfg = config or AdaptConfig()
+    cfg = resolved(config or AdaptConfig())
     out = Path(output)
     if out.exists() and not overwrite:
         raise InputError(f"Output model folder {out} already exists; choose another or allow overwriting.")
@@ -412,6 +478,7 @@ def adapt_depth_model(
         raise InputError(f"Unknown budget clock '{cfg.clock}': use wall or cpu.")
     if cfg.motion_source not in ("pairs", "sfm"):
         raise InputError(f"Unknown motion source '{cfg.motion_source}': use pairs or sfm.")
+    check_loss_options(cfg)
     t0 = _clock(cfg)
     p = Progress.of(progress, cancel)
     net, source_card, model_path = _source_network(model)
@@ -446,14 +513,17 @@ def adapt_depth_model(
     torch.manual_seed(cfg.seed)
     source_net, _, _ = _source_network(model_path)
     source_net.eval()
-    before = state["before"] if state else _evaluate(source_net, batcher, held_ids)
-    with torch.no_grad():
+    before = state["before"] if state else _evaluate(source_net, batcher, held_ids, cfg)
+    with torch.no_grad():  # partners of a consistency batch need not have pairs of their own
         source_depth = torch.cat(
-            [source_net(batcher.normalised(trainable[k : k + 8])) for k in range(0, len(trainable), 8)]
+            [source_net(batcher.normalised(train_ids[k : k + 8])) for k in range(0, len(train_ids), 8)]
         )
-    source_of = {i: k for k, i in enumerate(trainable)}
+    source_of = {i: k for k, i in enumerate(train_ids)}
     opt = torch.optim.AdamW(
-        [{"params": net.parameters(), "lr": cfg.lr}, {"params": [batcher.pose_delta], "lr": cfg.pose_lr}],
+        [
+            {"params": _trainable_parameters(net, cfg), "lr": cfg.lr},
+            {"params": [batcher.pose_delta], "lr": cfg.pose_lr},
+        ],
         weight_decay=0.0,
     )
     step, history = _restore(state, net, batcher, opt) if state else (0, [])
@@ -478,13 +548,13 @@ def adapt_depth_model(
     rng = np.random.default_rng((cfg.seed, step))
     budget = cfg.minutes * 0.97  # the held-back evaluation and the writing take the rest
     train_p = p.sub(0.3, 0.97)
-    net.train()
+    _set_train_mode(net, cfg)
     start_min = minutes()
     try:
         while step < cfg.max_steps and minutes() < budget:
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            idx = [int(k) for k in rng.choice(trainable, min(cfg.batch_size, len(trainable)), replace=False)]
+            idx = _pick_batch(rng, batcher, trainable, cfg)
             loss, parts = _step_loss(net, batcher, idx, source_depth[[source_of[i] for i in idx]], cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -502,7 +572,7 @@ def adapt_depth_model(
         if step > 0:
             checkpoint()
         raise
-    after = _evaluate(net, batcher, held_ids)
+    after = _evaluate(net, batcher, held_ids, cfg)
     p.step(0.98, "writing the model folder")
     card = _card(
         out.name,
@@ -540,10 +610,33 @@ def _clip_motion(frames, cam: CameraIntrinsics, fov, cfg: AdaptConfig, p: Progre
     return estimate_clip_motion(frames, cam, fov, cfg.motion, progress=p.step, cancel=cancel)
 
 
+def _consistency(b: _Batcher, idx: list[int], depth: torch.Tensor) -> torch.Tensor:
+    """Mean dense depth consistency over the registered pairs inside the batch, each pair's translation
+    brought to frame i's predicted scale by its sparse points (the SfM scale is arbitrary)."""
+    at = {i: k for k, i in enumerate(idx)}
+    terms = []
+    for i in idx:
+        for pair in b.pairs.get(i, []):
+            if pair["j"] not in at:
+                continue
+            d_i, d_j = depth[at[i] : at[i] + 1], depth[at[pair["j"]] : at[pair["j"]] + 1]
+            log_s = L.fit_log_scale(L.sample_depth(d_i, pair["uv"]), pair["depth"])
+            R, t = b.pose(pair)
+            terms.append(
+                L.depth_consistency_loss(
+                    d_i, d_j, b.K, R.unsqueeze(0), (t * torch.exp(log_s)).unsqueeze(0),
+                    b.mask[i : i + 1], b.mask[pair["j"] : pair["j"] + 1],
+                )
+            )
+    return torch.stack(terms).mean() if terms else depth.sum() * 0.0
+
+
 def _step_loss(net, b: _Batcher, idx: list[int], source_depth: torch.Tensor, cfg: AdaptConfig):
     depth = net(b.normalised(idx))
     photo, sparse = [], []
     for k, i in enumerate(idx):
+        if i not in b.pairs:  # a partner taken for depth consistency only
+            continue
         ph, sp = _frame_losses(b, i, depth[k : k + 1])
         photo.append(ph)
         sparse.append(sp)
@@ -551,11 +644,15 @@ def _step_loss(net, b: _Batcher, idx: list[int], source_depth: torch.Tensor, cfg
     smooth = L.smoothness_loss(depth, b.images[idx])
     prior = L.prior_loss(depth, source_depth, b.mask[idx], cfg.prior_shape_weight, cfg.prior_scale_weight)
     loss = cfg.photometric_weight * photo_t + cfg.sparse_weight * sparse_t + cfg.smooth_weight * smooth + prior
-    parts = {
-        k: float(v.detach())
-        for k, v in {"loss": loss, "photometric": photo_t, "sparse": sparse_t, "prior": prior}.items()
-    }
-    return loss, parts
+    terms = {"loss": loss, "photometric": photo_t, "sparse": sparse_t, "prior": prior}
+    if cfg.consistency_weight > 0:
+        terms["consistency"] = _consistency(b, idx, depth)
+        loss = loss + cfg.consistency_weight * terms["consistency"]
+    if cfg.distill_weight > 0:
+        terms["distill"] = L.distillation_loss(depth, source_depth, b.mask[idx])
+        loss = loss + cfg.distill_weight * terms["distill"]
+    terms["loss"] = loss
+    return loss, {k: float(v.detach()) for k, v in terms.items()}
 
 
 def _card(
@@ -579,7 +676,11 @@ def _card(
 
     rms = [q.rms_px for q in motion.pairs]
     adaptation = {
-        "method": "self-supervised (photometric reprojection + sparse points + prior to the source model)",
+        "method": "self-supervised (photometric reprojection + sparse points + prior to the source model"
+        + (" + dense depth consistency" if cfg.consistency_weight > 0 else "")
+        + (" + distillation" if cfg.distill_weight > 0 else "")
+        + (", decoder only" if cfg.train_layers == "decoder" else "")
+        + ")",
         "motion_source": cfg.motion_source,
         "source_model": source_card.get("name", Path(model_path).name),
         "source_video_sha256": clip.sha256,

@@ -8,7 +8,13 @@
   their (scale-free) depths;
 - smoothness: edge-aware first derivatives of the mean-normalised inverse depth;
 - prior: log-depth difference to the frozen source model, which keeps the adapted network close to
-  what it learnt on synthetic data (and keeps its millimetre scale).
+  what it learnt on synthetic data (and keeps its millimetre scale);
+- distillation: scale-and-shift-invariant L1 between the normalised disparities of the adapted and the
+  frozen source model (as MiDaS aligns disparities, Ranftl et al. TPAMI 2022): a prior on the shape only,
+  blind to the per-frame scale that the clip's geometry may legitimately change;
+- depth consistency: the predicted depth of frame i, moved into frame j with the SfM relative pose,
+  against frame j's predicted depth where both are seen (Liu et al., IEEE TMI 2020): a dense constraint on
+  geometry between registered frames, where the sparse loss only constrains the triangulated points.
 
 All tensors are (B, C, H, W); depths are positive.
 """
@@ -46,6 +52,16 @@ def warp(
     ``K`` (3, 3) for this resolution; ``R`` (B, 3, 3), ``t`` (B, 3): X_source = R X_target + t.
     Returns the warped image and a (B, 1, H, W) mask of pixels that land inside the source, in front.
     """
+    grid, _, inside = _project(depth, K, R, t)
+    warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return warped, inside
+
+
+def _project(
+    depth: torch.Tensor, K: torch.Tensor, R: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The target pixels lifted with ``depth`` and moved by (R, t): sampling grid (B, H, W, 2) in [-1, 1],
+    their depth in the other camera (B, 1, H, W), and the mask of those in front and inside."""
     b, _, h, w = depth.shape
     v, u = torch.meshgrid(torch.arange(h, dtype=depth.dtype), torch.arange(w, dtype=depth.dtype), indexing="ij")
     rays = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)]).reshape(3, -1)
@@ -55,9 +71,31 @@ def warp(
     us = K[0, 0] * Y[:, 0] / z + K[0, 2]
     vs = K[1, 1] * Y[:, 1] / z + K[1, 2]
     grid = torch.stack([2 * us / (w - 1) - 1, 2 * vs / (h - 1) - 1], dim=-1).reshape(b, h, w, 2)
-    warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True)
     inside = (grid.abs() <= 1).all(-1) & (Y[:, 2] > 1e-3).reshape(b, h, w)
-    return warped, inside.unsqueeze(1).to(depth.dtype)
+    return grid, z.reshape(b, 1, h, w), inside.unsqueeze(1).to(depth.dtype)
+
+
+def depth_consistency_loss(
+    depth_i: torch.Tensor,
+    depth_j: torch.Tensor,
+    K: torch.Tensor,
+    R: torch.Tensor,
+    t: torch.Tensor,
+    mask_i: torch.Tensor,
+    mask_j: torch.Tensor,
+) -> torch.Tensor:
+    """Dense depth consistency of frames i and j (Liu et al., TMI 2020): frame i's depth moved into j by
+    X_j = R X_i + t (``t`` in the depths' unit) against frame j's depth sampled where it lands, as the
+    relative difference |a - b| / (a + b) (scale-free, bounded by 1). Pixels are used where both frames
+    are usable (``mask_i``, ``mask_j``: field stop, no speculars) and the point is in front of j and inside.
+
+    Zero for depths and motion that agree; a wrong translation scale or rotation makes it grow."""
+    grid, z, inside = _project(depth_i, K, R, t)
+    seen = F.grid_sample(depth_j, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    usable_j = F.grid_sample(mask_j, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    valid = inside * mask_i * (usable_j > 0.99).to(depth_i.dtype)
+    diff = (z - seen).abs() / (z + seen).clamp(min=1e-6)
+    return (diff * valid).sum() / valid.sum().clamp(min=1.0)
 
 
 def min_reprojection_loss(
@@ -126,3 +164,27 @@ def prior_loss(
     offset = d.sum((1, 2, 3)) / n
     shape = ((d - offset.view(-1, 1, 1, 1)).abs() * mask).sum((1, 2, 3)) / n
     return shape_weight * shape.mean() + scale_weight * offset.abs().mean()
+
+
+def _normalised_disparity(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per image: disparity minus its median over ``mask``, divided by its mean absolute deviation there."""
+    disp = 1.0 / depth
+    out = []
+    for d, m in zip(disp, mask, strict=True):
+        vals = d[m > 0]
+        if vals.numel() < 2:
+            vals = d.reshape(-1)
+        med = vals.median()
+        out.append((d - med) / (vals - med).abs().mean().clamp(min=1e-8))
+    return torch.stack(out)
+
+
+def distillation_loss(depth: torch.Tensor, source_depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Scale-and-shift-invariant L1 between the disparities of ``depth`` and the frozen ``source_depth``.
+
+    Median and mean-absolute-deviation alignment (MiDaS's robust form) rather than the least-squares one of
+    :func:`.losses.scale_shift_invariant_loss`: speculars and the rim give the adapted map outliers that a
+    least-squares fit would follow."""
+    a = _normalised_disparity(depth, mask)
+    b = _normalised_disparity(source_depth, mask)
+    return ((a - b).abs() * mask).sum() / mask.sum().clamp(min=1.0)

@@ -35,6 +35,17 @@ class StereoLayout(str, enum.Enum):
     TWO_VIEWS = "two views"
 
 
+class AdaptMotion(str, enum.Enum):
+    """Camera motion for *Adapt to this video*: two-view pairs, or structure from motion over the clip."""
+    PAIRS = "pairs"
+    SFM = "sfm"
+
+
+class AdaptLayers(str, enum.Enum):
+    ALL = "all"
+    DECODER = "decoder"
+
+
 DEPTH_PARAMS = (
     Param("sourceType", SourceType, SourceType.FILE),
     Param("videoFile", str, ""),
@@ -55,6 +66,12 @@ DEPTH_PARAMS = (
     Param("stereoCalibrationFile", str, ""),
     Param("stereoRightFile", str, ""),           # two views: the right video file or frame folder
     Param("stereoRightNode", "node"),            # two views: the right sequence or live node
+    # Adapt to this video (defaults: AdaptConfig's; a test checks they agree)
+    Param("adaptMotion", AdaptMotion, AdaptMotion.PAIRS),
+    Param("adaptMinutes", float, 12.0),
+    Param("adaptConsistencyWeight", float, 3.0),  # with whole-clip motion (SfM) only
+    Param("adaptDistillWeight", float, 0.0),
+    Param("adaptTrainLayers", AdaptLayers, AdaptLayers.ALL),
     # what the last run made (results, shown and registered)
     Param("videoNode", "node"),
     Param("depthNode", "node"),
@@ -62,6 +79,19 @@ DEPTH_PARAMS = (
     Param("resultTransform", "node", node_class="vtkMRMLLinearTransformNode"),
     Param("resultBrowser", "node", node_class="vtkMRMLSequenceBrowserNode"),  # recorded runs: steps the frames
 )
+
+
+def adapt_config(values: dict):
+    """The adaptation settings of the panel's parameters."""
+    from SurgicalDepthLib.depth.adapt import AdaptConfig
+
+    if not values["adaptMinutes"] > 0:
+        raise InputError(f"Adaptation time {values['adaptMinutes']} min must be positive.")
+    sfm = values["adaptMotion"] is AdaptMotion.SFM
+    # the two-view pairs' independent poses are too noisy to carry depth from frame to frame (not measured)
+    return AdaptConfig(minutes=values["adaptMinutes"], motion_source=values["adaptMotion"].value,
+                       consistency_weight=values["adaptConsistencyWeight"] if sfm else 0.0,
+                       distill_weight=values["adaptDistillWeight"], train_layers=values["adaptTrainLayers"].value)
 
 
 class DepthPanel:
@@ -229,7 +259,7 @@ class DepthPanel:
         makes the session use the adapted model (written to ``<output folder>/adapted-depth-model``)."""
         from pathlib import Path
 
-        from SurgicalDepthLib.depth.adapt import adapt_depth_model
+        from SurgicalDepthLib.depth.adapt import adapt_depth_model, check_loss_options
         from SurgicalDepthLib.video.sources import open_source
 
         if self.live_running:
@@ -243,6 +273,8 @@ class DepthPanel:
         if camera is None:
             raise InputError("No camera intrinsics: load or calibrate the endoscope camera before adapting.")
         output = Path(values["outputFolder"]) / "adapted-depth-model"
+        config = adapt_config(values)
+        check_loss_options(config)  # refused here, before a job starts
         src = open_source(self.source())  # a sequence's arrays are taken here, on the caller's thread
         if src.is_live:
             src.close()
@@ -250,7 +282,8 @@ class DepthPanel:
         model, device = values["modelFolder"] or None, values["device"].value
 
         def work(progress, cancel):
-            return adapt_depth_model(src, output, camera=camera, model=model, progress=progress, cancel=cancel)
+            return adapt_depth_model(src, output, camera=camera, model=model, config=config, progress=progress,
+                                     cancel=cancel)
 
         def apply(result):
             self.params.set("modelFolder", str(result.path))
