@@ -6,22 +6,13 @@ from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.registration.icp import check_cloud, icp, pose_error
 from SurgicalDepthLib.registration.initial_pose import global_init, init_from_tracking, landmark_transform
-from SurgicalDepthLib.registration.target import target_from_polydata
 from SurgicalDepthLib.registration.tracking import FrameTracker
+from organ_view import camera_cloud as _camera_cloud, organ_and_view
 
 
 @pytest.fixture(scope="module")
 def organ():
-    poly = shapes.organ_polydata()
-    target = target_from_polydata(poly, name="organ")
-    # the "camera" sees one side; its points are drawn independently of the target's samples
-    view = shapes.visible_patch(shapes.surface_samples(poly, 1.0, seed=7), (1, 0.3, 0.2), 0.45)
-    return target, view
-
-
-def _camera_cloud(view, truth):
-    """Cloud in the camera frame such that ``truth`` (camera-to-CT) maps it onto the surface."""
-    return shapes.apply(np.linalg.inv(truth), view)
+    return organ_and_view()
 
 
 @pytest.mark.parametrize("scale", [1.0, 1.15])

@@ -6,21 +6,14 @@ from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.registration.icp import pose_error
 from SurgicalDepthLib.registration.motion import MotionModel, check_rigid
-from SurgicalDepthLib.registration.target import target_from_polydata
 from SurgicalDepthLib.registration.tracking import FrameTracker
 from SurgicalDepthLib.registration.trust import LOST, TRUSTED, calibrate, classify, evaluate, TrustFeatures
+from organ_view import camera_cloud as _camera_cloud, organ_and_view
 
 
 @pytest.fixture(scope="module")
 def organ():
-    poly = shapes.organ_polydata()
-    target = target_from_polydata(poly, name="organ")
-    view = shapes.visible_patch(shapes.surface_samples(poly, 1.0, seed=7), (1, 0.3, 0.2), 0.45)
-    return target, view
-
-
-def _camera_cloud(view, truth):
-    return shapes.apply(np.linalg.inv(truth), view)
+    return organ_and_view()
 
 
 def test_check_rigid_refuses_scaled_sheared_and_mirrored_poses():

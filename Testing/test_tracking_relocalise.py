@@ -14,20 +14,13 @@ from SurgicalAICore.progress import CancelToken
 from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.registration.icp import pose_error
 from SurgicalDepthLib.registration.initial_pose import global_init
-from SurgicalDepthLib.registration.target import target_from_polydata
 from SurgicalDepthLib.registration.tracking import FrameTracker
+from organ_view import camera_cloud as _cloud, organ_and_view
 
 
 @pytest.fixture(scope="module")
 def organ():
-    poly = shapes.organ_polydata()
-    target = target_from_polydata(poly, name="organ")
-    view = shapes.visible_patch(shapes.surface_samples(poly, 1.0, seed=7), (1, 0.3, 0.2), 0.45)
-    return target, view
-
-
-def _cloud(view, truth):
-    return shapes.apply(np.linalg.inv(truth), view)
+    return organ_and_view()
 
 
 def _tracked(target, view, rng, background=True):
