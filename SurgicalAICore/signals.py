@@ -25,8 +25,14 @@ def _raise_terminated(signum, frame):
 
 
 def install_cancel_handlers() -> None:
-    """SIGTERM cancels like SIGINT (main thread only; elsewhere the defaults stay)."""
+    """SIGTERM cancels like SIGINT (main thread only; elsewhere the defaults stay).
+
+    A process inherits ignored and blocked signals from whatever started it (a launcher that ignores SIGINT,
+    a parent inside a deferred section); a command must stay cancellable whatever its parent did, so both
+    signals are unblocked and SIGINT raises ``KeyboardInterrupt`` as in a plain interpreter."""
     if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, CANCEL_SIGNALS)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 

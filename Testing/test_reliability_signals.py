@@ -17,10 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start(*argv, cwd=None):
+# a launcher (nohup, a job runner) may hand its children SIGINT ignored and cancel signals blocked: exec keeps both
+_LAUNCHER = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+             "signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM)); "
+             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+
+
+def start(*argv, cwd=None, launcher=False):
     env = dict(os.environ, PYTHONPATH=f"{ROOT}:{ROOT / 'SegmentationAI'}:{ROOT / 'SurgicalDepth'}",
                OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "surgicalai.cli", *map(str, argv)], stdout=subprocess.PIPE,
+    prefix = [sys.executable, "-c", _LAUNCHER] if launcher else [sys.executable]
+    return subprocess.Popen([*prefix, "-m", "surgicalai.cli", *map(str, argv)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, encoding="utf-8", errors="replace", env=env, cwd=cwd)
 
 
@@ -43,7 +50,15 @@ def interrupt_while_writing(process, folder: Path, sig, pattern: str):
     assert started, f"the command ended before writing: {process.communicate()}"
     process.send_signal(sig)
     _, err = process.communicate(timeout=120)
+    if process.returncode == 0:  # not cancelled: say what this process passes on to its children
+        err += "\n" + _signal_state()
     return process.returncode, err
+
+
+def _signal_state() -> str:
+    """Blocked/ignored signal masks of the test process (a child inherits both)."""
+    lines = Path("/proc/self/status").read_text().splitlines() if Path("/proc/self/status").exists() else []
+    return "pytest process: " + ", ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn")))
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -54,6 +69,14 @@ def test_render_interrupted_while_writing_leaves_nothing(tmp_path, sig, code):
     last = [line for line in err.splitlines() if line.strip()][-1]  # in a log it follows the progress bar
     assert last.endswith("nothing was written half-way.") and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == [], hidden(tmp_path)
+
+
+def test_a_command_started_with_signals_ignored_or_blocked_still_cancels(tmp_path):
+    p = start("render", "shapes", "-o", tmp_path / "ds", "--frames", "240", "--paths", "8", "--size", "32x48",
+              launcher=True)
+    rc, err = interrupt_while_writing(p, tmp_path, signal.SIGINT, ".tmp-render-*/frames/000002_pose.txt")
+    assert rc == 130, err
+    assert not (tmp_path / "ds").exists() and hidden(tmp_path) == []
 
 
 def test_depth_terminated_while_writing_leaves_nothing(tmp_path):
