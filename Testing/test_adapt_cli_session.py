@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
 import pytest
 from adapt_helpers import synthetic_clip
+from small_depth_model import small_bundled_model
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.depth.adapt import AdaptConfig, adapt_for_session
 from SurgicalDepthLib.depth.adapt_motion import MotionConfig
-from SurgicalDepthLib.depth.model import default_model_path
 from SurgicalDepthLib.video.sources import ArraySource
 from SurgicalDepthLib.depth_session import DepthSession
 from surgicalai.cli import main
@@ -52,11 +51,7 @@ def test_cli_reads_a_plain_3x3_matrix_camera(tmp_path):
 
 def test_session_action_adapts_and_switches_the_model(tmp_path, scene):
     frames, _, _, camera = synthetic_clip()
-    model = tmp_path / "small"
-    shutil.copytree(default_model_path(), model)
-    card = json.loads((model / "model.json").read_text())
-    card["input_size"] = [128, 160]
-    (model / "model.json").write_text(json.dumps(card))
+    model = small_bundled_model(tmp_path / "small")
     session = DepthSession(scene)
     session.set_model(str(model), "cpu")
     nodes = scene.GetNumberOfNodes()
@@ -67,4 +62,4 @@ def test_session_action_adapts_and_switches_the_model(tmp_path, scene):
     cfg = AdaptConfig(max_steps=2, batch_size=2, threads=1, holdout_fraction=0.3, motion=MotionConfig(max_gap=2))
     result = adapt_for_session(session, ArraySource(frames), tmp_path / "adapted", config=cfg)
     assert session.model_key[0] == str(result.path) and result.card["training"]["steps"] == 2
-    assert result.card["training"]["source_model"] == card["name"]
+    assert result.card["training"]["source_model"] == json.loads((model / "model.json").read_text())["name"]

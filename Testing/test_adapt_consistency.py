@@ -2,20 +2,18 @@
 on a rendered clip with exact depth and poses."""
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from adapt_helpers import relative_motion, synthetic_clip
+from small_depth_model import small_bundled_model
 
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.depth import adapt_losses as L
 from SurgicalDepthLib.depth.adapt import AdaptConfig, adapt_depth_model, resolved
 from SurgicalDepthLib.depth.adapt_motion import MotionConfig
-from SurgicalDepthLib.depth.model import default_model_path
 from SurgicalDepthLib.video.sources import ArraySource
 from surgicalai.cli import main
 
@@ -74,12 +72,7 @@ def test_distillation_ignores_scale_and_shift_of_the_disparity_but_not_its_shape
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("model") / "small"
-    shutil.copytree(default_model_path(), folder)
-    card = json.loads((folder / "model.json").read_text())
-    card["input_size"] = [128, 160]
-    (folder / "model.json").write_text(json.dumps(card))
-    return folder
+    return small_bundled_model(tmp_path_factory.mktemp("model") / "small")
 
 
 def test_decoder_only_adaptation_with_consistency_and_distillation_keeps_the_encoder(tmp_path, small_model):

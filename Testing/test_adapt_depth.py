@@ -1,34 +1,24 @@
 """``adapt_depth_model``: adaptation on a short synthetic clip, refusals, cancel and resume."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from adapt_helpers import synthetic_clip
+from small_depth_model import small_bundled_model
 
 from SurgicalAICore.errors import InputError, OperationCancelled
 from SurgicalAICore.progress import CancelToken
 from SurgicalDepthLib.depth.adapt import AdaptConfig, adapt_depth_model
 from SurgicalDepthLib.depth.adapt_motion import MotionConfig
-from SurgicalDepthLib.depth.model import default_model_path
 from SurgicalDepthLib.depth.loaders import load_depth_model
 from SurgicalDepthLib.video.sources import ArraySource
 
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory) -> Path:
-    """The bundled weights with a 128x160 input size: the network is fully convolutional, and small frames
-    keep the tests to seconds."""
-    import shutil
-
-    folder = tmp_path_factory.mktemp("model") / "small"
-    shutil.copytree(default_model_path(), folder)
-    card = json.loads((folder / "model.json").read_text())
-    card["input_size"] = [128, 160]
-    (folder / "model.json").write_text(json.dumps(card))
-    return folder
+    return small_bundled_model(tmp_path_factory.mktemp("model") / "small")
 
 
 def config(**kw) -> AdaptConfig:

@@ -6,6 +6,7 @@ import functools
 import numpy as np
 import pytest
 from adapt_helpers import relative_motion
+from small_depth_model import small_bundled_model
 from scipy.stats import spearmanr
 
 from SurgicalAICore.errors import InputError, OperationCancelled
@@ -133,18 +134,11 @@ def test_cancel_stops_before_the_mapper():
 @pytest.mark.slow
 def test_adaptation_runs_on_the_clip_reconstruction(tmp_path):
     """``motion_source="sfm"``: the adaptation trains on the reconstruction's pairs and says so in the card."""
-    import json
-    import shutil
 
     from SurgicalDepthLib.depth.adapt import AdaptConfig, adapt_depth_model
-    from SurgicalDepthLib.depth.model import default_model_path
     from SurgicalDepthLib.video.sources import ArraySource
 
-    model = tmp_path / "small"
-    shutil.copytree(default_model_path(), model)
-    card = json.loads((model / "model.json").read_text())
-    card["input_size"] = [96, 120]  # fully convolutional: small frames keep the test short
-    (model / "model.json").write_text(json.dumps(card))
+    model = small_bundled_model(tmp_path / "small", (96, 120))
     frames, _, _, camera = tube_clip()
     cfg = AdaptConfig(minutes=5.0, max_steps=3, batch_size=2, threads=1, holdout_fraction=0.3,
                       motion_source="sfm", sfm=FAST)

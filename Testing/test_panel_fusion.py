@@ -13,17 +13,14 @@ from SurgicalDepthLib.panel.depth_panel import DepthPanel
 from SurgicalDepthLib.panel.registration_panel import InitMethod, RegistrationPanel, TargetType
 from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.registration.fusion import fuse_clouds
+from SurgicalDepthLib.depth.pointcloud import points_polydata
 
 NOISE_MM = 0.3
 COVER_MM = 2.0
 
 
 def _set_points(node, points):
-    pts = vtk.vtkPoints()
-    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(points), deep=True))
-    poly = vtk.vtkPolyData()
-    poly.SetPoints(pts)
-    node.SetAndObservePolyData(poly)
+    node.SetAndObservePolyData(points_polydata(points, np.float64))
 
 
 def _sweep(surface, n, rng):

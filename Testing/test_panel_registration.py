@@ -5,8 +5,6 @@ import types
 
 import numpy as np
 import slicer
-import vtk
-from vtk.util import numpy_support
 
 from SurgicalAICore.mrml.bundle import load_scene_bundle, save_scene_bundle
 from SurgicalAICore.mrml.segmentations import add_segmentation_to_scene, new_segmentation_node
@@ -16,6 +14,7 @@ from SurgicalDepthLib.panel.depth_panel import DepthPanel
 from SurgicalDepthLib.panel.registration_panel import InitMethod, RegistrationPanel, TargetType
 from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.registration.icp import pose_error
+from SurgicalDepthLib.depth.pointcloud import points_polydata
 
 
 def _segmentation(scene):
@@ -31,11 +30,7 @@ def _segmentation(scene):
 
 
 def _set_points(node, points):
-    pts = vtk.vtkPoints()
-    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(points), deep=True))
-    poly = vtk.vtkPolyData()
-    poly.SetPoints(pts)
-    node.SetAndObservePolyData(poly)
+    node.SetAndObservePolyData(points_polydata(points, np.float64))
 
 
 def test_registration_story_register_track_fail_overlay_reload(scene, tmp_path):

@@ -236,23 +236,15 @@ ADAPTED = {"model.json", "model.pt", "weights.sha256"}
 
 
 def _adapt_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
-    import json
-    import shutil
-
     from adapt_helpers import synthetic_clip
-
-    from SurgicalDepthLib.depth.model import default_model_path
+    from small_depth_model import small_bundled_model
 
     frames, _, _, camera = synthetic_clip()
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, rgb in enumerate(frames):
         cv2.imwrite(str(folder / f"f{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    model = tmp_path / "small"
-    shutil.copytree(default_model_path(), model)
-    card = json.loads((model / "model.json").read_text())
-    card["input_size"] = [128, 160]  # fully convolutional: small frames keep the run to seconds
-    (model / "model.json").write_text(json.dumps(card))
+    model = small_bundled_model(tmp_path / "small")
     camera.save_json(tmp_path / "camera.json")
     return folder, model, tmp_path / "camera.json"
 

@@ -206,21 +206,30 @@ def voxel_downsample(cloud: PointCloud, max_points: int, pixel_mm: float | None 
     return _voxel_reduce(cloud, voxel, grid)
 
 
-def polydata_from_cloud(cloud: PointCloud):
-    """vtkPolyData with one vertex cell per point, "RGB" colours (active scalars) and "depth_mm"."""
+def points_polydata(points: np.ndarray, dtype=np.float32):
+    """vtkPolyData of (N, 3) ``points`` with one vertex cell each, built without a Python loop."""
     import vtk
     from vtk.util import numpy_support
 
-    n = len(cloud)
+    n = len(points)
     poly = vtk.vtkPolyData()
     pts = vtk.vtkPoints()
-    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(cloud.points, np.float32), deep=True))
+    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(points, dtype), deep=True))
     poly.SetPoints(pts)
     verts = vtk.vtkCellArray()
     offsets = numpy_support.numpy_to_vtkIdTypeArray(np.arange(n + 1, dtype=np.int64), deep=True)
     conn = numpy_support.numpy_to_vtkIdTypeArray(np.arange(n, dtype=np.int64), deep=True)
     verts.SetData(offsets, conn)
     poly.SetVerts(verts)
+    return poly
+
+
+def polydata_from_cloud(cloud: PointCloud):
+    """vtkPolyData with one vertex cell per point, "RGB" colours (active scalars) and "depth_mm"."""
+    import vtk
+    from vtk.util import numpy_support
+
+    poly = points_polydata(cloud.points)
     rgb = numpy_support.numpy_to_vtk(
         np.ascontiguousarray(cloud.colors, np.uint8), deep=True, array_type=vtk.VTK_UNSIGNED_CHAR
     )

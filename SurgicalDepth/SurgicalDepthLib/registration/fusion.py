@@ -121,18 +121,11 @@ def fuse_clouds(clouds: list[np.ndarray], poses: list[np.ndarray], voxel_mm: flo
 
 def fused_polydata(fused: FusedCloud):
     """vtkPolyData of the fused points, one vertex cell each, with a "frames" array (views per surfel)."""
-    import vtk
     from vtk.util import numpy_support
 
-    n = len(fused.points)
-    poly = vtk.vtkPolyData()
-    pts = vtk.vtkPoints()
-    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(fused.points, float), deep=True))
-    poly.SetPoints(pts)
-    verts = vtk.vtkCellArray()
-    verts.SetData(numpy_support.numpy_to_vtkIdTypeArray(np.arange(n + 1, dtype=np.int64), deep=True),
-                  numpy_support.numpy_to_vtkIdTypeArray(np.arange(n, dtype=np.int64), deep=True))
-    poly.SetVerts(verts)
+    from SurgicalDepthLib.depth.pointcloud import points_polydata
+
+    poly = points_polydata(fused.points, float)
     frames = numpy_support.numpy_to_vtk(np.ascontiguousarray(fused.frames, np.int32), deep=True)
     frames.SetName("frames")
     poly.GetPointData().AddArray(frames)
