@@ -17,3 +17,15 @@ def organ_and_view():
 def camera_cloud(view, truth):
     """Cloud in the camera frame such that ``truth`` (camera-to-CT) maps it onto the surface."""
     return shapes.apply(np.linalg.inv(truth), view)
+
+
+def looking_at(centre, direction, distance=80.0) -> np.ndarray:
+    """Camera-to-CT pose of a camera ``distance`` mm out along ``direction`` from ``centre``, looking at it."""
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    z = -d
+    x = np.cross([0.0, 0.0, 1.0], z)
+    x /= np.linalg.norm(x)
+    pose = np.eye(4)
+    pose[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
+    pose[:3, 3] = np.asarray(centre, float) + distance * d
+    return pose

@@ -14,6 +14,7 @@ from SurgicalDepthLib.panel.registration_panel import InitMethod, RegistrationPa
 from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.registration.fusion import fuse_clouds
 from SurgicalDepthLib.depth.pointcloud import points_polydata
+from organ_view import looking_at
 
 NOISE_MM = 0.3
 COVER_MM = 2.0
@@ -23,16 +24,18 @@ def _set_points(node, points):
     node.SetAndObservePolyData(points_polydata(points, np.float64))
 
 
-def _sweep(surface, n, rng):
-    """Views of ``surface`` from directions 20 degrees apart, with the camera moving a little per frame:
-    (camera-frame cloud, true camera-to-CT pose, the true patch) per frame."""
-    frames, pose = [], np.eye(4)
+def _sweep(surface, n, rng, step_deg=12.0, distance=150.0):
+    """A camera orbiting the surface ``step_deg`` per frame at ``distance`` mm from its centre, looking at it
+    (with a small wobble): (camera-frame cloud of the side it sees, true camera-to-CT pose, the true patch)."""
+    centre = surface.mean(0)
+    frames = []
     for k in range(n):
-        a = np.radians(20 * k)
-        view = shapes.visible_patch(surface, (np.cos(a), np.sin(a), 0.3), 0.25)
-        pose = shapes.perturbation(2, 1.5, view.mean(0), rng) @ pose
+        a = np.radians(step_deg * k)
+        direction = (np.cos(a), np.sin(a), 0.3)
+        view = shapes.visible_patch(surface, direction, 0.25)
+        pose = shapes.perturbation(0.5, 0.5, centre, rng) @ looking_at(centre, direction, distance)
         cloud = shapes.apply(np.linalg.inv(pose), view) + rng.normal(0, NOISE_MM, view.shape)
-        frames.append((cloud, pose.copy(), view))
+        frames.append((cloud, pose, view))
     return frames
 
 
@@ -83,7 +86,7 @@ def test_fuse_a_tracked_sweep_covers_more_than_one_frame_and_lies_on_the_surface
     _track(panel, cloud, frames[1:])
     assert panel.history_size == len(frames) and panel.state == "trusted"
 
-    node = panel.fuse(n_frames=len(frames), voxel_mm=1.0, min_frames=1)
+    node = panel.fuse(n_frames=len(frames), voxel_mm=1.0, min_frames=1, method="cells")
     assert node.GetScene() is scene and node.GetName() == "Fused surface"
     fused = numpy_support.vtk_to_numpy(node.GetPolyData().GetPoints().GetData())
     assert node.GetPolyData().GetNumberOfVerts() == len(fused)
@@ -96,7 +99,7 @@ def test_fuse_a_tracked_sweep_covers_more_than_one_frame_and_lies_on_the_surface
     assert len(fused) < sum(len(f[0]) for f in frames)
 
     # distance to the true surface, against the same clouds fused with the true poses: the 0.3 mm depth noise
-    # alone leaves a mean of E|N(0, 0.3)| = 0.24 mm (measured: 0.242 mm for both, 95th percentile 0.61 mm); the
+    # alone leaves a mean of E|N(0, 0.3)| = 0.24 mm (measured: 0.244 mm for both, 95th percentile 0.62 mm); the
     # tracked poses (< 0.2 degrees, < 0.05 mm off here) may add at most 0.05 mm to it
     distance, best = _surface_distance(organ, fused), _surface_distance(organ, reference)
     assert best.mean() < 0.3 and distance.mean() < best.mean() + 0.05, (distance.mean(), best.mean())
@@ -104,8 +107,18 @@ def test_fuse_a_tracked_sweep_covers_more_than_one_frame_and_lies_on_the_surface
 
     truth = shapes.surface_samples(organ, 1.5, seed=7)
     single = max(_coverage(shapes.apply(pose, points), truth) for points, pose, _ in frames)
-    # measured: the fused cloud is within 2 mm of 45% of the surface, the best single frame of 27%
-    assert _coverage(fused, truth) > 1.5 * single, (_coverage(fused, truth), single)
+    # measured: the fused cloud is within 2 mm of 36% of the surface, the best single frame of 26%
+    assert _coverage(fused, truth) > 1.25 * single, (_coverage(fused, truth), single)
+
+    # the default method, a TSDF, in the same node: one surface as close to the truth (measured 0.28 mm mean,
+    # 0.83 mm 95th percentile with the panel's automatic voxel of 1.8 mm), as much of it covered, with normals
+    assert panel.fuse(n_frames=len(frames)) is node
+    tsdf = numpy_support.vtk_to_numpy(node.GetPolyData().GetPoints().GetData())
+    distance = _surface_distance(organ, tsdf)
+    assert distance.mean() < 0.35 and np.percentile(distance, 95) < 1.0, (distance.mean(), np.percentile(distance, 95))
+    assert _coverage(tsdf, truth) > 1.25 * single
+    normals = numpy_support.vtk_to_numpy(node.GetPolyData().GetPointData().GetNormals())
+    assert normals.shape == tsdf.shape and np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-3)
 
     # the next fuse updates the same node (fewer frames, fewer points) rather than adding one
     count = scene.GetNumberOfNodesByClass("vtkMRMLModelNode")
@@ -175,15 +188,21 @@ def test_register_the_fused_surface_corrects_a_common_drift(story, scene):
     transform = panel.cloud_and_transform()[1]
     # tracking drifted: every kept pose and the published one 3 degrees / 3 mm off in CT space
     drift = shapes.perturbation(3, 3, frames[2][2].mean(0), np.random.default_rng(9))
+    tracked = [pose_error(h.pose, f[1])[1] for h, f in zip(panel.session.history, frames, strict=True)]
     for frame in panel.session.history:
         frame.pose = drift @ frame.pose
     set_matrix(transform, drift @ get_matrix(transform))
     assert min(pose_error(get_matrix(transform), frames[-1][1])[:2]) > 1.0
-    node = panel.fuse(n_frames=len(frames))
+    node = panel.fuse(n_frames=len(frames))  # the default TSDF, its voxel from the depth (1.8 mm at 150 mm)
     result = panel.register_fused()
     assert result.quality.trusted and panel.message.startswith("Refined with the fused surface")
-    rotation, translation = pose_error(get_matrix(transform), frames[-1][1])[:2]  # measured 0.17 deg, 0.02 mm
-    assert rotation < 0.3 and translation < 0.3, (rotation, translation)
-    assert all(max(pose_error(h.pose, f[1])[:2]) < 0.3 for h, f in zip(panel.session.history, frames, strict=True))
+    # from 3 degrees / 3 mm back to 0.21 degrees / 0.55 mm (cell means of 1 mm: 0.06 degrees / 0.10 mm, since
+    # exact depth leaves nothing for a TSDF to reconcile and its 1.8 mm voxels are coarser)
+    rotation, translation = pose_error(get_matrix(transform), frames[-1][1])[:2]
+    assert rotation < 0.4 and translation < 0.8, (rotation, translation)
+    # each kept pose is back to what tracking had left it, give or take the fit of the fused surface
+    after = [pose_error(h.pose, f[1])[1] for h, f in zip(panel.session.history, frames, strict=True)]
+    assert all(a < b + 0.8 for a, b in zip(after, tracked, strict=True)), (after, tracked)
     points = numpy_support.vtk_to_numpy(node.GetPolyData().GetPoints().GetData())
-    assert _surface_distance(organ, points).mean() < 0.3  # the shown surface moved back onto the anatomy
+    distance = _surface_distance(organ, points).mean()
+    assert distance < 0.5, distance  # the shown surface moved back onto the anatomy

@@ -9,11 +9,14 @@ import pytest
 from SurgicalAICore.errors import InputError
 from SurgicalDepthLib.registration import shapes
 from SurgicalDepthLib.registration.fusion import fuse_clouds
+from organ_view import looking_at
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _frames(n=3, noise=0.3):
+    """The synthetic organ seen by ``n`` cameras around it: camera-frame clouds (z along the view, mm) with
+    their camera-to-CT poses and the true surface patch each saw."""
     poly = shapes.organ_polydata(resolution=60)
     surface = shapes.surface_samples(poly, 1.0, seed=2)
     rng = np.random.default_rng(0)
@@ -21,7 +24,7 @@ def _frames(n=3, noise=0.3):
     for k in range(n):
         direction = [np.cos(0.6 * k), np.sin(0.6 * k), 0.2]
         view = shapes.visible_patch(surface, direction, 0.3)
-        pose = shapes.perturbation(15 * k, 10 * k, view.mean(0), rng)
+        pose = looking_at(view.mean(0), direction)
         clouds.append(shapes.apply(np.linalg.inv(pose), view) + rng.normal(0, noise, view.shape))
         poses.append(pose)
         views.append(view)
@@ -91,6 +94,19 @@ def test_fuse_command_writes_a_ply_and_refuses_one_frame(tmp_path):
     from SurgicalDepthLib.depth.pointcloud import read_ply
 
     assert len(read_ply(tmp_path / "fused.ply").points) > 0.5 * max(len(c) for c in clouds)
+    assert "(tsdf, " in run.stdout  # the default
+    import vtk
+
+    reader = vtk.vtkPLYReader()
+    reader.SetFileName(str(tmp_path / "fused.ply"))
+    reader.Update()
+    assert reader.GetOutput().GetPointData().GetNormals() is not None  # a TSDF surface keeps its normals
+    run = subprocess.run([*cmd[:-1], str(tmp_path / "cells.ply"), "--method", "cells", "--voxel", "2"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False)
+    assert run.returncode == 0 and "(cells, 2 mm)" in run.stdout, run.stderr
+    run = subprocess.run([*cmd[:-1], str(tmp_path / "bad.ply"), "--trunc", "0"], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300, check=False)
+    assert run.returncode == 2 and "--trunc must be a positive" in run.stderr and not (tmp_path / "bad.ply").exists()
     run = subprocess.run([*cmd[:-1], str(tmp_path / "aligned.ply"), "--align-scale"], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=300, check=False)
     assert run.returncode == 0 and "depth scales 1.000, " in run.stdout, run.stderr

@@ -81,6 +81,7 @@ def scenario_rows(name: str, args, model) -> list[dict]:
     from SurgicalDepthLib.registration.calibration import noisy_depth
     from SurgicalDepthLib.registration.evaluation import cloud_from_depth, prepare, tre_mm
     from SurgicalDepthLib.registration.fusion import fuse_clouds
+    from SurgicalDepthLib.registration.tsdf import fuse_tsdf_clouds
     from SurgicalDepthLib.registration.icp import icp
     from SurgicalDepthLib.registration.shapes import apply, perturbation
 
@@ -99,12 +100,17 @@ def scenario_rows(name: str, args, model) -> list[dict]:
             start = perturbation(10.0, 5.0, apply(truth, clouds[0]).mean(0), rng) @ truth
             candidates = {"single": (clouds[0], 0.0)}
             for n in args.fuse:
-                t0 = time.perf_counter()
-                fused = fuse_clouds(clouds[:n], rel[:n], voxel_mm=1.0).points
-                candidates[f"fused {n}"] = (fused, time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                fused = fuse_clouds(clouds[:n], rel[:n], voxel_mm=1.0, align_scale=True).points
-                candidates[f"fused {n} + scale"] = (fused, time.perf_counter() - t0)
+                if not args.no_cells:
+                    t0 = time.perf_counter()
+                    fused = fuse_clouds(clouds[:n], rel[:n], voxel_mm=1.0).points
+                    candidates[f"fused {n}"] = (fused, time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    fused = fuse_clouds(clouds[:n], rel[:n], voxel_mm=1.0, align_scale=True).points
+                    candidates[f"fused {n} + scale"] = (fused, time.perf_counter() - t0)
+                for label, kwargs in args.tsdf_settings:
+                    t0 = time.perf_counter()
+                    surface = fuse_tsdf_clouds(clouds[:n], rel[:n], **kwargs).points
+                    candidates[f"tsdf {n}{label}"] = (surface, time.perf_counter() - t0)
                 if not args.no_peer:
                     t0 = time.perf_counter()
                     peer = open3d_tsdf(depths[:n], valids[:n], rel[:n], clouds[:n], setup.camera)
@@ -115,6 +121,7 @@ def scenario_rows(name: str, args, model) -> list[dict]:
                 result = icp(cloud, setup.target, start, scale=True)
                 rows.append({"scenario": name, "depth": kind, "trial": trial, "method": method,
                              "points": len(cloud), "fuse_ms": 1000 * fuse_s,
+                             "median_depth_mm": float(np.median(clouds[0][:, 2])),
                              "tre_mm": tre_mm(result.matrix, truth, setup.target_points),
                              "rms_mm": result.rms_mm, "scale": result.scale})
             print(f"{name} {kind} trial {trial}: " + ", ".join(
@@ -146,10 +153,16 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=8000)
     parser.add_argument("--pose-noise-deg", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tsdf", default="",
+                        help="extra settings of our TSDF, e.g. 'trunc_mm=4;voxel_mm=1,trunc_mm=8' (defaults always)")
+    parser.add_argument("--no-cells", action="store_true", help="skip the cell-mean fusion rows")
     parser.add_argument("--no-peer", action="store_true", help="skip the Open3D TSDF peer")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results_fusion.json"))
     args = parser.parse_args()
     args.fuse = [int(n) for n in args.fuse.split(",")]
+    args.tsdf_settings = [("", {})] + [
+        (f" ({setting})", {k: float(v) for k, v in (kv.split("=") for kv in setting.split(";"))})
+        for setting in args.tsdf.split(",") if setting]
     import torch
 
     torch.set_num_threads(1)

@@ -220,11 +220,12 @@ class RegistrationSession:
         self.history.append(HistoryFrame(points, np.array(pose, float), state))
         return True
 
-    def fuse(self, n_frames: int, voxel_mm: float = 1.0, min_frames: int = 1):
+    def fuse(self, n_frames: int, voxel_mm: float | None = None, min_frames: int = 1, method: str = "tsdf"):
         """Fuse the last ``n_frames`` kept frames into the "Fused surface" model node (CT/RAS coordinates,
-        shown as points in 3-D; the same node is updated on the next fuse). Nothing in the scene changes
+        shown as points in 3-D; the same node is updated on the next fuse) with ``method`` (``tsdf`` or
+        ``cells``, see :func:`~SurgicalDepthLib.registration.fusion.fuse_frames`). Nothing in the scene changes
         when fusion refuses its input."""
-        from SurgicalDepthLib.registration.fusion import fuse_clouds, fused_polydata
+        from SurgicalDepthLib.registration.fusion import fuse_frames, fused_polydata
 
         if n_frames < 2:
             raise InputError(f"Fuse at least 2 frames, not {n_frames}.")
@@ -232,9 +233,9 @@ class RegistrationSession:
         if len(frames) < 2:
             raise InputError(f"Fusion needs at least two registered (trusted) frames; {len(self.history)} kept "
                              "so far: register or track more frames first.")
-        fused = fuse_clouds([f.points for f in frames], [f.pose for f in frames], voxel_mm, min_frames)
+        fused = fuse_frames([f.points for f in frames], [f.pose for f in frames], method, voxel_mm, min_frames)
         if len(fused.points) == 0:
-            raise InputError(f"No surface cell was seen in {min_frames} frames: lower the minimum frames.")
+            raise InputError(f"No surface point was seen in {min_frames} frames: lower the minimum frames.")
         self.fused = fused
         self.fused_node = self._fused_model(fused_polydata(fused))
         return self.fused_node

@@ -68,8 +68,9 @@ REGISTRATION_PARAMS = (
     Param("opacity", float, 0.35),
     Param("followCamera", bool, False),
     Param("fuseFrames", int, 10),       # fuse the last N kept (trusted) frames
-    Param("fuseVoxelMm", float, 1.0),
-    Param("fuseMinFrames", int, 1),     # a surfel must be seen in this many frames
+    Param("fuseMethod", str, "tsdf"),   # tsdf (merges frames whose depth disagrees) or cells
+    Param("fuseVoxelMm", float, 0.0),   # 0: from the depth (tsdf) or 1 mm (cells)
+    Param("fuseMinFrames", int, 1),     # a surface point must be seen in this many frames
 )
 
 
@@ -229,12 +230,14 @@ class RegistrationPanel:
             show_in_slice_views(self.scene, node, {"Yellow": self.depth.params.get("depthNode")})
         return node
 
-    def fuse(self, n_frames: int | None = None, voxel_mm: float | None = None, min_frames: int | None = None):
+    def fuse(self, n_frames: int | None = None, voxel_mm: float | None = None, min_frames: int | None = None,
+             method: str | None = None):
         """Fuse the last ``n_frames`` kept frames (settings by default) into the "Fused surface" model node."""
         values = self.params.values()
         n = values["fuseFrames"] if n_frames is None else n_frames
-        node = self.session.fuse(n, values["fuseVoxelMm"] if voxel_mm is None else voxel_mm,
-                                 values["fuseMinFrames"] if min_frames is None else min_frames)
+        node = self.session.fuse(n, (values["fuseVoxelMm"] if voxel_mm is None else voxel_mm) or None,
+                                 values["fuseMinFrames"] if min_frames is None else min_frames,
+                                 values["fuseMethod"] if method is None else method)
         fused = self.session.fused
         self.message = f"Fused {fused.n_frames} frames into {len(fused.points)} surface points."
         return node

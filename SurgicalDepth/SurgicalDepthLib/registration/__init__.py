@@ -6,7 +6,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "depth_correction": ("DepthCorrectedResult", "joint_depth_shift", "register_depth_aware",),
     "evaluation": ("EvalFrame", "EvalSetup", "tre_mm", "cloud_from_depth", "prepare", "run_trials", "summarise",),
     "files": ("read_points_file", "load_target_file",),
-    "fusion": ("FusedCloud", "fuse_clouds", "write_fused",),
+    "fusion": ("FusedCloud", "fuse_clouds", "fuse_frames", "write_fused",),
     "icp": (
         "ICPResult", "check_cloud", "rotation_matrix", "TargetTensors", "cpu_threads", "icp_batch", "icp",
         "rotation_angle_deg", "pose_error",

@@ -1,4 +1,5 @@
-"""Fuse several registered depth frames into one surface cloud (surfels on a voxel grid), numpy only.
+"""Fuse several registered depth frames into one surface cloud, numpy only: a TSDF (the default, see
+:mod:`~SurgicalDepthLib.registration.tsdf`) or surfels on a voxel grid.
 
 Each frame's camera-frame cloud is placed with its camera-to-CT pose (from tracking, a tracker or structure
 from motion); points falling in the same ``voxel_mm`` cell are averaged, so repeated views of one patch become
@@ -27,12 +28,40 @@ class FusedCloud:
     frames: np.ndarray     # (M,) distinct frames that saw each cell
     n_frames: int
     scales: np.ndarray | None = None  # (n_frames,) depth scale applied to each frame (align_scale)
+    normals: np.ndarray | None = None  # (M, 3) unit normals where the method gives them (TSDF)
+    voxel_mm: float | None = None
 
 
-def _ray_scale(cloud: np.ndarray, pose: np.ndarray, tree, gate_mm: float, iterations: int = 8) -> float:
+METHODS = ("tsdf", "cells")
+
+
+def fuse_frames(clouds: list[np.ndarray], poses: list[np.ndarray], method: str = "tsdf",
+                voxel_mm: float | None = None, min_frames: int = 1, align_scale: bool = False,
+                trunc_mm: float | None = None) -> FusedCloud:
+    """Fuse camera-frame ``clouds`` placed by ``poses`` with ``method``: ``tsdf`` (signed distances along each
+    frame's rays averaged per voxel; merges frames whose depth disagrees, as monocular depth does) or ``cells``
+    (points averaged per cell; keeps every frame's own surface). ``voxel_mm`` None: 1/85 of the median depth
+    for ``tsdf``, 1 mm for ``cells``."""
+    if method not in METHODS:
+        raise InputError(f"Unknown fusion method '{method}': use one of {', '.join(METHODS)}.")
+    if method == "cells":
+        return fuse_clouds(clouds, poses, voxel_mm or 1.0, min_frames, align_scale)
+    from SurgicalDepthLib.registration.tsdf import fuse_tsdf_clouds
+
+    checked, matrices = _checked_frames(clouds, poses)
+    scales = align_depth_scales(checked, matrices) if align_scale else np.ones(len(checked))
+    surface = fuse_tsdf_clouds([k * c for k, c in zip(scales, checked, strict=True)], matrices, voxel_mm, trunc_mm,
+                               min_weight=float(min_frames))
+    return FusedCloud(surface.points, surface.weights.astype(int), surface.weights.astype(int), len(checked),
+                      scales, surface.normals, surface.voxel_mm)
+
+
+def _ray_scale(cloud: np.ndarray, pose: np.ndarray, tree, gate_mm: float, iterations: int = 30) -> float:
     """The factor s that puts ``pose`` applied to ``s * cloud`` onto the points of ``tree`` (nearest neighbours,
     gated), measured along each point's viewing ray: robust (median) and one-dimensional, so a frame that
-    overlaps the others only partly still gets its scale from the part it shares."""
+    overlaps the others only partly still gets its scale from the part it shares. Where the surface is seen
+    obliquely the nearest neighbour lies mostly across the ray, so each step corrects only part of the error:
+    8 steps left frames seen from 80 mm 2-3 % off, 30 reach 0.1 % (it stops once a step changes < 0.01 %)."""
     rot, t = pose[:3, :3], pose[:3, 3]
     rays = cloud @ rot.T
     dist = np.linalg.norm(rays, axis=1)
@@ -79,16 +108,12 @@ def align_depth_scales(clouds: list[np.ndarray], poses: list[np.ndarray], gate_m
     return scales
 
 
-def fuse_clouds(clouds: list[np.ndarray], poses: list[np.ndarray], voxel_mm: float = 1.0,
-                min_frames: int = 1, align_scale: bool = False) -> FusedCloud:
-    """Fuse camera-frame ``clouds`` placed by ``poses`` (camera-to-CT, rigid or with one uniform scale);
-    ``align_scale``: fit each frame's depth scale to the frames before it first."""
+def _checked_frames(clouds, poses) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Clouds as (N, 3) float arrays and poses as 4x4 matrices, or one clear error naming the frame."""
     if len(clouds) != len(poses):
         raise InputError(f"Fusion needs one pose per cloud: {len(clouds)} clouds, {len(poses)} poses.")
     if len(clouds) < 2:
         raise InputError("Fusion needs at least two frames; register a single frame directly instead.")
-    if not voxel_mm > 0:
-        raise InputError(f"The fusion voxel size must be positive, got {voxel_mm}.")
     checked, matrices = [], []
     for i, (cloud, pose) in enumerate(zip(clouds, poses, strict=True)):
         pts = np.asarray(cloud, float)
@@ -104,6 +129,16 @@ def fuse_clouds(clouds: list[np.ndarray], poses: list[np.ndarray], voxel_mm: flo
         check_rigid(rigid, f"pose of frame {i}")
         checked.append(pts)
         matrices.append(m)
+    return checked, matrices
+
+
+def fuse_clouds(clouds: list[np.ndarray], poses: list[np.ndarray], voxel_mm: float = 1.0,
+                min_frames: int = 1, align_scale: bool = False) -> FusedCloud:
+    """Fuse camera-frame ``clouds`` placed by ``poses`` (camera-to-CT, rigid or with one uniform scale);
+    ``align_scale``: fit each frame's depth scale to the frames before it first."""
+    if not voxel_mm > 0:
+        raise InputError(f"The fusion voxel size must be positive, got {voxel_mm}.")
+    checked, matrices = _checked_frames(clouds, poses)
     scales = align_depth_scales(checked, matrices) if align_scale else np.ones(len(checked))
     allp = np.concatenate([(k * p) @ m[:3, :3].T + m[:3, 3] for k, p, m in zip(scales, checked, matrices, strict=True)])
     allf = np.concatenate([np.full(len(p), i) for i, p in enumerate(checked)])
@@ -116,7 +151,8 @@ def fuse_clouds(clouds: list[np.ndarray], poses: list[np.ndarray], voxel_mm: flo
     pairs = np.unique(cell * len(clouds) + allf)
     seen = np.bincount(pairs // len(clouds), minlength=len(counts))
     keep = seen >= min_frames
-    return FusedCloud(sums[keep] / counts[keep, None], counts[keep], seen[keep], len(clouds), scales)
+    return FusedCloud(sums[keep] / counts[keep, None], counts[keep], seen[keep], len(clouds), scales,
+                      voxel_mm=voxel_mm)
 
 
 def fused_polydata(fused: FusedCloud):
@@ -129,6 +165,10 @@ def fused_polydata(fused: FusedCloud):
     frames = numpy_support.numpy_to_vtk(np.ascontiguousarray(fused.frames, np.int32), deep=True)
     frames.SetName("frames")
     poly.GetPointData().AddArray(frames)
+    if fused.normals is not None:
+        normals = numpy_support.numpy_to_vtk(np.ascontiguousarray(fused.normals, np.float32), deep=True)
+        normals.SetName("Normals")
+        poly.GetPointData().SetNormals(normals)
     return poly
 
 
