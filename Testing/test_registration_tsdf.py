@@ -69,7 +69,7 @@ def test_cloud_depth_image_keeps_each_points_depth_at_its_angle():
     rng = np.random.default_rng(3)
     pts = np.c_[rng.uniform(-10, 10, (4000, 2)), np.full(4000, 50.0)]
     pts[:, 2] += 0.1 * pts[:, 0]  # a tilted plane
-    depth, fx, fy, cx, cy = cloud_depth_image(pts)
+    depth, fx, _, cx, _ = cloud_depth_image(pts)
     vv, uu = np.nonzero(depth > 0)
     a = (uu - cx) / fx
     expected = 50.0 / (1 - 0.1 * a)  # z on the plane z = 50 + 0.1 x along the ray (a, b, 1)

@@ -301,6 +301,7 @@ class PoseInputs:
     search_mm: float = 25.0
     seed: int = 0
     device: str | None = "cpu"
+    cancel: CancelToken | None = None  # checked between the global search's batches
 
 
 class PoseInitialiser(Protocol):
@@ -334,6 +335,7 @@ def _global(cloud, target, inputs: PoseInputs, prior) -> np.ndarray:
         translation_range_mm=inputs.search_mm,
         seed=inputs.seed,
         device=inputs.device,
+        cancel=inputs.cancel,
     ).matrix
 
 

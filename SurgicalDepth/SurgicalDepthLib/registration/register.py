@@ -72,7 +72,7 @@ def register_cloud(cloud: np.ndarray, target: RegistrationTarget, transform_node
     if target is None:
         raise InputError("No registration target (CT surface) was given.")
     pts = check_cloud(cloud)
-    inputs = pose_inputs(scale=scale, device=device, **init_kwargs)
+    inputs = pose_inputs(scale=scale, device=device, cancel=cancel, **init_kwargs)
     prog.step(0.0, "initialising")
     init = initial_pose(pts, target, method, inputs)
     prog.step(0.4, "refining (ICP)")

@@ -21,8 +21,7 @@ import numpy as np
 
 from SurgicalAICore.mrml.transforms import set_matrix
 from SurgicalAICore.progress import CancelToken
-from SurgicalDepthLib.registration.icp import ICPResult, icp
-from SurgicalDepthLib.registration.initial_pose import global_init
+from SurgicalDepthLib.registration.icp import ICPResult
 from SurgicalDepthLib.registration.motion import MotionModel, check_rigid
 from SurgicalDepthLib.registration.quality import RegistrationQuality
 from SurgicalDepthLib.registration.register import RegistrationResult, register_cloud
@@ -114,22 +113,19 @@ class FrameTracker:
     def last_good(self) -> np.ndarray:
         return self.motion.last_good
 
-    def _register(self, cloud, method: str, start: np.ndarray, icp_options: dict) -> RegistrationResult:
+    def _register(self, cloud, method: str, start: np.ndarray, icp_options: dict, seed: int | None = None,
+                  cancel: CancelToken | None = None) -> RegistrationResult:
+        seed = self.frames if seed is None else seed
         return register_cloud(cloud, self.target, method=method, current=start, scale=self.scale,
                               max_rms_mm=self.max_rms_mm, min_inlier_fraction=self.min_inlier_fraction,
                               budget_s=self.global_budget_s, search_deg=self.search_deg, search_mm=self.search_mm,
-                              seed=self.frames, device=self.device,
-                              icp_options={"max_points": self.max_points, "seed": self.frames, **icp_options})
+                              seed=seed, device=self.device, cancel=cancel,
+                              icp_options={"max_points": self.max_points, "seed": seed, **icp_options})
 
     def _search_pose(self, cloud: np.ndarray, prior: np.ndarray, seed: int, cancel: CancelToken) -> np.ndarray:
-        """The worker's search: global_init around ``prior`` and a full ICP, as ``register_cloud(method='global')``
-        does in the frame path, but cancellable between batches."""
-        found = global_init(cloud, self.target, prior=prior, budget_s=self.global_budget_s, scale=self.scale,
-                            rotation_range_deg=self.search_deg, translation_range_mm=self.search_mm, seed=seed,
-                            device=self.device, cancel=cancel)
-        cancel.raise_if_cancelled()
-        return icp(cloud, self.target, found.matrix, scale=self.scale, device=self.device,
-                   max_points=self.max_points, seed=seed).matrix
+        """The worker's search: the frame path's global registration around ``prior``, cancellable between the
+        search's batches."""
+        return self._register(cloud, "global", prior, {}, seed=seed, cancel=cancel).matrix
 
     def wait_for_search(self, timeout: float | None = None) -> bool:
         """Block until the background search in flight is done (True), e.g. in a test; True when there is none."""
