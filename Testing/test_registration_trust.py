@@ -32,12 +32,12 @@ def test_motion_model_predicts_constant_velocity_within_its_bound():
     poses = [np.eye(4)]
     for _ in range(3):
         poses.append(step @ poses[-1])
-    model = MotionModel(poses[0], damping=1.0)
+    model = MotionModel(poses[0])
     for p in poses[1:]:
         model.update(p)
     assert max(pose_error(model.predict(), step @ poses[-1])[:2]) < 1e-4
     # a jump beyond the bound moves the prediction by at most the bound
-    fast = MotionModel(np.eye(4), max_mm=5.0, max_deg=5.0, damping=0.5)
+    fast = MotionModel(np.eye(4), max_mm=5.0, max_deg=5.0)
     fast.update(shapes.perturbation(0, 50, [0, 0, 0], rng))
     assert np.linalg.norm(fast.shift) == pytest.approx(5.0)
     fast.miss()  # a missed frame: the last good pose stays and the velocity fades

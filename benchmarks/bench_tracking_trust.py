@@ -25,7 +25,7 @@ for sub in ("SegmentationAI", "SurgicalDepth", ""):
     sys.path.insert(0, str(ROOT / sub))
 
 
-def track_run(setup, kind: str, seed: int = 0) -> dict:
+def track_run(setup, kind: str, seed: int = 0, budget_s: float = 1.0) -> dict:
     from SurgicalDepthLib.registration.calibration import noisy_depth
     from SurgicalDepthLib.registration.evaluation import cloud_from_depth, tre_mm
     from SurgicalDepthLib.registration.shapes import apply, perturbation
@@ -42,7 +42,7 @@ def track_run(setup, kind: str, seed: int = 0) -> dict:
     scale = kind != "true"
     # the tracker gets the user's start pose itself: its first fit is judged against it (and searches around it
     # when the local fit fails), so a global search that slid elsewhere cannot become the trusted anchor
-    tracker = FrameTracker(setup.target, start, scale=scale, max_points=8000, exact_final=1, global_budget_s=0.5)
+    tracker = FrameTracker(setup.target, start, scale=scale, max_points=8000, exact_final=1, global_budget_s=budget_s)
     frames = []
     for f, c in zip(setup.frames, clouds, strict=True):
         r = tracker.update(c)
@@ -64,6 +64,9 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--budget", type=float, default=1.0,
+                    help="the tracker's global search budget in seconds (1.0: the tracker's and panel's default)")
+    ap.add_argument("--kinds", default="true,noisy,pred")
     ap.add_argument("--seed", type=int, default=3, help="camera path (1 and 2 are the calibration's)")
     ap.add_argument("--scenarios", default="laparoscopy,sinus,bronchoscopy")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results_tracking_trust.json"))
@@ -79,8 +82,8 @@ def main() -> int:
         except SurgicalAIError as error:
             print(f"skip {name}: {error}")
             continue
-        for kind in ("true", "noisy", "pred"):
-            run = track_run(setup, kind)
+        for kind in args.kinds.split(","):
+            run = track_run(setup, kind, budget_s=args.budget)
             report["runs"][f"{name} | {kind}"] = run
             print(f"{name:12s} {kind:5s} median TRE {run['median_tre_mm']:7.2f} mm  trusted "
                   f"{100 * run['trusted_share']:3.0f}%  worst trusted {run['max_trusted_tre_mm']}  worst not lost "

@@ -33,11 +33,15 @@ def _split(m: np.ndarray):
 
 
 class MotionModel:
-    """Damped constant velocity of the camera-to-CT pose, bounded to ``max_mm`` / ``max_deg`` per frame."""
+    """Constant velocity of the camera-to-CT pose, bounded to ``max_mm`` / ``max_deg`` per frame, fading by
+    ``fade`` for every frame without a trusted pose. ``damping`` scales the predicted step: 1 follows steady
+    motion; below 1 the prediction lags it (0.5 left every frame of a steady sweep half a step behind, so its
+    first fit was judged on a larger move and often needed a second look)."""
 
-    def __init__(self, pose: np.ndarray, *, max_mm: float = 8.0, max_deg: float = 8.0, damping: float = 0.5):
+    def __init__(self, pose: np.ndarray, *, max_mm: float = 8.0, max_deg: float = 8.0, damping: float = 1.0,
+                 fade: float = 0.5):
         self.last_good = np.asarray(pose, float).copy()
-        self.max_mm, self.max_deg, self.damping = max_mm, max_deg, damping
+        self.max_mm, self.max_deg, self.damping, self.fade = max_mm, max_deg, damping, fade
         self.rotvec = np.zeros(3)    # world-frame rotation per frame
         self.shift = np.zeros(3)     # world-frame translation per frame of the point at the origin
         self.frames_since_good = 0
@@ -79,5 +83,5 @@ class MotionModel:
     def miss(self) -> None:
         """A frame without a trusted pose: the model keeps the last good one, and its velocity fades."""
         self.frames_since_good += 1
-        self.rotvec = self.rotvec * self.damping
-        self.shift = self.shift * self.damping
+        self.rotvec = self.rotvec * self.fade
+        self.shift = self.shift * self.fade
