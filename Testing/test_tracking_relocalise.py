@@ -90,6 +90,33 @@ def test_global_init_stops_on_cancel(organ):
     assert time.process_time() - t0 < 1.0  # before the first batch, not after five seconds' worth
 
 
+class _CancelAfter(CancelToken):
+    """A token that cancels itself at its ``n + 1``-th check (a user pressing Cancel mid-search)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.checks = n, 0
+
+    def raise_if_cancelled(self) -> None:
+        self.checks += 1
+        if self.checks > self.n:
+            self.cancel()
+        super().raise_if_cancelled()
+
+
+def test_register_cloud_hands_its_cancel_token_to_the_global_search(organ):
+    """The tracker's worker searches through register_cloud(method='global'): a cancel after the start must stop
+    the search between its batches, not after its budget (here 30 s worth of candidates)."""
+    from SurgicalDepthLib.registration.register import register_cloud
+
+    target, view = organ
+    token = _CancelAfter(2)  # register_cloud's own progress step and the search's first batch pass
+    t0 = time.process_time()
+    with pytest.raises(OperationCancelled):
+        register_cloud(view, target, method="global", current=np.eye(4), budget_s=30.0, cancel=token)
+    assert token.checks == 3 and time.process_time() - t0 < 10.0
+
+
 def test_the_worker_runs_below_the_frame_path_and_a_failed_search_yields_no_pose():
     import os
 
