@@ -9,6 +9,7 @@ from SegmentationAILib.seg_model import default_model_path, load_segmentation_mo
 from SegmentationAILib.statistics import dice_scores
 
 REQUIRED = {"liver", "spleen", "kidney_left", "kidney_right", "stomach", "aorta", "vertebrae"}
+SOLID = {"liver", "spleen", "kidney_left", "kidney_right", "stomach"}
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +45,31 @@ def test_default_model_reproduces_its_training_case(model, sample_ct_path):
                        [e["value"] for e in model.labels])
     names = {e["value"]: e["name"] for e in model.labels}
     by_name = {names[v]: d for v, d in dice.items()}
-    # requirements for a model that saw this case: the large organs must be found well
-    assert min(by_name[n] for n in REQUIRED) > 0.85, by_name
-    assert np.mean([by_name[n] for n in REQUIRED]) > 0.9, by_name
+    # a model that saw this case must find its solid organs well; trained for partial scans (2.0.0), the
+    # thin aorta and the merged vertebrae are the price paid (1.0.0, whole-body crops only: 0.94 / 0.92)
+    assert min(by_name[n] for n in SOLID) > 0.88, by_name
+    assert by_name["aorta"] > 0.8 and by_name["vertebrae"] > 0.5, by_name
+    assert np.mean([by_name[n] for n in REQUIRED]) > 0.84, by_name
     # the card's numbers are what this code measures (same pipeline, same settings)
     card = json.loads((default_model_path() / "model.json").read_text())
     for name, value in card["metrics"]["dice_on_training_case"].items():
         assert by_name[name] == pytest.approx(value, abs=0.02), name
+
+
+@pytest.mark.slow
+def test_default_model_finds_organs_on_short_partial_scans(model):
+    """The issue's failure: 20 slices at 2 mm stored LPS gave Dice 0.000 with the 1.0.0 model."""
+    from SegmentationAILib.sample_slabs import slab_dice
+
+    slabs = slab_dice(model)
+    assert slabs["mean"] > 0.65, slabs
+    assert max(d.get("liver", 0.0) for d in slabs.values() if isinstance(d, dict)) > 0.85, slabs
+    card = model.card["metrics"]["slabs_of_training_case"]
+    assert set(card) == set(slabs)
+    for where, dice in slabs.items():
+        if where != "mean":
+            for organ, value in dice.items():
+                assert value == pytest.approx(card[where][organ], abs=0.02), (where, organ)
 
 
 @pytest.mark.slow

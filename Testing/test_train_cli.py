@@ -30,7 +30,8 @@ def test_train_then_evaluate_from_the_command_line(tmp_path, capsys):
     write_cases(tmp_path / "val", [4, 5])
     pattern = ["--image", "*_ct.nii.gz", "--label", "*_seg.nii.gz"]
     code = main(["train", str(tmp_path / "train"), *pattern, "--val", str(tmp_path / "val"), "--class", "ball=1",
-                 "--class", "box=2", "--epochs", "2", "-o", str(tmp_path / "model"), *TINY])
+                 "--class", "box=2", "--epochs", "2", "--largest-component", "ball", "-o", str(tmp_path / "model"),
+                 *TINY])
     assert code == 0
     out = capsys.readouterr().out
     assert "model written to" in out
@@ -48,6 +49,13 @@ def test_train_then_evaluate_from_the_command_line(tmp_path, capsys):
     import json
     card = json.loads((tmp_path / "model" / "model.json").read_text())
     assert "--class ball=1" in card["training"]["command"] and card["name"] == "model"
+    assert card["postprocessing"]["largest_component"] == ["ball"]
+    # evaluation may add the post-processing; a class the model lacks is refused in one line
+    base = ["evaluate", str(tmp_path / "model"), str(tmp_path / "val"), *pattern, "--no-tta", "--quiet"]
+    assert main([*base, "--largest-component", "all"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--largest-component", "tumour"]) == 2
+    assert "tumour" in capsys.readouterr().err
 
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
@@ -62,6 +70,8 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
         (["train", str(tmp_path / "train"), "-o", str(tmp_path / "m")], "--image and --label"),
         (["train", *cases, "--class", "ball", "-o", str(tmp_path / "m")], "NAME=VALUES"),
         (["train", *cases, "--flip-axes", "5", "-o", str(tmp_path / "m")], "--flip-axes"),
+        (["train", *cases, "--class", "ball=1", "--largest-component", "tumour", "--epochs", "1", *TINY,
+          "-o", str(tmp_path / "m")], "--largest-component"),
         (["evaluate", str(tmp_path / "nomodel"), *cases], "not found"),
         (["evaluate", str(tmp_path / "nomodel"), *cases, "-o", str(tmp_path / "no" / "x.csv")], "does not exist"),
     ]:

@@ -79,6 +79,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--stage", choices=["all", "train", "eval"], default="all")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--spacing", type=float, nargs=3, help="mm along i j k (default: the dataset's)")
+    p.add_argument("--patch", type=int, nargs=3, help="patch size i j k (default: the dataset's)")
+    p.add_argument("--largest-component", default=None, metavar="NAMES",
+                   help="evaluate with these classes (comma-separated, or 'all') kept to their largest part")
     p.add_argument("--md", help="markdown report (default docs/BENCHMARKS_training_<dataset>.md)")
     args = p.parse_args()
 
@@ -91,7 +95,9 @@ def main() -> int:
     from SegmentationAILib.training.settings import TrainingSettings
     from SegmentationAILib.training.loop import train
 
-    d = DATASETS[args.dataset]
+    d = dict(DATASETS[args.dataset])
+    d["spacing"] = args.spacing or d["spacing"]
+    d["patch"] = args.patch or d["patch"]
     out = Path(args.out) / args.dataset
     model_dir = out / "model"
     mapping = LabelMapping.parse(d["classes"])
@@ -169,19 +175,22 @@ def main() -> int:
         from SegmentationAILib.evaluation import evaluate_model
 
         t1 = time.time()
-        ev = evaluate_model([model_dir], val_cases, mapping, device="cpu", tta=False, groups=d["groups"])
+        lcc = [n for n in (args.largest_component or "").split(",") if n]
+        options = {"largest_component": True if lcc == ["all"] else lcc} if lcc else None
+        ev = evaluate_model([model_dir], val_cases, mapping, device="cpu", tta=False, groups=d["groups"],
+                            options=options)
         ev.write_csv(out / "evaluation.csv")
         ev.write_json(out / "evaluation.json")
         print(f"evaluated in {time.time() - t1:.1f}s")
         print(ev.summary_text())
         md = write_markdown(
-            args.dataset, d, ev, model_dir, Path(args.md or ROOT / "docs" / f"BENCHMARKS_training_{args.dataset}.md")
+            args.dataset, d, ev, model_dir, lcc, Path(args.md or ROOT / "docs" / f"BENCHMARKS_training_{args.dataset}.md")
         )
         print(f"wrote {md}")
     return 0
 
 
-def write_markdown(name: str, d: dict, ev, model_dir: Path, path: Path) -> Path:
+def write_markdown(name: str, d: dict, ev, model_dir: Path, lcc: list, path: Path) -> Path:
     """Per-class mean ± sd over the validation cases, per-case Dice, and how the model was trained."""
     import platform
     from datetime import datetime, timezone
@@ -203,7 +212,8 @@ def write_markdown(name: str, d: dict, ev, model_dir: Path, path: Path) -> Path:
         f"best epoch {metrics['best_epoch']} (validation mean Dice {metrics['best_val_mean_dice']}); "
         f"training time {sum(e.get('time_s', 0) for e in metrics['epochs']) / 60:.0f} min on 1 CPU thread.",
         "- Evaluation: the extension's own inference (`evaluate_model`: resample, sliding window, post-processing, "
-        "back to the original grid), no TTA; metrics per case, then mean ± sd over cases.",
+        "back to the original grid), no TTA; metrics per case, then mean ± sd over cases. Largest connected "
+        f"component kept for: {', '.join(lcc) if lcc else 'none'} (`--largest-component`).",
         "- Model selection: the epoch with the best validation Dice on these same validation cases (there is no "
         "separate test set in this data), so the numbers are slightly optimistic.",
         "",

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from SegmentationAILib.preprocessing import normalize, resample_to_spacing  # noqa: E402
 from SegmentationAILib.sample_reference import default_labels, sample_reference_labels  # noqa: E402
+from SegmentationAILib.sample_slabs import SLAB_ORGANS, slab_dice  # noqa: E402
 from SegmentationAILib.seg_model import build_network, save_segmentation_model  # noqa: E402
 from SegmentationAILib.training.generalise import AIR_HU, GeneralisingSampler  # noqa: E402
 from SurgicalAICore.atomic import write_atomic  # noqa: E402
@@ -218,37 +219,6 @@ def measure(model_folder: Path, card: dict) -> dict:
         "series (0.98 x 0.98 x 2 mm, LPS storage): they test field of view, slice spacing and orientation, "
         "not other anatomy.",
     }
-
-
-SLAB_ORGANS = ("liver", "spleen", "stomach", "aorta")
-
-
-def slab_dice(model_folder: Path, slices: int = 20, spacing=(0.98, 0.98, 2.0)) -> dict:
-    """Dice of the four acceptance organs on short slabs of the training CT, re-sliced like a DICOM series."""
-    from SegmentationAILib.segmenter import segment_image
-    from SegmentationAILib.statistics import dice_scores
-
-    ct = sitk.DICOMOrient(sitk.ReadImage(str(sample_ct_path())), "LPS")
-    reference = sitk.DICOMOrient(sample_reference_labels(), "LPS")
-    size = [round(n * s / t) for n, s, t in zip(ct.GetSize(), ct.GetSpacing(), spacing, strict=True)]
-    fine = sitk.Resample(ct, size, sitk.Transform(), sitk.sitkLinear, ct.GetOrigin(), spacing,
-                         ct.GetDirection(), -1024.0, sitk.sitkInt16)
-    fine_ref = sitk.Resample(reference, fine, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    labels = {e["name"]: e["value"] for e in default_labels()}
-    liver = np.argwhere(sitk.GetArrayViewFromImage(fine_ref) == labels["liver"])[:, 0]
-    first, last = int(liver.min()), int(liver.max())
-    out = {}
-    for start in np.linspace(first, max(first, last - slices), 4).astype(int):
-        slab, slab_ref = fine[:, :, int(start):int(start) + slices], fine_ref[:, :, int(start):int(start) + slices]
-        result = segment_image(slab, str(model_folder), {"device": "cpu"})
-        values = [labels[n] for n in SLAB_ORGANS]
-        dice = dice_scores(sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(slab_ref), values)
-        present = {n: round(float(dice[labels[n]]), 4) for n in SLAB_ORGANS
-                   if (sitk.GetArrayViewFromImage(slab_ref) == labels[n]).any()}
-        out[f"slices {start}-{start + slices - 1}"] = present
-    means = [np.mean(list(d.values())) for d in out.values() if d]
-    out["mean"] = round(float(np.mean(means)), 4)
-    return out
 
 
 def write_model_card_md(folder: Path) -> Path:

@@ -241,9 +241,11 @@ def evaluate_model(
     groups: Mapping[str, Sequence[str]] | None = None,
     progress: ProgressCallback | Progress | None = None,
     cancel: CancelToken | None = None,
+    options: Mapping | None = None,
 ) -> EvaluationResult:
     """Segment each case with the model(s) (a list = ensemble, e.g. k-fold models) through the
-    extension's own inference, and evaluate against the case's reference on the case's grid."""
+    extension's own inference, and evaluate against the case's reference on the case's grid.
+    ``options``: more segmentation options (e.g. ``largest_component``), over the card's."""
     from SegmentationAILib.segmenter import resolve_models, segment_image
     from SegmentationAILib.seg_model import label_names
 
@@ -252,11 +254,16 @@ def evaluate_model(
     prog = Progress.of(progress, cancel)
     loaded = resolve_models(models if isinstance(models, (list, tuple)) else [models], device)
     names = label_names(loaded[0].card)
+    lcc = (options or {}).get("largest_component")
+    if isinstance(lcc, (list, tuple)) and set(lcc) - set(names.values()):
+        raise InputError(f"largest_component names {', '.join(sorted(set(lcc) - set(names.values())))}, "
+                         f"not a label of the model ({', '.join(names.values())}).")
     rows: list[dict] = []
     for n, case in enumerate(cases):
         sub = prog.sub(n / len(cases), (n + 1) / len(cases))
         ref = reference_for_model(case, names, mapping)
-        pred_image = segment_image(case.images, loaded, {"device": device, "tta": tta}, progress=sub.sub(0, 0.8))
+        pred_image = segment_image(case.images, loaded, {**(options or {}), "device": device, "tta": tta},
+                                   progress=sub.sub(0, 0.8))
         pred = sitk.GetArrayFromImage(pred_image)
         sub.step(0.85, f"measuring {case.name}")
         rows.extend(evaluate_labels(pred, ref, case.images[0].GetSpacing(), names, groups, case.name))

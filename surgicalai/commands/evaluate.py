@@ -26,6 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", default=None, help="JSON file of rows and summary")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-tta", action="store_true", help="no mirroring test-time augmentation")
+    parser.add_argument("--largest-component", default=None, metavar="NAMES",
+                        help="also keep these classes (comma-separated, or 'all') to their largest connected part")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -77,8 +79,11 @@ def run(args) -> int:
     cases = collect_cases(args.cases, args.image, args.label)
     mapping = LabelMapping.parse(args.classes) if args.classes else None
     models = model_folders(args.model) + [Path(m) for m in args.more_models]
+    lcc = [n.strip() for n in (args.largest_component or "").split(",") if n.strip()]
+    options = {"largest_component": True if lcc == ["all"] else lcc} if lcc else None
     result = evaluate_model(models, cases, mapping, device=args.device, tta=False if args.no_tta else None,
-                            groups=groups, progress=None if args.quiet else tqdm_callback("evaluate"))
+                            groups=groups, progress=None if args.quiet else tqdm_callback("evaluate"),
+                            options=options)
     _write_outputs(result, args)
     print(f"{len(cases)} case(s), {len(models)} model(s)")
     print(result.summary_text())

@@ -79,6 +79,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--flip-axes", default="0,1,2", help="flip augmentation axes (0=i,1=j,2=k) or 'none'")
     parser.add_argument("--elastic", type=float, default=0.0, help="probability of elastic deformation")
     parser.add_argument("--no-augment", action="store_true", help="patch sampling only")
+    parser.add_argument("--largest-component", default=None, metavar="NAMES",
+                        help="comma-separated classes (or 'all') the card keeps to their largest connected part")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help=", ".join(values(Device)))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -115,6 +117,11 @@ def command_line(args) -> str:
         else:
             words += [flag, str(value)]
     return " ".join(shlex.quote(w) for w in words)
+
+
+def _names(text: str | None) -> list[str] | None:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    return names or None
 
 
 def settings_from_args(args):
@@ -160,6 +167,7 @@ def settings_from_args(args):
         amp=not args.no_amp,
         threads=args.threads,
         augmentation=aug,
+        largest_component=_names(args.largest_component),
         name=args.name or Path(args.output).name,
         description=args.description,
         command=command_line(args),

@@ -81,6 +81,13 @@ def build_card(settings: TrainingSettings, mapping: LabelMapping, train_cases: S
     flips = sorted(settings.augmentation.flip_axes) if settings.augmentation.flip_prob > 0 else []
     # test-time flips only along axes the network saw flipped (a left/right model must not be mirrored)
     card["inference"] = {"overlap": 0.5, "blend": "gaussian", "tta": bool(flips), "tta_axes": flips or [0, 1, 2]}
+    if settings.largest_component:
+        wanted = list(mapping.names) if settings.largest_component == ["all"] else list(settings.largest_component)
+        unknown = [n for n in wanted if n not in mapping.names]
+        if unknown:
+            raise InputError(f"--largest-component names {', '.join(unknown)}, not a class of this training "
+                             f"({', '.join(mapping.names)}).")
+        card.setdefault("postprocessing", {})["largest_component"] = wanted
     card["labels"] = mapping.card_labels()
     card["task"] = "segmentation"
     card["name"] = settings.name or "trained-unet"

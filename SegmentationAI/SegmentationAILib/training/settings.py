@@ -39,6 +39,9 @@ class TrainingSettings:
     amp: bool = True                           # mixed precision, CUDA only
     threads: Optional[int] = None              # torch CPU threads
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+    # written into the card's post-processing: class names (or ["all"]) kept to their largest connected
+    # part at inference, for structures that are one piece (the spinal cord, an organ) but come out in islands
+    largest_component: Optional[List[str]] = None
     name: Optional[str] = None
     description: str = ""
     command: str = ""
