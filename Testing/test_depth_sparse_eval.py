@@ -113,6 +113,15 @@ def test_load_refuses_bad_shape(tmp_path):
         load_sparse_references(tmp_path / "r.npz")
 
 
+def test_load_refuses_complex_values_instead_of_dropping_their_imaginary_part(tmp_path):
+    np.savez(tmp_path / "r.npz", **{"1": np.ones((4, 3), np.complex64) * (2 + 1j)})
+    with pytest.raises(InputError, match="real numbers"):
+        load_sparse_references(tmp_path / "r.npz")
+    np.savez(tmp_path / "ok.npz", **{"1": np.ones((4, 3), np.float32), "2": np.ones((2, 3), np.int16)})
+    assert {k: v.dtype for k, v in load_sparse_references(tmp_path / "ok.npz").items()} == {"1": np.float64,
+                                                                                            "2": np.float64}
+
+
 def test_real_sinus_sfm_baselines():
     """On real sinus video the constant baseline sits near the issue's 0.17 and brightness ranks depth."""
     root = shared_path("endoscopy/jhu_sinus_dev")

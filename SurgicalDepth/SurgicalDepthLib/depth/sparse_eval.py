@@ -36,14 +36,18 @@ def load_sparse_references(path: str | Path) -> dict[str, np.ndarray]:
         raise InputError(f"Sparse reference file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            refs = {str(k): np.asarray(data[k], np.float64) for k in data.files}
+            raw = {str(k): data[k] for k in data.files}
     except MemoryError:
         raise
     except Exception as error:  # zipfile, zlib and numpy's header parser raise many types for a corrupt file
         reason = " ".join(str(error).split())[:120] or type(error).__name__
         raise InputError(f"Cannot read sparse references {path}: {reason}") from None
-    if not refs:
+    if not raw:
         raise InputError(f"Sparse reference file {path} holds no frame.")
+    for key, rows in raw.items():
+        if rows.dtype.kind not in "iuf":  # complex, text or records would be cast silently or fail later
+            raise InputError(f"Sparse references of frame {key} must be real numbers, got {rows.dtype}.")
+    refs = {key: rows.astype(np.float64) for key, rows in raw.items()}
     for key, rows in refs.items():
         if rows.ndim != 2 or rows.shape[1] != 3:
             raise InputError(f"Sparse references of frame {key} must be N x 3 [u, v, z], got {rows.shape}.")
