@@ -137,7 +137,8 @@ def run(args) -> int:
 
     from SurgicalDepthLib.registration.files import load_target_file
     from SurgicalDepthLib.registration.register import register_cloud
-    from SurgicalDepthLib.registration.trust import classify
+    from SurgicalDepthLib.registration.pinning import local_refit, refit_spread
+    from SurgicalDepthLib.registration.trust import classify, only_conditioning_fails
     from SurgicalDepthLib.registration.trust import features as trust_features
 
     start = time.perf_counter()
@@ -154,6 +155,8 @@ def run(args) -> int:
     features = trust_features(result, registered.initial, cloud)
     if args.init.startswith("global"):  # a search is meant to move far from its start: no motion model here
         features.moved_mm = features.turned_deg = 0.0
+    if only_conditioning_fails(features):  # a narrow view: pinned if re-fits around the pose come back to it
+        features.spread_mm = refit_spread(cloud, result.matrix, local_refit(cloud, target, args.scale, args.device))
     state, why = classify(features)
     report = {"camera_to_ct_ras": result.matrix.tolist(), "initial": registered.initial.tolist(),
               "init": args.init, "rms_mm": result.rms_mm, "inlier_fraction": result.inlier_fraction,

@@ -31,5 +31,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "tracking": ("TrackResult", "FrameTracker",),
     "trust": (
         "TrustFeatures", "TrustLimits", "TrustCalibration", "features", "classify", "rank", "calibrate", "evaluate",
+        "only_conditioning_fails",
     ),
 })

@@ -4,7 +4,9 @@ For every frame of an :class:`~SurgicalDepthLib.registration.evaluation.EvalSetu
 noisy: true depth with a smooth, systematic error of up to ~10 % plus pixel noise, like a depth network's;
 predicted, when the setup has it) the frame is registered the way the tracker registers it: a local update
 from starts off by inter-frame motion, and a relocalising global search from a larger offset. Each row holds
-the :class:`~SurgicalDepthLib.registration.trust.TrustFeatures` and the TRE the fit really has.
+the :class:`~SurgicalDepthLib.registration.trust.TrustFeatures` and the TRE the fit really has; where the
+conditioning alone keeps a fit from being trusted, also the spread of re-fits around it, as the tracker
+measures it.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import numpy as np
 from SurgicalDepthLib.registration.evaluation import EvalSetup, cloud_from_depth, tre_mm
 from SurgicalDepthLib.registration.register import register_cloud
 from SurgicalDepthLib.registration.shapes import apply, perturbation
-from SurgicalDepthLib.registration.trust import features
+from SurgicalDepthLib.registration.pinning import local_refit, refit_spread
+from SurgicalDepthLib.registration.trust import features, only_conditioning_fails
 
 LOCAL_STARTS = ((1.0, 1.0), (3.0, 3.0), (6.0, 5.0))   # deg, mm: what the motion model leaves to ICP
 GLOBAL_START = (15.0, 10.0)                              # a relocalisation around a stale pose
@@ -62,6 +65,9 @@ def calibration_rows(setup: EvalSetup, *, seed: int = 0, max_points: int = 8000,
                 f = features(reg.icp, start, cloud)
                 if how == "global":  # the tracker discounts the motion allowed since the last good pose
                     f.moved_mm, f.turned_deg = max(0.0, f.moved_mm - shift), max(0.0, f.turned_deg - angle)
+                if only_conditioning_fails(f):
+                    f.spread_mm = refit_spread(cloud, reg.matrix, local_refit(cloud, setup.target, scale, device,
+                                                                              max_points))
                 rows.append({**f.as_dict(), "tre_mm": tre_mm(reg.matrix, frame.pose, setup.target_points),
                              "scenario": setup.scenario_name, "frame": frame.index, "depth": kind, "start": how,
                              "start_deg": angle, "start_mm": shift})

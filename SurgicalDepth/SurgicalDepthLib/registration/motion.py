@@ -36,11 +36,15 @@ class MotionModel:
     """Constant velocity of the camera-to-CT pose, bounded to ``max_mm`` / ``max_deg`` per frame, fading by
     ``fade`` for every frame without a trusted pose. ``damping`` scales the predicted step: 1 follows steady
     motion; below 1 the prediction lags it (0.5 left every frame of a steady sweep half a step behind, so its
-    first fit was judged on a larger move and often needed a second look)."""
+    first fit was judged on a larger move and often needed a second look). ``guessed``: ``pose`` is a user's
+    start guess, not a tracked pose, so the first trusted pose sets no velocity (the guess's error is not
+    motion: taken as velocity, a 5 deg / 5 mm start error sent the next frame's ICP 10 deg off, into a
+    wrong fit down a sinus passage)."""
 
     def __init__(self, pose: np.ndarray, *, max_mm: float = 8.0, max_deg: float = 8.0, damping: float = 1.0,
-                 fade: float = 0.5):
+                 fade: float = 0.5, guessed: bool = False):
         self.last_good = np.asarray(pose, float).copy()
+        self.guessed = guessed
         self.max_mm, self.max_deg, self.damping, self.fade = max_mm, max_deg, damping, fade
         self.rotvec = np.zeros(3)    # world-frame rotation per frame
         self.shift = np.zeros(3)     # world-frame translation per frame of the point at the origin
@@ -64,6 +68,11 @@ class MotionModel:
     def update(self, pose: np.ndarray) -> None:
         """A trusted pose: it becomes the last good one and sets the (clamped) velocity."""
         pose = np.asarray(pose, float)
+        if self.guessed:
+            self.guessed = False
+            self.last_good, self.frames_since_good = pose.copy(), 0
+            self.rotvec, self.shift = np.zeros(3), np.zeros(3)
+            return
         steps = self.frames_since_good + 1
         _, Rn, tn = _split(pose)
         _, Ro, to = _split(self.last_good)

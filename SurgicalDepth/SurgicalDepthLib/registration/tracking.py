@@ -23,6 +23,7 @@ from SurgicalAICore.mrml.transforms import set_matrix
 from SurgicalAICore.progress import CancelToken
 from SurgicalDepthLib.registration.icp import ICPResult
 from SurgicalDepthLib.registration.motion import MotionModel, check_rigid
+from SurgicalDepthLib.registration.pinning import refit_spread
 from SurgicalDepthLib.registration.quality import RegistrationQuality
 from SurgicalDepthLib.registration.register import RegistrationResult, register_cloud
 from SurgicalDepthLib.registration.relocalise import BackgroundSearch
@@ -35,6 +36,7 @@ from SurgicalDepthLib.registration.trust import (
     TrustFeatures,
     classify,
     features,
+    only_conditioning_fails,
     rank,
 )
 
@@ -75,7 +77,7 @@ class FrameTracker:
                  max_mm_per_frame: float = 8.0, max_deg_per_frame: float = 8.0, background: bool = False,
                  stale_frames: int = 90):
         self.target = target
-        self.motion = MotionModel(initial_pose, max_mm=max_mm_per_frame, max_deg=max_deg_per_frame)
+        self.motion = MotionModel(initial_pose, max_mm=max_mm_per_frame, max_deg=max_deg_per_frame, guessed=True)
         self.scale = scale
         self.transform_node = transform_node
         self.max_rms_mm = max_rms_mm
@@ -141,6 +143,10 @@ class FrameTracker:
         # motion the model allows since the last good pose is not evidence against the fit
         f.moved_mm = max(0.0, f.moved_mm - slack[0])
         f.turned_deg = max(0.0, f.turned_deg - slack[1])
+        if only_conditioning_fails(f, self.calibration):
+            options = self._local_options()
+            f.spread_mm = refit_spread(cloud, registered.matrix,
+                                       lambda s: self._register(cloud, "current", s, options).matrix)
         state, reason = classify(f, self.calibration)
         return state, reason, f
 
