@@ -175,8 +175,10 @@ def main() -> int:
         from SegmentationAILib.evaluation import evaluate_model
 
         t1 = time.time()
-        lcc = [n for n in (args.largest_component or "").split(",") if n]
-        options = {"largest_component": True if lcc == ["all"] else lcc} if lcc else None
+        from SegmentationAILib.postprocessing import largest_component_names, largest_component_option
+
+        lcc = largest_component_names(args.largest_component) or []
+        options = {"largest_component": largest_component_option(args.largest_component)} if lcc else None
         ev = evaluate_model([model_dir], val_cases, mapping, device="cpu", tta=False, groups=d["groups"],
                             options=options)
         ev.write_csv(out / "evaluation.csv")

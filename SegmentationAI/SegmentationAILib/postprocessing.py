@@ -42,6 +42,18 @@ def fill_holes(labels: np.ndarray, values: Iterable[int]) -> np.ndarray:
     return out
 
 
+def largest_component_names(text: str | None) -> list[str] | None:
+    """The class names of a ``--largest-component`` option (comma-separated, or 'all'); None when empty."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    return names or None
+
+
+def largest_component_option(text: str | None) -> bool | list[str] | None:
+    """The option as :func:`postprocess` takes it: True for 'all', the names, or None."""
+    names = largest_component_names(text)
+    return True if names == ["all"] else names
+
+
 def postprocess(labels: np.ndarray, label_names: Mapping[int, str],
                 largest_component: bool | Iterable[str] = False, fill: bool = False) -> np.ndarray:
     """Apply the model card's post-processing: ``largest_component`` is True (all), False or names."""

@@ -55,6 +55,7 @@ def run(args) -> int:
     from SurgicalAICore.errors import InputError
     from SegmentationAILib.evaluation import evaluate_model
     from SegmentationAILib.label_mapping import LabelMapping
+    from SegmentationAILib.postprocessing import largest_component_option
     from SurgicalAICore.progress import tqdm_callback
     from SurgicalAICore.validation import check_output_not_input
 
@@ -79,8 +80,8 @@ def run(args) -> int:
     cases = collect_cases(args.cases, args.image, args.label)
     mapping = LabelMapping.parse(args.classes) if args.classes else None
     models = model_folders(args.model) + [Path(m) for m in args.more_models]
-    lcc = [n.strip() for n in (args.largest_component or "").split(",") if n.strip()]
-    options = {"largest_component": True if lcc == ["all"] else lcc} if lcc else None
+    lcc = largest_component_option(args.largest_component)
+    options = {"largest_component": lcc} if lcc else None
     result = evaluate_model(models, cases, mapping, device=args.device, tta=False if args.no_tta else None,
                             groups=groups, progress=None if args.quiet else tqdm_callback("evaluate"),
                             options=options)

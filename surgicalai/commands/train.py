@@ -119,14 +119,10 @@ def command_line(args) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _names(text: str | None) -> list[str] | None:
-    names = [n.strip() for n in (text or "").split(",") if n.strip()]
-    return names or None
-
-
 def settings_from_args(args):
     from SurgicalAICore.errors import InputError
     from SegmentationAILib.training.transforms import AugmentationSettings
+    from SegmentationAILib.postprocessing import largest_component_names
     from SegmentationAILib.training.settings import TrainingSettings
 
     if args.no_augment:
@@ -167,7 +163,7 @@ def settings_from_args(args):
         amp=not args.no_amp,
         threads=args.threads,
         augmentation=aug,
-        largest_component=_names(args.largest_component),
+        largest_component=largest_component_names(args.largest_component),
         name=args.name or Path(args.output).name,
         description=args.description,
         command=command_line(args),

@@ -15,7 +15,7 @@ import numpy as np
 from SurgicalDepthLib.registration.evaluation import EvalSetup, cloud_from_depth, tre_mm
 from SurgicalDepthLib.registration.register import register_cloud
 from SurgicalDepthLib.registration.shapes import apply, perturbation
-from SurgicalDepthLib.registration.pinning import local_refit, refit_spread
+from SurgicalDepthLib.registration.pinning import LOCAL_UPDATE, local_refit, refit_spread
 from SurgicalDepthLib.registration.trust import features, only_conditioning_fails
 
 LOCAL_STARTS = ((1.0, 1.0), (3.0, 3.0), (6.0, 5.0))   # deg, mm: what the motion model leaves to ICP
@@ -57,8 +57,7 @@ def calibration_rows(setup: EvalSetup, *, seed: int = 0, max_points: int = 8000,
                 starts.append(("global", *GLOBAL_START))
             for how, angle, shift in starts:
                 start = perturbation(angle, shift, centre, rng) @ frame.pose
-                options = ({"max_iterations": 12, "gate_mm": 10.0, "exact_final": 1, "tolerance_mm": 5e-3}
-                           if how == "local" else {})
+                options = LOCAL_UPDATE if how == "local" else {}
                 reg = register_cloud(cloud, setup.target, method="current" if how == "local" else "global",
                                      current=start, scale=scale, budget_s=budget_s, seed=len(rows), device=device,
                                      icp_options={"max_points": max_points, "seed": len(rows), **options})

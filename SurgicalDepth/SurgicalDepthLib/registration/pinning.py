@@ -15,6 +15,8 @@ from SurgicalDepthLib.registration.shapes import apply, rotation_about_axis
 
 REFIT_DEG = 3.0       # each re-fit starts this far around the fit, turned about one of the cloud's principal axes
 REFIT_MM = 3.0        # and shifted this far along the same axis
+# the tracker's local update at its benchmark settings: 12 iterations, 10 mm gate, one exact final step
+LOCAL_UPDATE = {"max_iterations": 12, "gate_mm": 10.0, "exact_final": 1, "tolerance_mm": 5e-3}
 
 
 def refit_spread(cloud: np.ndarray, matrix: np.ndarray, refit: Callable[[np.ndarray], np.ndarray]) -> float:
@@ -40,11 +42,10 @@ def refit_spread(cloud: np.ndarray, matrix: np.ndarray, refit: Callable[[np.ndar
 
 def local_refit(cloud: np.ndarray, target, scale: bool = False, device: str | None = "cpu",
                 max_points: int = 8000) -> Callable[[np.ndarray], np.ndarray]:
-    """The tracker's local update (12 iterations, 10 mm gate, one exact final step) as a function of its start,
-    for :func:`refit_spread` outside a tracker (a single registration, calibration rows)."""
+    """The tracker's local update (``LOCAL_UPDATE``) as a function of its start, for :func:`refit_spread`
+    outside a tracker (a single registration, calibration rows)."""
     from SurgicalDepthLib.registration.register import register_cloud
 
-    options = {"max_iterations": 12, "gate_mm": 10.0, "exact_final": 1, "tolerance_mm": 5e-3,
-               "max_points": max_points, "seed": 0}
+    options = {**LOCAL_UPDATE, "max_points": max_points, "seed": 0}
     return lambda start: register_cloud(cloud, target, method="current", current=start, scale=scale,
                                         device=device, icp_options=options).matrix
