@@ -133,9 +133,9 @@ def test_uncertain_and_lost_frames_are_not_fused(story):
     assert kept == 3
     rng = np.random.default_rng(5)
     points = frames[3][0]
-    # the next view under 1.5 mm noise: a fit near the expected pose, not believed (uncertain); then a cloud that
+    # the next view under 1 mm noise: a fit near the expected pose, not believed (uncertain); then a cloud that
     # fits nothing (lost). Neither pose is published, neither frame is kept.
-    for bad, state in ((points + rng.normal(0, 1.5, points.shape), "uncertain"),
+    for bad, state in ((points + rng.normal(0, 1.0, points.shape), "uncertain"),
                        (rng.uniform(-40, 40, size=(2000, 3)) + np.array([0, 0, 120]), "lost")):
         _set_points(cloud, bad)
         panel.poll()

@@ -141,3 +141,34 @@ def test_depth_aware_registration_removes_a_depth_offset(organ):
     err_plain = pose_error(plain.matrix, truth)[1]
     err_aware = pose_error(aware.registration.matrix, truth)[1]
     assert err_aware < err_plain and err_aware < 2.0, (err_plain, err_aware)
+
+
+def test_the_residual_is_judged_against_the_viewing_distance():
+    """Depth noise grows with distance: the same 0.5 mm residual is a right fit at 60 mm (0.8 %) and a mismatch
+    at 12 mm (4 %). ``features`` measures the ratio, and calibration on rows where only the ratio tells good
+    from bad uses it."""
+    from SurgicalDepthLib.registration.icp import ICPResult
+    from SurgicalDepthLib.registration.trust import features
+
+    rng = np.random.default_rng(4)
+    for distance, scale in ((60.0, 1.0), (12.0, 1.25)):
+        cloud = rng.normal(size=(500, 3)) * [5, 5, 1] + [0, 0, distance]
+        fit = ICPResult(np.diag([scale, scale, scale, 1.0]), scale, 0.5, 1.0, 10, True, True, len(cloud), 0.2)
+        f = features(fit, np.eye(4), cloud)
+        expected = 0.5 / (np.median(np.linalg.norm(cloud, axis=1)) * scale)
+        assert f.residual_ratio == pytest.approx(expected) and "residual_ratio" in f.as_dict()
+    rows = []
+    for _ in range(300):
+        bad = rng.random() < 0.3
+        distance = rng.uniform(10, 80)
+        ratio = rng.uniform(0.02, 0.05) if bad else rng.uniform(0.0005, 0.012)
+        rows.append(dict(rms_mm=ratio * distance, inlier_fraction=1.0, conditioning=0.2, log_scale=0.0,
+                         moved_mm=rng.uniform(0, 3), turned_deg=rng.uniform(0, 3), residual_ratio=ratio,
+                         tre_mm=rng.uniform(6, 30) if bad else rng.uniform(0, 2)))
+    cal = calibrate(rows[:200])
+    assert 0.012 <= cal.trusted.max_residual_ratio < 0.02
+    result = evaluate(rows[200:], cal)
+    assert result["trusted"]["max_tre_mm"] <= 5.0 and result["trusted"]["share"] > 0.5
+    near = TrustFeatures(0.5, 1.0, 0.2, 0.0, 1.0, 1.0, residual_ratio=0.04)
+    state, reason = classify(near, cal)
+    assert state != TRUSTED and "of the viewing distance" in reason

@@ -141,10 +141,12 @@ def main() -> int:
     ap.add_argument("--train-layers", choices=("all", "decoder"), default=None, help="layers that adapt")
     ap.add_argument("--lr", type=float, default=None, help="learning rate of the network")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    ap.add_argument("--seed", type=int, default=None, help="seed of the adaptation's batches and initialisation")
     ap.add_argument("--motion-cache", type=Path, help="reuse the motion estimated by an earlier run with the "
                     "same frames and settings (saved here when absent); its CPU time is taken off the budget")
     ap.add_argument("--train", default="0-197", help="positions of the adaptation frames (2603-2800)")
     ap.add_argument("--eval-first", type=int, default=2801)
+    ap.add_argument("--model", type=Path, help="source model folder to adapt (default: the bundled model)")
     ap.add_argument("--json")
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -162,7 +164,7 @@ def main() -> int:
     # the adaptation frames themselves, scored against the dataset's SfM (never shown to the adaptation)
     seen = [(str(i), cv2.cvtColor(cv2.imread(str(DATA / FRAMES / f"{i:08d}.jpg")), cv2.COLOR_BGR2RGB))
             for i in range(2603 + first, 2604 + last) if str(i) in sparse]
-    before = load_depth_model(None, device="cpu")
+    before = load_depth_model(str(args.model) if args.model else None, device="cpu")
     baselines = {"before_adaptation": before.predict, "constant_depth": lambda rgb: np.ones(rgb.shape[:2]),
                  "brightness_inv_sqrt": brightness_depth}
     results = {name: evaluate(fn, images, sparse) for name, fn in baselines.items()}
@@ -176,13 +178,13 @@ def main() -> int:
         budget -= float(torch.load(str(args.motion_cache), weights_only=True)["cpu_minutes"])
     config = AdaptConfig(minutes=budget, threads=args.threads, clock=args.clock, motion_source=args.motion)
     for name in ("sparse_weight", "consistency_weight", "distill_weight", "prior_shape_weight", "train_layers", "lr",
-                 "max_steps"):
+                 "max_steps", "seed"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     with tempfile.TemporaryDirectory() as tmp:
         t0, cpu0 = time.time(), time.process_time()
         res = adapt_depth_model(DATA / FRAMES, Path(tmp) / "adapted", camera=camera,
-                                config=config,
+                                model=str(args.model) if args.model else None, config=config,
                                 frame_range=(first, last),
                                 progress=_printer(), log=print)
         wall = time.time() - t0
@@ -192,7 +194,7 @@ def main() -> int:
         card = res.card
     cpu_min = (time.process_time() - cpu0) / 60.0
     report = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-              "date": time.strftime("%Y-%m-%d"), "adapt_frames": f"{2603 + first}-{2603 + last}",
+              "date": time.strftime("%Y-%m-%d"), "source_model": str(args.model or "bundled"), "adapt_frames": f"{2603 + first}-{2603 + last}",
               "eval_frames": f"{eval_ids[0]}-{eval_ids[-1]} ({len(eval_ids)})", "adapt_wall_min": round(wall / 60, 2),
               "adapt_cpu_min": round(cpu_min, 2), "budget_clock": args.clock, "budget_min": args.minutes,
               "steps": card["training"]["steps"], "motion": card["training"]["motion"],

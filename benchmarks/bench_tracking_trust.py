@@ -67,7 +67,7 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=1.0,
                     help="the tracker's global search budget in seconds (1.0: the tracker's and panel's default)")
     ap.add_argument("--kinds", default="true,noisy,pred")
-    ap.add_argument("--seed", type=int, default=3, help="camera path (1 and 2 are the calibration's)")
+    ap.add_argument("--seed", type=int, default=3, help="camera path (the calibration uses 1, 2 and 4-9)")
     ap.add_argument("--scenarios", default="laparoscopy,sinus,bronchoscopy")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results_tracking_trust.json"))
     args = ap.parse_args()

@@ -30,6 +30,15 @@ HELD_OUT = (
 )
 
 
+READING = (
+    "trained for {minutes} minutes on one CPU thread, on renders only. Its relative depth (median-scaled) is "
+    "usable for point clouds and scale-free registration; its metric scale is not accurate enough to trust "
+    "without alignment (register with the scale left free, or align to a reference depth). It is well short of "
+    "the targets in `docs/BENCHMARKS.md` (median-scaled AbsRel <= 0.05, metric <= 0.08); more training (a GPU) "
+    "is the known next step. Not for clinical use."
+)
+
+
 def _summary(folder: Path) -> dict:
     s = json.loads((folder / "summary.json").read_text())
     keep = ("abs_rel", "sq_rel", "rmse_mm", "rmse_log", "delta1", "delta2", "delta3")
@@ -138,11 +147,7 @@ decay, loss: scale-invariant log (lambda {t.get('silog_lambda')}) + {t.get('grad
 
 Real video: {real or 'see Testing/test_depth_real_frame.py (C3VD colon phantom frame).'}
 {sparse}
-**Honest reading:** trained for {t.get('minutes')} minutes on one CPU thread, on renders only. Its relative
-depth (median-scaled) is usable for point clouds and scale-free registration; its metric scale is not accurate
-enough to trust without alignment (register with the scale left free, or align to a reference depth). It is
-well short of the targets in `docs/BENCHMARKS.md` (median-scaled AbsRel <= 0.05, metric <= 0.08); more
-training (a GPU) is the known next step. Not for clinical use.
+**Honest reading:** {card.get('reading') or READING.format(minutes=t.get('minutes'))}
 
 ## Licence
 {card.get('license', '')}; the training renders derive from the CTs named above (attribution in
@@ -160,14 +165,21 @@ def main() -> int:
     p.add_argument("--real-sparse", help="eval-depth-sparse output folder (real video against SfM points)")
     p.add_argument("--data", default=SCENARIOS, help="one line naming the training renders and their CTs")
     p.add_argument("--command", default=COMMAND, help="the command that reproduces the model")
+    p.add_argument("--name", default="endoscopy-depth", help="the model's name in its card")
+    p.add_argument("--version", help="the model's version (default: keep the card's)")
+    p.add_argument("--description", default=(
+        "Compact encoder-decoder predicting metric z-depth (mm) from one endoscope frame, trained "
+        "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes)."))
+    p.add_argument("--reading", help="the card's honest reading (default: the synthetic-only model's)")
     args = p.parse_args()
     folder = Path(args.model)
     card = json.loads((folder / "model.json").read_text())
-    card["name"] = "endoscopy-depth"
-    card["description"] = (
-        "Compact encoder-decoder predicting metric z-depth (mm) from one endoscope frame, trained "
-        "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes)."
-    )
+    card["name"] = args.name
+    card["description"] = args.description
+    if args.version:
+        card["version"] = args.version
+    if args.reading:
+        card["reading"] = args.reading
     card["intended_use"] = "Research on surgical video depth, point clouds and registration; not for clinical use."
     training = card.setdefault("training", {})
     training.update(

@@ -27,7 +27,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "loaders": ("DepthModelLoader", "load_depth_model",),
     "losses": ("silog_loss", "gradient_matching_loss", "depth_loss", "scale_shift_invariant_loss",),
     "metrics": ("depth_metrics", "summarise", "evaluate_estimator",),
-    "model": ("default_model_path", "align_scale", "TorchDepthEstimator", "depth_card", "save_depth_model",),
+    "model": ("default_model_path", "video_model_path", "resolve_model_path", "align_scale", "TorchDepthEstimator",
+              "depth_card", "save_depth_model",),
     "network": (
         "make_norm", "conv_bn", "ResidualBlock", "UpBlock", "CompactDepthNet", "build_depth_network", "count_macs",
         "count_parameters",

@@ -159,10 +159,10 @@ def fit_clip_camera(camera: CameraIntrinsics | None, width: int, height: int) ->
 def _source_network(model_path):
     from SurgicalAICore.model_folder import load_weights, read_model_folder
 
-    from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, default_model_path
+    from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, resolve_model_path, video_model_path
     from SurgicalDepthLib.depth.network import build_depth_network
 
-    path = Path(model_path) if model_path else default_model_path()
+    path = resolve_model_path(model_path) if model_path else video_model_path()
     if not path.is_dir():
         raise ModelError(f"Depth model folder not found: {path}")
     folder = read_model_folder(path, DEPTH_SCHEMA)
@@ -467,7 +467,8 @@ def adapt_depth_model(
     cancel: CancelToken | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> AdaptResult:
-    """Adapt ``model`` (default: the bundled depth model) to the clip ``source`` and write ``output``."""
+    """Adapt ``model`` (default: the bundled video model, ``endoscopy-depth-video``) to the clip ``source`` and
+    write ``output``."""
     cfg = resolved(config or AdaptConfig())
     out = Path(output)
     if out.exists() and not overwrite:

@@ -6,7 +6,7 @@ a new model type is a new loader in :data:`LOADERS`, with no change elsewhere.
 Accepted models:
 - a depth model folder (``model.json`` with ``task: depth`` + state dict of :class:`CompactDepthNet`
   or a TorchScript module + ``weights.sha256``); ``None`` means the bundled
-  ``Resources/Models/endoscopy-depth``;
+  ``Resources/Models/endoscopy-depth``, a bundled model's name its folder;
 - a local Hugging Face Depth Anything folder (V1 or V2, ``config.json`` + safetensors), read with the
   optional ``transformers`` package without downloading anything (see :mod:`.hf`);
 - a bare TorchScript file: input (B, 3, H, W) float RGB in [0, 1], output (B, 1, H, W) or (B, H, W)
@@ -28,7 +28,7 @@ from SurgicalAICore.device import select_device
 from SurgicalAICore.errors import ModelError
 from SurgicalAICore.model_folder import load_weights, read_model_folder
 from SurgicalDepthLib.depth.hf import is_hf_depth_folder, load_hf_depth_folder
-from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, TorchDepthEstimator, default_model_path
+from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, TorchDepthEstimator, resolve_model_path
 from SurgicalDepthLib.depth.network import build_depth_network
 
 
@@ -117,7 +117,7 @@ def load_depth_model(path: str | Path | None = None, device: str = "auto",
 
     Args:
         path: a depth model folder, a Hugging Face Depth Anything folder or a TorchScript file;
-            None: the bundled default model.
+            None: the bundled default model; a bundled model's name (e.g. ``endoscopy-depth-video``).
         device: auto, cpu, cuda or mps (see ``SurgicalAICore.device.select_device``).
         metric: override whether the model's depth is metric (mm) or relative.
 
@@ -125,7 +125,7 @@ def load_depth_model(path: str | Path | None = None, device: str = "auto",
         ModelError: the path does not exist or holds no loadable depth model.
     """
     dev = select_device(device)
-    path = Path(path) if path is not None else default_model_path()
+    path = resolve_model_path(path)
     if not path.exists():
         raise ModelError(f"Depth model folder not found: {path}")
     loader = next((candidate for candidate in LOADERS if candidate.can_load(path)), None)

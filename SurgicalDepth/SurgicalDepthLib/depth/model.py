@@ -33,6 +33,9 @@ from SurgicalAICore.model_folder import CardSchema, write_model_folder
 
 
 DEFAULT_MODEL_NAME = "endoscopy-depth"
+# trained with endoscopic appearance augmentation on renders of shippable CTs only: ranks real video's depth
+# better than the default (docs/BENCHMARKS_adapt.md) and is where adaptation to one's own video starts from
+VIDEO_MODEL_NAME = "endoscopy-depth-video"
 DEPTH_SCHEMA = CardSchema(
     task="depth",
     required={"input_size": list, "normalisation": dict, "depth_unit": str},
@@ -45,6 +48,28 @@ def default_model_path() -> Path:
     from SurgicalAICore.resources import models_dir
 
     return models_dir() / DEFAULT_MODEL_NAME
+
+
+def video_model_path() -> Path:
+    """The bundled model for real video; the default model where a checkout lacks it."""
+    from SurgicalAICore.resources import models_dir
+
+    path = models_dir() / VIDEO_MODEL_NAME
+    return path if path.is_dir() else default_model_path()
+
+
+def resolve_model_path(model: str | Path | None) -> Path:
+    """None: the default model; the name of a bundled model (``endoscopy-depth-video``) where no such path
+    exists: that model's folder; anything else: the path itself."""
+    from SurgicalAICore.resources import models_dir
+
+    if model is None:
+        return default_model_path()
+    path = Path(model)
+    bundled = models_dir() / str(model)
+    if not path.exists() and len(path.parts) == 1 and bundled.is_dir():
+        return bundled
+    return path
 
 
 def align_scale(

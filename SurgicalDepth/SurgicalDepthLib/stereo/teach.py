@@ -72,10 +72,10 @@ def load_trainable(model=None, device: torch.device | None = None):
     from SurgicalAICore.model_folder import load_weights, read_model_folder
 
     from SurgicalDepthLib.depth.hf import is_hf_depth_folder
-    from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, default_model_path
+    from SurgicalDepthLib.depth.model import DEPTH_SCHEMA, resolve_model_path
     from SurgicalDepthLib.depth.network import build_depth_network
 
-    path = Path(model) if model is not None else default_model_path()
+    path = resolve_model_path(model)
     refuse = "stereo teaching needs a CompactDepthNet model folder (model.json + state dict)"
     if not path.exists():
         raise ModelError(f"Depth model folder not found: {path}")
