@@ -45,6 +45,7 @@ _BASE_OPTIONAL: dict[str, Any] = {
     "citation": str,
     "created": str,
     "intended_use": str,
+    "limitations": str,  # the card's honest reading of what the model does not do
 }
 
 

@@ -125,3 +125,23 @@ def test_scale_alignment():
         align_scale(np.zeros((4, 4)), ref[:4, :4])
     with pytest.raises(InputError, match="Unknown"):
         align_scale(ref, ref, method="mean")
+
+
+def test_bundled_models_resolve_by_name_and_adaptation_starts_from_the_video_model(tmp_path):
+    from SurgicalAICore.resources import models_dir
+    from SurgicalDepthLib.depth.adapt import _source_network
+    from SurgicalDepthLib.depth.model import resolve_model_path, video_model_path
+
+    video = models_dir() / "endoscopy-depth-video"
+    if not video.is_dir():
+        pytest.skip("no bundled video depth model in this checkout")
+    assert resolve_model_path("endoscopy-depth-video") == video == video_model_path()
+    assert resolve_model_path(None) == default_model_path()
+    assert load_depth_model("endoscopy-depth-video", "cpu").card["name"] == "endoscopy-depth-video"
+    # a path that exists wins over a bundled name; a missing path with folders is not a name
+    (tmp_path / "endoscopy-depth-video").mkdir()
+    assert resolve_model_path(tmp_path / "endoscopy-depth-video") == tmp_path / "endoscopy-depth-video"
+    with pytest.raises(ModelError, match="not found"):
+        load_depth_model(tmp_path / "missing" / "endoscopy-depth-video", "cpu")
+    assert _source_network(None)[2] == video
+    assert _source_network("endoscopy-depth")[2] == default_model_path()

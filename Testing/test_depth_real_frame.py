@@ -1,4 +1,4 @@
-"""The bundled depth model on a real endoscopic frame (C3VD colon phantom; development data only).
+"""The bundled depth models on a real endoscopic frame (C3VD colon phantom; development data only).
 
 There is no ground-truth depth for this frame, so the test checks what physics fixes: the light sits
 at the scope tip, so the bright near wall must come out closer than the dark lumen, and predicted
@@ -20,7 +20,8 @@ def _rank(a):
 
 
 @pytest.mark.shared_data
-def test_default_model_on_a_real_phantom_frame():
+@pytest.mark.parametrize("model", [None, "endoscopy-depth-video"])
+def test_bundled_models_on_a_real_phantom_frame(model):
     if not FRAME.is_file():
         pytest.skip(f"development data not present: {FRAME} (see ../shared/data/README.md)")
     import cv2
@@ -31,7 +32,7 @@ def test_default_model_on_a_real_phantom_frame():
 
     bgr = cv2.imread(str(FRAME), cv2.IMREAD_COLOR)
     rgb = np.ascontiguousarray(cv2.resize(bgr, (320, 256), interpolation=cv2.INTER_AREA)[..., ::-1])
-    result = FrameProcessor(load_model(None, "cpu"), None, max_points=None).process(Frame(0, 0.0, rgb, "c3vd"))
+    result = FrameProcessor(load_model(model, "cpu"), None, max_points=None).process(Frame(0, 0.0, rgb, "c3vd"))
     depth = result.depth_mm
     seen = depth > 0
     # the four black corners of the octagonal field stop get no depth; the centre does

@@ -30,6 +30,10 @@ HELD_OUT = (
 )
 
 
+DESCRIPTION = (
+    "Compact encoder-decoder predicting metric z-depth (mm) from one endoscope frame, trained "
+    "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes)."
+)
 READING = (
     "trained for {minutes} minutes on one CPU thread, on renders only. Its relative depth (median-scaled) is "
     "usable for point clouds and scale-free registration; its metric scale is not accurate enough to trust "
@@ -147,7 +151,7 @@ decay, loss: scale-invariant log (lambda {t.get('silog_lambda')}) + {t.get('grad
 
 Real video: {real or 'see Testing/test_depth_real_frame.py (C3VD colon phantom frame).'}
 {sparse}
-**Honest reading:** {card.get('reading') or READING.format(minutes=t.get('minutes'))}
+**Honest reading:** {card.get('limitations') or READING.format(minutes=t.get('minutes'))}
 
 ## Licence
 {card.get('license', '')}; the training renders derive from the CTs named above (attribution in
@@ -161,32 +165,32 @@ def main() -> int:
     p.add_argument("--val", help="eval-depth folder of the held-out paths (default: keep the card's metrics)")
     p.add_argument("--heldout")
     p.add_argument("--real-frame", default="", help="one line on the real-frame check")
-    p.add_argument("--augment-strength", type=float, default=0.6)
+    p.add_argument("--augment-strength", type=float, help="default: the card's, else 0.6")
     p.add_argument("--real-sparse", help="eval-depth-sparse output folder (real video against SfM points)")
-    p.add_argument("--data", default=SCENARIOS, help="one line naming the training renders and their CTs")
-    p.add_argument("--command", default=COMMAND, help="the command that reproduces the model")
-    p.add_argument("--name", default="endoscopy-depth", help="the model's name in its card")
+    p.add_argument("--data", help="one line naming the training renders and their CTs (default: the card's, "
+                   "else the default model's)")
+    p.add_argument("--command", help="the command that reproduces the model (default: the card's, else the "
+                   "default model's)")
+    p.add_argument("--name", help="the model's name in its card (default: the card's)")
     p.add_argument("--version", help="the model's version (default: keep the card's)")
-    p.add_argument("--description", default=(
-        "Compact encoder-decoder predicting metric z-depth (mm) from one endoscope frame, trained "
-        "on synthetic endoscopy rendered from CT (laparoscopy, sinus, bronchoscopy, shapes)."))
-    p.add_argument("--reading", help="the card's honest reading (default: the synthetic-only model's)")
+    p.add_argument("--description", help="the card's description (default: the card's, else the default model's)")
+    p.add_argument("--limitations", help="the card's honest reading (default: the synthetic-only model's)")
     args = p.parse_args()
     folder = Path(args.model)
     card = json.loads((folder / "model.json").read_text())
-    card["name"] = args.name
-    card["description"] = args.description
+    card["name"] = args.name or card.get("name", "endoscopy-depth")
+    card["description"] = args.description or card.get("description") or DESCRIPTION
     if args.version:
         card["version"] = args.version
-    if args.reading:
-        card["reading"] = args.reading
+    if args.limitations:
+        card["limitations"] = args.limitations
     card["intended_use"] = "Research on surgical video depth, point clouds and registration; not for clinical use."
     training = card.setdefault("training", {})
     training.update(
         {
-            "command": args.command,
-            "data": args.data,
-            "augment_strength": args.augment_strength,
+            "command": args.command or training.get("command", COMMAND),
+            "data": args.data or training.get("data", SCENARIOS),
+            "augment_strength": args.augment_strength or training.get("augment_strength", 0.6),
             "held_out_scenario_for_evaluation": HELD_OUT,
         }
     )

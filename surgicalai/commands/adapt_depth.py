@@ -11,7 +11,8 @@ HELP = "adapt the depth model to a video by self-supervision (camera motion + ph
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="video file or folder of frames")
     parser.add_argument("-o", "--output", required=True, help="model folder to write")
-    parser.add_argument("--model", help="depth model folder to start from (default: the bundled model)")
+    parser.add_argument("--model", help="depth model folder or bundled model name to start from "
+                        "(default: the bundled endoscopy-depth-video, trained for real video)")
     parser.add_argument("--camera", help="intrinsics: .json/.yml/.yaml/.xml, or a .txt 3x3 K for the frame size")
     parser.add_argument("--minutes", type=float, default=12.0, help="wall-clock budget, motion estimation included")
     parser.add_argument("--frames", help="FIRST-LAST: 0-based positions of the frames to use (inclusive)")

@@ -10,7 +10,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output folder (must not exist or be empty)")
     parser.add_argument("--camera", help="camera intrinsics: .json, or OpenCV .yml/.yaml/.xml "
                                          "(default: a centred pinhole with the model's field of view)")
-    parser.add_argument("--model", help="depth model folder (default: the bundled endoscopy-depth model)")
+    parser.add_argument("--model", help="depth model folder or bundled model name (default: endoscopy-depth; "
+                        "endoscopy-depth-video ranks real video's depth better)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--points", type=int, default=20000, help="point budget per cloud (default 20000)")
     parser.add_argument("--no-ply", action="store_true", help="write depth maps and timings only")

@@ -717,8 +717,8 @@ def _card(
 def adapt_for_session(
     session, source, output, config: AdaptConfig | None = None, progress=None, cancel: CancelToken | None = None
 ) -> AdaptResult:
-    """The panel's *Adapt to this video*: adapt the session's model (the bundled one when none was chosen) to
-    ``source`` with the session's camera, then make the session use the adapted model. Bad input leaves the
+    """The panel's *Adapt to this video*: adapt the session's model (the bundled video model when none was
+    chosen) to ``source`` with the session's camera, then make the session use the adapted model. Bad input leaves the
     session and its scene unchanged."""
     if session.camera is None:
         raise InputError("No camera intrinsics: load or calibrate the endoscope camera before adapting the model.")
