@@ -137,8 +137,11 @@ def test_cli_help_defaults_are_the_library_defaults():
     from surgicalai.commands import adapt_depth as cmd
 
     d = AdaptConfig()
-    assert (cmd.SPARSE_DEFAULT, cmd.DISTILL_DEFAULT, cmd.TRAIN_LAYERS_DEFAULT) == (
-        d.sparse_weight, d.distill_weight, d.train_layers)
+    assert (cmd.DISTILL_DEFAULT, cmd.TRAIN_LAYERS_DEFAULT) == (d.distill_weight, d.train_layers)
+    # the sparse points weigh more beside the depth consistency of the clip's reconstruction
+    assert resolved(AdaptConfig(motion_source="pairs")).sparse_weight == cmd.SPARSE_DEFAULT
+    assert resolved(AdaptConfig(motion_source="sfm")).sparse_weight == cmd.SPARSE_SFM_DEFAULT > cmd.SPARSE_DEFAULT
+    assert resolved(AdaptConfig(motion_source="sfm", sparse_weight=0.1)).sparse_weight == 0.1
     # depth consistency on by default with the clip's reconstruction only
     assert resolved(AdaptConfig(motion_source="sfm")).consistency_weight == cmd.CONSISTENCY_SFM_DEFAULT > 0
     assert resolved(AdaptConfig(motion_source="pairs")).consistency_weight == 0.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 # AdaptConfig's defaults, repeated for --help (a test checks they agree)
-SPARSE_DEFAULT, CONSISTENCY_SFM_DEFAULT, DISTILL_DEFAULT, TRAIN_LAYERS_DEFAULT = 0.5, 3.0, 0.0, "all"
+SPARSE_DEFAULT, SPARSE_SFM_DEFAULT, CONSISTENCY_SFM_DEFAULT = 0.5, 2.0, 3.0
+DISTILL_DEFAULT, TRAIN_LAYERS_DEFAULT = 0.0, "all"
 HELP = "adapt the depth model to a video by self-supervision (camera motion + photometric reprojection)"
 
 
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(pycolmap; consistent poses and multi-view sparse points)")
     # defaults (None) are AdaptConfig's: the library is not imported here, so that --help stays fast
     parser.add_argument("--sparse-weight", type=float,
-                        help=f"weight of the scale-free error at the reconstructed points (default {SPARSE_DEFAULT})")
+                        help="weight of the scale-free error at the reconstructed points "
+                        f"(default {SPARSE_SFM_DEFAULT} with --motion sfm, {SPARSE_DEFAULT} with pairs)")
     parser.add_argument("--consistency-weight", type=float,
                         help="weight of the dense depth consistency between registered frames (Liu et al. 2020); "
                         f"0 = off (default {CONSISTENCY_SFM_DEFAULT} with --motion sfm, 0 with pairs)")

@@ -53,7 +53,10 @@ class AdaptConfig:
     # lowered the photometric error further but made the depth worse (AbsRel 0.47 -> 0.55)
     pose_lr: float = 0.0
     photometric_weight: float = 1.0
-    sparse_weight: float = 0.5
+    # scale-free error at the reconstructed points. None: SPARSE_WITH_SFM with the clip's reconstruction (beside
+    # the depth consistency it fits the clip and holds better on unseen frames than 0.5 or 5:
+    # docs/BENCHMARKS_adapt.md), SPARSE_WITH_PAIRS with two-view pairs
+    sparse_weight: float | None = None
     smooth_weight: float = 1e-3
     prior_shape_weight: float = 0.02
     prior_scale_weight: float = 0.1
@@ -400,13 +403,17 @@ def _load_checkpoint(path: Path, sha: str) -> dict | None:
 
 
 CONSISTENCY_WITH_SFM = 3.0
+SPARSE_WITH_SFM, SPARSE_WITH_PAIRS = 2.0, 0.5
 
 
 def resolved(cfg: AdaptConfig) -> AdaptConfig:
-    """``cfg`` with its automatic settings decided (the consistency weight by the motion source)."""
-    if cfg.consistency_weight is not None:
-        return cfg
-    return replace(cfg, consistency_weight=CONSISTENCY_WITH_SFM if cfg.motion_source == "sfm" else 0.0)
+    """``cfg`` with its automatic settings decided (the consistency and sparse weights by the motion source)."""
+    sfm = cfg.motion_source == "sfm"
+    if cfg.consistency_weight is None:
+        cfg = replace(cfg, consistency_weight=CONSISTENCY_WITH_SFM if sfm else 0.0)
+    if cfg.sparse_weight is None:
+        cfg = replace(cfg, sparse_weight=SPARSE_WITH_SFM if sfm else SPARSE_WITH_PAIRS)
+    return cfg
 
 
 def check_loss_options(cfg: AdaptConfig) -> None:
