@@ -34,7 +34,7 @@ from SurgicalAICore.model_folder import CardSchema, write_model_folder
 
 DEFAULT_MODEL_NAME = "endoscopy-depth"
 # trained with endoscopic appearance augmentation on renders of shippable CTs only: ranks real video's depth
-# better than the default (docs/BENCHMARKS_adapt.md) and is where adaptation to one's own video starts from
+# better than the default (docs/BENCHMARKS_depth_real.md) and is where adaptation to one's own video starts from
 VIDEO_MODEL_NAME = "endoscopy-depth-video"
 DEPTH_SCHEMA = CardSchema(
     task="depth",

@@ -91,8 +91,9 @@ class TrustCalibration:
 # docs/BENCHMARKS_registration.md): fitted on 1 728 registrations (3 scenarios x true / noisy / predicted depth x
 # 8 camera paths x 6 frames x 4 starts) so that none marked trusted has TRE > 4 mm nor uncertain > 15 mm, then
 # held within TRUSTED_CAPS / UNCERTAIN_CAPS. An infinite limit is one the data did not need. Judged path by path
-# with limits fitted on the other seven, no trusted frame is beyond 5 mm (worst 4.97 mm); the limits of two paths
-# had trusted a bronchoscopy fit 25.7 mm off (residual 0.23 mm, but 4 % of its 5.5 mm viewing distance).
+# with limits fitted on the other seven, no trusted frame is beyond 5 mm (worst 4.97 mm); the earlier limits, fitted
+# on two paths without the residual ratio, trusted a bronchoscopy fit 25.7 mm off on a new path (residual 0.23 mm,
+# but 4 % of its 5.5 mm viewing distance).
 CALIBRATION = TrustCalibration(
     trusted=TrustLimits(max_rms_mm=math.inf, min_inlier_fraction=0.99975, min_conditioning=0.01, max_log_scale=0.3,
                         max_moved_mm=8.0, max_turned_deg=8.0, max_spread_mm=1.0, max_residual_ratio=0.013368),
