@@ -158,15 +158,17 @@ class SurgicalDepthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         box.collapsed = True
         form = qt.QFormLayout(box)
         motion = qt.QComboBox()
-        motion.toolTip = "Camera motion: two-view pairs, or structure from motion over the whole clip (slower)"
+        motion.toolTip = ("Camera motion: structure from motion over the whole clip (better on real video), two-view "
+                          "pairs, or automatic: the clip's reconstruction where it can be made, else pairs")
         self.binding.bind("adaptMotion", motion,
-                          {AdaptMotion.PAIRS: "Two-view pairs", AdaptMotion.SFM: "Whole clip (SfM)"})
+                          {AdaptMotion.AUTO: "Automatic (SfM, else pairs)", AdaptMotion.SFM: "Whole clip (SfM)",
+                           AdaptMotion.PAIRS: "Two-view pairs"})
         form.addRow("Camera motion:", motion)
         for name, label, top, step, tip in (
             ("adaptMinutes", "Time budget (min):", 240.0, 1.0, "Wall-clock budget, motion included"),
             ("adaptConsistencyWeight", "Depth consistency:", 10.0, 0.1,
              "Weight of the dense depth consistency between registered frames (0: off); with whole-clip motion "
-             "only"),
+             "only (automatic drops it where it falls back to pairs)"),
             ("adaptDistillWeight", "Keep source shape:", 10.0, 0.1,
              "Weight of the distillation to the source model, against forgetting (0: off)"),
         ):

@@ -59,7 +59,8 @@ def test_session_action_adapts_and_switches_the_model(tmp_path, scene):
         adapt_for_session(session, ArraySource(frames), tmp_path / "adapted")
     assert scene.GetNumberOfNodes() == nodes and session.model_key[0] == str(model)
     session.set_camera(camera)
-    cfg = AdaptConfig(max_steps=2, batch_size=2, threads=1, holdout_fraction=0.3, motion=MotionConfig(max_gap=2))
+    cfg = AdaptConfig(max_steps=2, batch_size=2, threads=1, holdout_fraction=0.3, motion=MotionConfig(max_gap=2),
+                      motion_source="pairs")
     result = adapt_for_session(session, ArraySource(frames), tmp_path / "adapted", config=cfg)
     assert session.model_key[0] == str(result.path) and result.card["training"]["steps"] == 2
     assert result.card["training"]["source_model"] == json.loads((model / "model.json").read_text())["name"]

@@ -80,7 +80,7 @@ def test_decoder_only_adaptation_with_consistency_and_distillation_keeps_the_enc
 
     frames, _, _, camera = synthetic_clip()
     cfg = AdaptConfig(minutes=5.0, max_steps=4, batch_size=4, lr=3e-4, threads=1, holdout_fraction=0.3,
-                      motion=MotionConfig(max_gap=2), consistency_weight=0.5, distill_weight=0.5,
+                      motion=MotionConfig(max_gap=2), motion_source="pairs", consistency_weight=0.5, distill_weight=0.5,
                       train_layers="decoder")
     out = tmp_path / "adapted"
     result = adapt_depth_model(ArraySource(frames), out, camera=camera, model=small_model, config=cfg)

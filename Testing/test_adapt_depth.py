@@ -23,7 +23,7 @@ def small_model(tmp_path_factory) -> Path:
 
 def config(**kw) -> AdaptConfig:
     base = {"minutes": 5.0, "max_steps": 30, "batch_size": 2, "lr": 3e-4, "threads": 1, "holdout_fraction": 0.3,
-            "checkpoint_every": 5, "motion": MotionConfig(max_gap=2)}
+            "checkpoint_every": 5, "motion": MotionConfig(max_gap=2), "motion_source": "pairs"}
     base.update(kw)
     return AdaptConfig(**base)
 
@@ -97,3 +97,29 @@ def test_cancel_leaves_no_model_and_resume_continues(tmp_path, small_model):
     assert logs and logs[0].startswith("resumed at step 7")
     assert result.card["training"]["steps"] == 12 and out.is_dir()
     assert not (tmp_path / "adapted.checkpoints").exists()
+
+
+def test_auto_motion_falls_back_to_pairs_where_the_clip_cannot_be_reconstructed(tmp_path, small_model, monkeypatch):
+    """The default motion source tries the clip's reconstruction first; where COLMAP cannot make one, the
+    adaptation continues on two-view pairs (without depth consistency, whatever was asked), says so, and records
+    what it used. An explicit ``sfm`` is refused in one line instead."""
+    from SurgicalDepthLib.depth import adapt
+
+    def cannot(*args, **kwargs):
+        raise InputError("Only 2 of 20 frames show enough features for structure from motion.")
+
+    monkeypatch.setattr(adapt, "reconstruct_clip", cannot)
+    frames, _, _, camera = synthetic_clip()
+    said = []
+    cfg = config(max_steps=3, motion_source="auto", consistency_weight=2.0)
+    assert adapt.resolved(cfg).sparse_weight == adapt.SPARSE_WITH_SFM  # sfm is tried first
+    result = adapt_depth_model(ArraySource(frames), tmp_path / "a", camera=camera, model=small_model, config=cfg,
+                               log=said.append)
+    settings = result.card["training"]["settings"]
+    assert (settings["motion_source"], settings["consistency_weight"], settings["sparse_weight"]) == (
+        "pairs", 0.0, adapt.SPARSE_WITH_PAIRS)
+    assert any("using two-view pairs instead" in line for line in said)
+    with pytest.raises(InputError, match="Only 2 of 20 frames") as info:
+        adapt_depth_model(ArraySource(frames), tmp_path / "b", camera=camera, model=small_model,
+                          config=config(motion_source="sfm"))
+    assert "\n" not in str(info.value) and not (tmp_path / "b").exists()

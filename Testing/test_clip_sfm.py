@@ -149,3 +149,40 @@ def test_adaptation_runs_on_the_clip_reconstruction(tmp_path):
     assert training["settings"]["sfm"]["overlap"] == FAST.overlap
     assert np.isfinite(result.card["metrics"]["held_back_photometric_after"])
     assert (tmp_path / "adapted" / "model.json").is_file()
+
+
+
+def test_python_keeps_its_stop_signal_handlers_after_colmap(tmp_path):
+    """Importing and running COLMAP replaces the process's SIGTERM handler; a stop signal after the reconstruction
+    (during the training that follows) must still reach Python's handler, which keeps the checkpoint and writes
+    nothing half-way (it killed the process outright before). In a fresh process: pycolmap not yet imported."""
+    import signal
+    import subprocess
+    import sys
+
+    frames, _, _, camera = tube_clip()
+    np.savez(tmp_path / "clip.npz", frames=np.stack(frames))
+    camera.save_json(tmp_path / "camera.json")
+    script = f"""
+import os, signal, sys
+import numpy as np
+caught = []
+signal.signal(signal.SIGTERM, lambda sig, frame: caught.append(sig))
+from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
+from SurgicalDepthLib.depth.clip_sfm import SfmConfig, reconstruct_clip
+from SurgicalDepthLib.video.prep import field_stop_mask
+frames = list(np.load({str(tmp_path / "clip.npz")!r})["frames"])
+camera = CameraIntrinsics.load_json({str(tmp_path / "camera.json")!r})
+try:
+    reconstruct_clip(frames, camera, field_stop_mask(frames[0]), SfmConfig(**{FAST.__dict__!r}))
+except Exception as error:
+    print("not reconstructed:", error)
+os.kill(os.getpid(), signal.SIGTERM)
+print("caught", caught)
+"""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env,
+                          check=False)
+    assert done.returncode == 0 and f"caught [{int(signal.SIGTERM)}]" in done.stdout, (done.returncode, done.stderr)

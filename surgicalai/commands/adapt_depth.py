@@ -18,16 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=12.0, help="wall-clock budget, motion estimation included")
     parser.add_argument("--frames", help="FIRST-LAST: 0-based positions of the frames to use (inclusive)")
     parser.add_argument("--holdout", type=float, default=0.1, help="fraction of the last frames held back for the card")
-    parser.add_argument("--motion", choices=("pairs", "sfm"), default="pairs",
-                        help="camera motion: two-view pairs, or structure from motion over the whole clip "
-                        "(pycolmap; consistent poses and multi-view sparse points)")
+    parser.add_argument("--motion", choices=("auto", "sfm", "pairs"), default="auto",
+                        help="camera motion: structure from motion over the whole clip (pycolmap; consistent poses "
+                        "and multi-view sparse points), two-view pairs, or auto (default): sfm, and pairs where "
+                        "the clip cannot be reconstructed")
     # defaults (None) are AdaptConfig's: the library is not imported here, so that --help stays fast
     parser.add_argument("--sparse-weight", type=float,
                         help="weight of the scale-free error at the reconstructed points "
-                        f"(default {SPARSE_SFM_DEFAULT} with --motion sfm, {SPARSE_DEFAULT} with pairs)")
+                        f"(default {SPARSE_SFM_DEFAULT} with the clip's reconstruction, {SPARSE_DEFAULT} with pairs)")
     parser.add_argument("--consistency-weight", type=float,
                         help="weight of the dense depth consistency between registered frames (Liu et al. 2020); "
-                        f"0 = off (default {CONSISTENCY_SFM_DEFAULT} with --motion sfm, 0 with pairs)")
+                        f"0 = off (default {CONSISTENCY_SFM_DEFAULT} with --motion sfm or auto, 0 with pairs and "
+                        "where auto falls back to them)")
     parser.add_argument("--distill-weight", type=float,
                         help="weight of the scale-and-shift-invariant distillation to the source model (against "
                         f"forgetting); 0 = off (default {DISTILL_DEFAULT})")

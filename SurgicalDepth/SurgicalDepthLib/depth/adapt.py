@@ -75,8 +75,10 @@ class AdaptConfig:
     threads: int = 2
     checkpoint_every: int = 50
     # "pairs": two-view motion between neighbouring frames (adapt_motion); "sfm": structure from motion over
-    # the whole clip (clip_sfm: consistent poses, multi-view sparse points)
-    motion_source: str = "pairs"
+    # the whole clip (clip_sfm: consistent poses, multi-view sparse points); "auto": sfm, or pairs where the clip
+    # cannot be reconstructed (on real sinus video sfm's unseen-frame AbsRel is 0.11 against pairs' 0.14:
+    # docs/BENCHMARKS_adapt.md)
+    motion_source: str = "auto"
     motion: MotionConfig = field(default_factory=MotionConfig)
     sfm: SfmConfig = field(default_factory=SfmConfig)
 
@@ -404,11 +406,13 @@ def _load_checkpoint(path: Path, sha: str) -> dict | None:
 
 CONSISTENCY_WITH_SFM = 3.0
 SPARSE_WITH_SFM, SPARSE_WITH_PAIRS = 2.0, 0.5
+MOTION_SOURCES = ("auto", "sfm", "pairs")
 
 
 def resolved(cfg: AdaptConfig) -> AdaptConfig:
-    """``cfg`` with its automatic settings decided (the consistency and sparse weights by the motion source)."""
-    sfm = cfg.motion_source == "sfm"
+    """``cfg`` with its automatic settings decided (the consistency and sparse weights by the motion source;
+    "auto" tries the clip's reconstruction first)."""
+    sfm = cfg.motion_source in ("sfm", "auto")
     if cfg.consistency_weight is None:
         cfg = replace(cfg, consistency_weight=CONSISTENCY_WITH_SFM if sfm else 0.0)
     if cfg.sparse_weight is None:
@@ -476,7 +480,8 @@ def adapt_depth_model(
 ) -> AdaptResult:
     """Adapt ``model`` (default: the bundled video model, ``endoscopy-depth-video``) to the clip ``source`` and
     write ``output``."""
-    cfg = resolved(config or AdaptConfig())
+    requested = config or AdaptConfig()
+    cfg = resolved(requested)  # the automatic weights are decided again once the motion source is known
     out = Path(output)
     if out.exists() and not overwrite:
         raise InputError(f"Output model folder {out} already exists; choose another or allow overwriting.")
@@ -484,8 +489,8 @@ def adapt_depth_model(
         raise InputError(f"Time budget {cfg.minutes} min must be positive.")
     if cfg.clock not in ("wall", "cpu"):
         raise InputError(f"Unknown budget clock '{cfg.clock}': use wall or cpu.")
-    if cfg.motion_source not in ("pairs", "sfm"):
-        raise InputError(f"Unknown motion source '{cfg.motion_source}': use pairs or sfm.")
+    if cfg.motion_source not in MOTION_SOURCES:
+        raise InputError(f"Unknown motion source '{cfg.motion_source}': use {', '.join(MOTION_SOURCES)}.")
     check_loss_options(cfg)
     t0 = _clock(cfg)
     p = Progress.of(progress, cancel)
@@ -506,9 +511,14 @@ def adapt_depth_model(
 
     if state:
         motion = _motion_from_state(state["motion"])
+        used = json.loads(state.get("config", "{}")).get("motion_source", "pairs")
         log(f"resumed at step {state['step']}")
     else:
-        motion = _clip_motion(clip.frames, cam, fov, cfg, p.sub(0.0, 0.3), cancel)
+        motion, used = _estimate_motion(clip.frames, cam, fov, cfg, p.sub(0.0, 0.3), cancel, log)
+    if requested.motion_source == "auto" and used == "pairs":
+        # two-view pairs' independent poses would carry their errors densely from frame to frame
+        requested = replace(requested, consistency_weight=0.0)
+    cfg = resolved(replace(requested, motion_source=used))
     train_cam = cam.scaled(size[1], size[0])
     norm = source_card["normalisation"]
     batcher = _Batcher(clip.frames, usable, motion, train_cam, norm["mean"], norm["std"])
@@ -608,6 +618,19 @@ def adapt_depth_model(
         shutil.rmtree(_checkpoint_dir(out), ignore_errors=True)
     p.step(1.0, "done")
     return AdaptResult(out, card)
+
+
+def _estimate_motion(frames, cam: CameraIntrinsics, fov, cfg: AdaptConfig, p: Progress, cancel, log):
+    """(motion, the source used): "auto" tries the clip's reconstruction and falls back to two-view pairs
+    where it cannot be made (too few features or registered frames); a cancel is never a fallback."""
+    if cfg.motion_source != "auto":
+        return _clip_motion(frames, cam, fov, cfg, p, cancel), cfg.motion_source
+    try:
+        return _clip_motion(frames, cam, fov, replace(cfg, motion_source="sfm"), p, cancel), "sfm"
+    except InputError as error:
+        log(f"structure from motion over the clip failed ({error}); using two-view pairs instead, without "
+            "depth consistency")
+    return _clip_motion(frames, cam, fov, replace(cfg, motion_source="pairs"), p, cancel), "pairs"
 
 
 def _clip_motion(frames, cam: CameraIntrinsics, fov, cfg: AdaptConfig, p: Progress, cancel) -> ClipMotion:

@@ -36,9 +36,11 @@ class StereoLayout(str, enum.Enum):
 
 
 class AdaptMotion(str, enum.Enum):
-    """Camera motion for *Adapt to this video*: two-view pairs, or structure from motion over the clip."""
-    PAIRS = "pairs"
+    """Camera motion for *Adapt to this video*: structure from motion over the clip, two-view pairs, or the
+    first where the clip can be reconstructed and else the second."""
+    AUTO = "auto"
     SFM = "sfm"
+    PAIRS = "pairs"
 
 
 class AdaptLayers(str, enum.Enum):
@@ -67,7 +69,7 @@ DEPTH_PARAMS = (
     Param("stereoRightFile", str, ""),           # two views: the right video file or frame folder
     Param("stereoRightNode", "node"),            # two views: the right sequence or live node
     # Adapt to this video (defaults: AdaptConfig's; a test checks they agree)
-    Param("adaptMotion", AdaptMotion, AdaptMotion.PAIRS),
+    Param("adaptMotion", AdaptMotion, AdaptMotion.AUTO),
     Param("adaptMinutes", float, 12.0),
     Param("adaptConsistencyWeight", float, 3.0),  # with whole-clip motion (SfM) only
     Param("adaptDistillWeight", float, 0.0),
@@ -87,10 +89,11 @@ def adapt_config(values: dict):
 
     if not values["adaptMinutes"] > 0:
         raise InputError(f"Adaptation time {values['adaptMinutes']} min must be positive.")
-    sfm = values["adaptMotion"] is AdaptMotion.SFM
-    # the two-view pairs' independent poses are too noisy to carry depth from frame to frame (not measured)
-    return AdaptConfig(minutes=values["adaptMinutes"], motion_source=values["adaptMotion"].value,
-                       consistency_weight=values["adaptConsistencyWeight"] if sfm else 0.0,
+    motion = values["adaptMotion"]
+    # the two-view pairs' independent poses are too noisy to carry depth from frame to frame (not measured);
+    # "auto" drops the consistency itself where it falls back to pairs
+    consistency = 0.0 if motion is AdaptMotion.PAIRS else values["adaptConsistencyWeight"]
+    return AdaptConfig(minutes=values["adaptMinutes"], motion_source=motion.value, consistency_weight=consistency,
                        distill_weight=values["adaptDistillWeight"], train_layers=values["adaptTrainLayers"].value)
 
 
