@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         h, w = parse_size(args.size)
         camera = default_camera(h, w, args.fov)
-    out = render_dataset(names, args.output, args.frames, args.paths, args.seed, camera, args.val_every,
-                         args.data_dir, args.overwrite, progress=tqdm_callback("render"))
+    from SurgicalAICore.locks import run_lock
+
+    with run_lock(args.output):  # a second run into the same folder fails now (its existence check alone races)
+        out = render_dataset(names, args.output, args.frames, args.paths, args.seed, camera, args.val_every,
+                             args.data_dir, args.overwrite, progress=tqdm_callback("render"))
     print(f"wrote {args.frames} frames to {out}")
     return 0
