@@ -47,3 +47,19 @@ def signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def handlers_kept() -> Iterator[None]:
+    """Put this process's SIGINT/SIGTERM handlers back after the block: native code run inside it (COLMAP's glog)
+    may install its own, and a stop signal after it would then kill the process without a clean cancel."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in CANCEL_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)

@@ -164,7 +164,8 @@ def main() -> int:
     # the adaptation frames themselves, scored against the dataset's SfM (never shown to the adaptation)
     seen = [(str(i), cv2.cvtColor(cv2.imread(str(DATA / FRAMES / f"{i:08d}.jpg")), cv2.COLOR_BGR2RGB))
             for i in range(2603 + first, 2604 + last) if str(i) in sparse]
-    before = load_depth_model(str(args.model) if args.model else None, device="cpu")
+    source = str(args.model) if args.model else None  # None: the bundled model
+    before = load_depth_model(source, device="cpu")
     baselines = {"before_adaptation": before.predict, "constant_depth": lambda rgb: np.ones(rgb.shape[:2]),
                  "brightness_inv_sqrt": brightness_depth}
     results = {name: evaluate(fn, images, sparse) for name, fn in baselines.items()}
@@ -184,7 +185,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t0, cpu0 = time.time(), time.process_time()
         res = adapt_depth_model(DATA / FRAMES, Path(tmp) / "adapted", camera=camera,
-                                model=str(args.model) if args.model else None, config=config,
+                                model=source, config=config,
                                 frame_range=(first, last),
                                 progress=_printer(), log=print)
         wall = time.time() - t0
@@ -194,7 +195,8 @@ def main() -> int:
         card = res.card
     cpu_min = (time.process_time() - cpu0) / 60.0
     report = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-              "date": time.strftime("%Y-%m-%d"), "source_model": str(args.model or "bundled"), "adapt_frames": f"{2603 + first}-{2603 + last}",
+              "date": time.strftime("%Y-%m-%d"), "source_model": source or "bundled",
+              "adapt_frames": f"{2603 + first}-{2603 + last}",
               "eval_frames": f"{eval_ids[0]}-{eval_ids[-1]} ({len(eval_ids)})", "adapt_wall_min": round(wall / 60, 2),
               "adapt_cpu_min": round(cpu_min, 2), "budget_clock": args.clock, "budget_min": args.minutes,
               "steps": card["training"]["steps"], "motion": card["training"]["motion"],

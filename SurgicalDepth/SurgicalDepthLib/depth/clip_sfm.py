@@ -16,11 +16,8 @@ Poses follow OpenCV: ``X_cam = R X_world + t`` (x right, y down, z forward).
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from SurgicalAICore.errors import InputError, OperationCancelled
+from SurgicalAICore.signals import handlers_kept
 
 from SurgicalDepthLib.camera.intrinsics import CameraIntrinsics
 from SurgicalDepthLib.depth.adapt_motion import ClipMotion, PairMotion, _grey
@@ -210,22 +208,6 @@ def _read_reconstruction(rec, names: list[str], camera: CameraIntrinsics, cfg: S
     return out
 
 
-@contextlib.contextmanager
-def _python_signal_handlers_kept():
-    """COLMAP installs its own SIGINT / SIGTERM handlers: put Python's back afterwards, or a stop signal during the
-    training that follows kills the process without its defined outcome (checkpoint kept, nothing half-written)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-
-
 def reconstruct_clip(
     frames: Sequence[np.ndarray],
     camera: CameraIntrinsics,
@@ -251,7 +233,7 @@ def reconstruct_clip(
         folder = Path(tmp)
         (folder / "images").mkdir()
         names, _ = _write_inputs(folder, frames, mask, width, cancel, report)
-        with _python_signal_handlers_kept():
+        with handlers_kept():  # COLMAP puts glog's handlers in place of the command's clean cancel
             rec = _run_colmap(folder, cam, cfg, cancel, report)
         result = _read_reconstruction(rec, names, cam, cfg) if rec is not None else ClipReconstruction(cam, len(names))
     report(1.0, f"reconstructed {len(result.poses)} of {len(frames)} frames, {result.points3d} points")

@@ -71,7 +71,7 @@ DEPTH_PARAMS = (
     # Adapt to this video (defaults: AdaptConfig's; a test checks they agree)
     Param("adaptMotion", AdaptMotion, AdaptMotion.AUTO),
     Param("adaptMinutes", float, 12.0),
-    Param("adaptConsistencyWeight", float, 3.0),  # with whole-clip motion (SfM) only
+    Param("adaptConsistencyWeight", float, 3.0),  # with whole-clip motion (SfM, or auto where SfM works) only
     Param("adaptDistillWeight", float, 0.0),
     Param("adaptTrainLayers", AdaptLayers, AdaptLayers.ALL),
     # what the last run made (results, shown and registered)
